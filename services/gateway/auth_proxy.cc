@@ -35,8 +35,11 @@ std::string ServiceOf(const std::string& method) {
 // (us -> service) with one message pump each way, one message in flight per
 // direction (flow control comes from waiting for each write).
 //
-// Lifetime: a hold on the client side keeps the upstream call open while we
-// may still write to it; the object deletes itself after both sides' OnDone.
+// Lifetime: gRPC destroys a client call as soon as no operation or hold is
+// outstanding, so every upstream operation started from a downstream
+// reaction is covered by a hold: one while we may still write to the service,
+// one while a message is on its way to the caller. The object deletes itself
+// after both sides' OnDone.
 class ProxyCall {
  public:
   ProxyCall(grpc::GenericCallbackServerContext* server_ctx, grpc::GenericStub* stub,
@@ -122,6 +125,10 @@ class ProxyCall {
       return;
     }
     writing_to_client_ = true;
+    // Keep the upstream call alive until the next read is started from
+    // OnClientWriteDone (a downstream reaction): without a hold, upstream could
+    // complete in between and the read would touch a finished call.
+    upstream_.AddHold();
     downstream_.StartWrite(&from_service_);
   }
   void OnClientWriteDone(bool ok) {
@@ -129,9 +136,10 @@ class ProxyCall {
     writing_to_client_ = false;
     if (!ok) {
       client_ctx_.TryCancel();  // the caller went away
-    } else if (!service_done_) {
+    } else {
       upstream_.StartRead(&from_service_);
     }
+    upstream_.RemoveHold();  // taken in OnServiceMessage
     MaybeFinishLocked();
   }
   void OnServiceDone(const grpc::Status& status) {

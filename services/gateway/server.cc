@@ -102,6 +102,11 @@ absl::StatusOr<std::unique_ptr<TesseraServer>> TesseraServer::Start(Options opti
 
 absl::Status TesseraServer::Init(Options options) {
   options_ = std::move(options);
+  for (const auto& [name, impl] : options_.implementations) {
+    if (!TesseraServiceNames().count(name) || impl == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("bad implementation entry '", name, "'"));
+    }
+  }
   for (const std::string& s : options_.only) {
     if (!TesseraServiceNames().count(s)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -141,7 +146,10 @@ absl::Status TesseraServer::Init(Options options) {
   std::map<std::string, ServiceRoute> routes;
   for (const auto& [short_name, full_name] : TesseraServiceNames()) {
     if (!serves(short_name)) continue;
-    if (short_name == "admin") {
+    if (auto impl = options_.implementations.find(short_name);
+        impl != options_.implementations.end()) {
+      internal_builder.RegisterService(impl->second);
+    } else if (short_name == "admin") {
       admin_ = std::make_unique<AdminServiceImpl>(keys_.get());
       internal_builder.RegisterService(admin_.get());
     } else {
@@ -168,7 +176,7 @@ absl::Status TesseraServer::Init(Options options) {
     ServiceRoute route;
     if (serves(short_name)) {
       auto nb = NotBuiltYet().find(short_name);
-      if (nb != NotBuiltYet().end()) {
+      if (nb != NotBuiltYet().end() && !options_.implementations.count(short_name)) {
         route.unavailable = absl::StrCat(full_name, " is not built yet in this release: ",
                                          nb->second, " is a later milestone");
       } else {
@@ -217,7 +225,8 @@ absl::Status TesseraServer::Init(Options options) {
   }
   grpc::HealthCheckServiceInterface* health = public_->GetHealthCheckService();
   for (const auto& [short_name, full_name] : TesseraServiceNames()) {
-    bool up = serves(short_name) ? NotBuiltYet().count(short_name) == 0
+    bool up = serves(short_name) ? (NotBuiltYet().count(short_name) == 0 ||
+                                    options_.implementations.count(short_name) > 0)
                                  : options_.peers.count(short_name) > 0;
     health->SetServingStatus(full_name, up);
   }

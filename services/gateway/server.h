@@ -48,6 +48,10 @@ class TesseraServer {
     std::string tls_cert_file;                   // PEM; with tls_key_file enables TLS
     std::string tls_key_file;
     int max_message_bytes = 64 << 20;
+    // Implementations to host, by short name (not owned; must outlive the
+    // server). A service listed here is built: it replaces the placeholder.
+    // This is how each service's issue plugs its implementation in.
+    std::map<std::string, grpc::Service*> implementations;
   };
 
   // Validates options, opens the data dir (taking its lock) and starts both

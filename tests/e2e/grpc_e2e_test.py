@@ -1,0 +1,270 @@
+#!/usr/bin/python3
+"""End to end: the real `tessera serve` process, driven by a gRPC client we
+did not write (Debian's python3-grpcio, schemas discovered by reflection).
+
+Checks what a user of the API relies on: health answers SERVING without a
+key; reflection lists the tessera.v1 services (with a key); a call without a
+key or with a wrong key is UNAUTHENTICATED; a valid key passes; TLS works;
+SIGTERM shuts down gracefully; bad command lines fail with clear messages.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reflection_client  # noqa: E402
+
+SERVICES = [
+    "tessera.v1.AdminService",
+    "tessera.v1.AgentService",
+    "tessera.v1.EngineService",
+    "tessera.v1.RetrievalService",
+    "tessera.v1.SyncService",
+]
+
+
+def tessera_binary():
+    srcdir = os.environ.get("TEST_SRCDIR")
+    workspace = os.environ.get("TEST_WORKSPACE", "tessera")
+    if srcdir:
+        return os.path.join(srcdir, workspace, "services/gateway/tessera")
+    return os.path.abspath("bazel-bin/services/gateway/tessera")
+
+
+TMP = os.environ.get("TEST_TMPDIR") or tempfile.mkdtemp()
+
+
+def run_cli(*args, check=True):
+    p = subprocess.run([tessera_binary(), *args], capture_output=True, text=True, timeout=60)
+    if check and p.returncode != 0:
+        raise AssertionError("tessera %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr))
+    return p
+
+
+def create_key(data_dir, principal, *extra):
+    return run_cli("admin", "create-key", "--data_dir=" + data_dir,
+                   "--principal=" + principal, *extra).stdout.strip()
+
+
+class Server:
+    """A `tessera serve` child process on a free port."""
+
+    def __init__(self, name, *extra):
+        self.data_dir = os.path.join(TMP, name)
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.port_file = os.path.join(TMP, name + ".port")
+        self.log_path = os.path.join(TMP, name + ".log")
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        self.extra = extra
+
+    def start(self):
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [tessera_binary(), "serve", "--data_dir=" + self.data_dir, "--listen=127.0.0.1:0",
+             "--port_file=" + self.port_file, "--grace_period=5s", *self.extra],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("tessera serve exited early:\n" + self.read_log())
+            if os.path.exists(self.port_file):
+                with open(self.port_file) as f:
+                    text = f.read().strip()
+                if text:
+                    self.port = int(text)
+                    return self
+            time.sleep(0.05)
+        raise AssertionError("tessera serve did not start:\n" + self.read_log())
+
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def read_log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+class ServeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server("main")
+        cls.admin_key = create_key(cls.server.data_dir, "root@example.com", "--role=admin")
+        cls.ann_key = create_key(cls.server.data_dir, "ann@example.com",
+                                 "--groups=finance@example.com,all@example.com")
+        cls.server.start()
+        cls.client = reflection_client.Client(cls.server.address())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def assertCode(self, code, fn):
+        with self.assertRaises(grpc.RpcError) as cm:
+            fn()
+        self.assertEqual(cm.exception.code(), code, cm.exception.details())
+        return cm.exception.details()
+
+    def test_health_serving_without_key(self):
+        self.assertEqual(self.client.health(""), "SERVING")
+        self.assertEqual(self.client.health("tessera.v1.AdminService"), "SERVING")
+        # Services not built yet are registered but honestly not serving.
+        self.assertEqual(self.client.health("tessera.v1.EngineService"), "NOT_SERVING")
+
+    def test_reflection_lists_the_tessera_services(self):
+        services = self.client.list_services(key=self.ann_key)
+        for s in SERVICES:
+            self.assertIn(s, services)
+        self.assertIn("grpc.reflection.v1alpha.ServerReflection", services)
+
+    def test_reflection_needs_a_key(self):
+        self.assertCode(grpc.StatusCode.UNAUTHENTICATED, lambda: self.client.list_services(key=""))
+
+    def test_no_key_is_unauthenticated(self):
+        for method in ["tessera.v1.AdminService/WhoAmI", "tessera.v1.EngineService/ListModels",
+                       "tessera.v1.RetrievalService/Search", "no.such.Service/Method"]:
+            details = self.assertCode(grpc.StatusCode.UNAUTHENTICATED,
+                                      lambda: self.client.call_raw(method, key=""))
+            self.assertIn("Bearer", details)
+
+    def test_wrong_key_is_unauthenticated(self):
+        wrong = self.ann_key[:-4] + ("AAAA" if not self.ann_key.endswith("AAAA") else "BBBB")
+        for key in [wrong, "tsk_0000000000000000_x", "not-a-key"]:
+            self.assertCode(grpc.StatusCode.UNAUTHENTICATED,
+                            lambda: self.client.call_raw("tessera.v1.AdminService/WhoAmI", key=key))
+        rpc = self.client.channel.unary_unary("/tessera.v1.AdminService/WhoAmI")
+        self.assertCode(grpc.StatusCode.UNAUTHENTICATED,
+                        lambda: rpc(b"", timeout=5, metadata=[("authorization", "Basic YTpi")]))
+
+    def test_valid_key_passes_authentication(self):
+        who = self.client.call("tessera.v1.AdminService/WhoAmI", "{}", key=self.ann_key)
+        self.assertEqual(who["principal"]["user"], "ann@example.com")
+        self.assertEqual(who["principal"]["groups"], ["finance@example.com", "all@example.com"])
+        self.assertEqual(who["role"], "API_KEY_ROLE_USER")
+        # A service not built yet: past authentication, it says so plainly.
+        details = self.assertCode(
+            grpc.StatusCode.UNIMPLEMENTED,
+            lambda: self.client.call_raw("tessera.v1.EngineService/ListModels", key=self.ann_key))
+        self.assertIn("not built yet", details)
+
+    def test_admin_key_creates_a_working_key(self):
+        created = self.client.call(
+            "tessera.v1.AdminService/CreateApiKey",
+            '{"principal": {"user": "bob@example.com"}, "role": "API_KEY_ROLE_USER"}',
+            key=self.admin_key)
+        who = self.client.call("tessera.v1.AdminService/WhoAmI", "{}", key=created["secret"])
+        self.assertEqual(who["principal"]["user"], "bob@example.com")
+        self.assertCode(grpc.StatusCode.PERMISSION_DENIED, lambda: self.client.call(
+            "tessera.v1.AdminService/CreateApiKey", '{"principal": {"user": "eve@example.com"}}',
+            key=self.ann_key))
+
+    def test_malformed_request_bytes_are_rejected_cleanly(self):
+        rpc = self.client.channel.unary_unary("/tessera.v1.AdminService/CreateApiKey")
+        # gRPC's own deserialisation answers INTERNAL; the process keeps serving.
+        self.assertCode(
+            grpc.StatusCode.INTERNAL,
+            lambda: rpc(b"\xff\xff\xff\xff\x0f", timeout=5, metadata=self.client.metadata(self.admin_key)))
+        # The server is still fine afterwards.
+        self.assertEqual(self.client.health(""), "SERVING")
+
+
+class CommandLineTest(unittest.TestCase):
+    def test_missing_data_dir(self):
+        p = run_cli("serve", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--data_dir is required", p.stderr)
+
+    def test_unknown_command_and_flag(self):
+        p = run_cli("frobnicate", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown command", p.stderr)
+        p = run_cli("serve", "--no_such_flag=1", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no_such_flag", p.stderr)
+
+    def test_bad_only_and_peers(self):
+        d = os.path.join(TMP, "cli")
+        p = run_cli("serve", "--data_dir=" + d, "--listen=127.0.0.1:0", "--only=enigne", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown service 'enigne'", p.stderr)
+        p = run_cli("serve", "--data_dir=" + d, "--peers=engine", check=False)
+        self.assertEqual(p.returncode, 2)
+
+    def test_create_key_needs_principal(self):
+        p = run_cli("admin", "create-key", "--data_dir=" + os.path.join(TMP, "cli2"), check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--principal", p.stderr)
+
+    def test_config_file_sets_flags_and_rejects_typos(self):
+        cfg = os.path.join(TMP, "bad.json")
+        with open(cfg, "w") as f:
+            f.write('{"data_dr": "/tmp/x"}')
+        p = run_cli("serve", "--config=" + cfg, check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown setting 'data_dr'", p.stderr)
+        good = os.path.join(TMP, "good.json")
+        with open(good, "w") as f:
+            f.write('{"data_dir": "%s", "principal": "cfg@example.com"}' % os.path.join(TMP, "cfg"))
+        p = run_cli("admin", "create-key", "--config=" + good)
+        self.assertTrue(p.stdout.startswith("tsk_"))
+        self.assertIn("cfg@example.com", p.stderr)
+
+
+class LifecycleTest(unittest.TestCase):
+    def test_sigterm_shuts_down_gracefully(self):
+        server = Server("sigterm").start()
+        client = reflection_client.Client(server.address())
+        self.assertEqual(client.health(""), "SERVING")
+        server.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(server.proc.wait(timeout=30), 0)
+        log = server.read_log()
+        self.assertIn("shutting down", log)
+        self.assertIn("stopped", log)
+        server.stop()
+
+    def test_data_dir_used_twice_is_refused(self):
+        a = Server("shared").start()
+        try:
+            p = run_cli("serve", "--data_dir=" + a.data_dir, "--listen=127.0.0.1:0", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("in use by another tessera process", p.stderr)
+        finally:
+            a.stop()
+
+    def test_tls(self):
+        cert = os.path.join(TMP, "cert.pem")
+        key = os.path.join(TMP, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=60)
+        server = Server("tls", "--tls_cert=" + cert, "--tls_key=" + key)
+        user_key = create_key(server.data_dir, "tls@example.com")
+        server.start()
+        try:
+            with open(cert, "rb") as f:
+                client = reflection_client.Client(server.address(), key=user_key, root_cert=f.read())
+            self.assertEqual(client.health(""), "SERVING")
+            who = client.call("tessera.v1.AdminService/WhoAmI", "{}")
+            self.assertEqual(who["principal"]["user"], "tls@example.com")
+            plain = reflection_client.Client(server.address(), key=user_key)
+            with self.assertRaises(grpc.RpcError):
+                plain.health("")
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
