@@ -182,11 +182,13 @@ absl::Status TesseraServer::Init(Options options) {
       } else {
         route.channel = local;
       }
+      channels_[short_name] = local;
     } else if (auto peer = options_.peers.find(short_name); peer != options_.peers.end()) {
       auto creds = options_.peer_tls ? grpc::SslCredentials(grpc::SslCredentialsOptions())
                                      : grpc::InsecureChannelCredentials();
       route.channel = grpc::CreateCustomChannel(peer->second, creds, in_process_args);
       route.forward_authorization = true;
+      channels_[short_name] = route.channel;
     } else {
       route.unavailable = absl::StrCat(full_name, " is not served by this process (--only=",
                                        absl::StrJoin(options_.only, ","),
@@ -237,6 +239,11 @@ absl::Status TesseraServer::Init(Options options) {
       .Field("services", absl::StrJoin(served_, ","))
       .Field("data_dir", options_.data_dir);
   return absl::OkStatus();
+}
+
+std::shared_ptr<grpc::Channel> TesseraServer::Channel(const std::string& short_name) const {
+  auto it = channels_.find(short_name);
+  return it == channels_.end() ? nullptr : it->second;
 }
 
 std::string TesseraServer::address() const {

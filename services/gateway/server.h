@@ -8,7 +8,9 @@
 //                         +--network--> peer process       reflection)
 //
 // Services talk to each other through their stubs on Channel(service): the
-// in-process channel when co-located, the peer's address otherwise.
+// in-process channel when co-located (attach the caller with AttachCaller(),
+// as the proxy does), the peer's address otherwise (that call goes through
+// the peer's gateway and needs a bearer key).
 // Thread-safe after Start(); Shutdown() may be called from any thread.
 #ifndef TESSERA_SERVICES_GATEWAY_SERVER_H_
 #define TESSERA_SERVICES_GATEWAY_SERVER_H_
@@ -61,6 +63,9 @@ class TesseraServer {
   ~TesseraServer();
 
   int port() const { return port_; }
+  // The channel to a service by short name: in-process when it runs here,
+  // the peer's when it runs elsewhere; null when neither. Valid after Start().
+  std::shared_ptr<grpc::Channel> Channel(const std::string& short_name) const;
   std::string address() const;
   // Marks every service NOT_SERVING, stops accepting calls, lets running
   // calls finish within `grace`, then cancels the rest. Idempotent.
@@ -82,6 +87,7 @@ class TesseraServer {
   std::unique_ptr<AuthProxy> proxy_;
   std::unique_ptr<grpc::Server> public_;
   std::vector<std::string> served_;  // full names served locally
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;  // by short name
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };

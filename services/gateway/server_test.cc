@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "services/gateway/caller.h"
 #include "tessera/v1/admin.grpc.pb.h"
 #include "tessera/v1/engine.grpc.pb.h"
 
@@ -154,6 +155,20 @@ TEST_F(ServerTest, AdminKeyLifecycle) {
     EXPECT_TRUE(revoked.key().revoked());
   }
   EXPECT_EQ(WhoAmI(created.secret(), &who).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(ServerTest, InProcessChannelCarriesAnAttachedCaller) {
+  // How one service calls another in the same process: its stub on
+  // Channel(), with the caller it is acting for attached.
+  auto stub = v1::AdminService::NewStub(server_->Channel("admin"));
+  Caller caller;
+  caller.principal.user = "svc-caller@example.com";
+  grpc::ClientContext ctx;
+  AttachCaller(caller, &ctx);
+  v1::WhoAmIResponse resp;
+  ASSERT_TRUE(stub->WhoAmI(&ctx, v1::WhoAmIRequest(), &resp).ok());
+  EXPECT_EQ(resp.principal().user(), "svc-caller@example.com");
+  EXPECT_EQ(server_->Channel("nonsense"), nullptr);
 }
 
 TEST_F(ServerTest, SecondServerOnSameDataDirIsRefused) {
