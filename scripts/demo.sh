@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main job, as far as it is built. Today that is the foundation slice:
-# the `tessera` server with authentication, API keys, health and reflection,
-# driven by an outside gRPC client (Debian's python3-grpcio). Syncing a
-# sample company and asking agents cited questions come with the retrieval,
-# connector, engine and agent milestones; this script grows with them.
+# The main job, as far as it is built. Today: the `tessera` server with
+# authentication, API keys, health and reflection, and permission-filtered
+# hybrid search over a sample company's documents, driven by an outside gRPC
+# client (Debian's python3-grpcio). Syncing the company from its mail, drive
+# and SharePoint and asking agents cited questions come with the connector,
+# engine and agent milestones; this script grows with them.
 #
 # Usage: scripts/demo.sh [--keep]   (--keep leaves the server running)
 set -euo pipefail
@@ -58,6 +59,7 @@ step "Health, no key needed"
 show "health"; $client "$addr" health
 show "health tessera.v1.AdminService"; $client "$addr" health tessera.v1.AdminService
 show "health tessera.v1.RetrievalService"; $client "$addr" health tessera.v1.RetrievalService
+show "health tessera.v1.EngineService"; $client "$addr" health tessera.v1.EngineService
 
 step "The API, discovered by reflection (with Ann's key)"
 TESSERA_KEY="$ann_key" $client "$addr" list
@@ -78,8 +80,40 @@ echo "created key $(printf '%s' "$created" | /usr/bin/python3 -c 'import json,sy
 show "WhoAmI as Carol"; TESSERA_KEY="$carol_key" $client "$addr" call tessera.v1.AdminService/WhoAmI '{}'
 show "CreateApiKey with Ann's user key"; TESSERA_KEY="$ann_key" $client "$addr" call tessera.v1.AdminService/CreateApiKey '{"principal": {"user": "eve@acme.example"}}' || true
 
+step "Knowledge: a collection, seven documents with their ACLs (examples/acme/documents.json)"
+TESSERA_KEY="$admin_key" $client "$addr" call tessera.v1.RetrievalService/CreateCollection \
+  '{"collection": {"name": "acme", "description": "Acme demo company"}}' | /usr/bin/python3 -c '
+import json, sys; c = json.load(sys.stdin)["collection"]
+print("collection %s: embedding model %s (%s dims), index %s" % (c["name"], c["embeddingModel"], c["embeddingDimensions"], c["index"]["faissFactory"]))'
+TESSERA_KEY="$admin_key" $client "$addr" call tessera.v1.RetrievalService/IngestDocuments \
+  "$(cat examples/acme/documents.json)" | /usr/bin/python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["results"]:
+    print("  %-26s %-26s %s chunk(s)" % (r["externalId"], r["status"], r.get("chunkCount", 0)))'
+
+hits() {
+  /usr/bin/python3 -c '
+import json, sys
+hits = json.load(sys.stdin).get("hits", [])
+if not hits: print("  (no results)")
+for i, h in enumerate(hits, 1):
+    s = h.get("scores", {})
+    print("  %d. %-30s bm25=%-6s vector=%-6s fused=%.4f  %s" % (i, h["title"],
+          "%.3f" % s["bm25"] if "bm25" in s else "-", "%.3f" % s["vector"] if "vector" in s else "-",
+          s.get("fused", 0), h["uri"]))'
+}
+question='{"collections": ["acme"], "query": "What is the Q3 budget?", "topK": 4}'
+step "The same question, asked by three people: hybrid search, filtered by each one's permissions"
+show "Ann (finance)";       TESSERA_KEY="$ann_key" $client "$addr" call tessera.v1.RetrievalService/Search "$question" | hits
+show "Bob (engineering)";   TESSERA_KEY="$bob_key" $client "$addr" call tessera.v1.RetrievalService/Search "$question" | hits
+eve_key=$("$tessera" admin create-key --data_dir="$data" --principal=eve@partner.example 2>/dev/null)
+show "Eve (outside Acme)";  TESSERA_KEY="$eve_key" $client "$addr" call tessera.v1.RetrievalService/Search "$question" | hits
+show "Bob asks as Ann (a user key may not)"
+TESSERA_KEY="$bob_key" $client "$addr" call tessera.v1.RetrievalService/Search \
+  '{"collections": ["acme"], "query": "budget", "principal": {"user": "ann@acme.example"}}' || true
+
 step "Services of later milestones answer plainly"
-show "RetrievalService/Search as Ann"; TESSERA_KEY="$ann_key" $client "$addr" call tessera.v1.RetrievalService/Search '{"query": "Q3 budget"}' || true
+show "EngineService/ListModels as Ann"; TESSERA_KEY="$ann_key" $client "$addr" call tessera.v1.EngineService/ListModels '{}' || true
 
 if [[ $keep -eq 1 ]]; then
   step "Left running: pid $server_pid on $addr, data in $data"
@@ -94,8 +128,9 @@ tail -n 3 "$work/server.log"
 
 cat <<'MSG'
 
-This is the foundation slice of Tessera: the server, its authentication and
-keys, and the v1 contract (see proto/tessera/v1). Sync, hybrid search, the
-engine and agents with cited answers arrive with their milestones; this demo
-will then sync a sample company and ask questions as Ann and Bob.
+What runs today: the server, its authentication and keys, the v1 contract,
+and permission-exact hybrid search (BM25 + vectors from the built-in lexical
+embedder). Connector sync, the inference engine and agents with cited answers
+arrive with their milestones; this demo will then sync the sample company from
+its fake Gmail, Drive and SharePoint and let agents answer Ann and Bob.
 MSG

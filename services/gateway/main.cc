@@ -25,7 +25,10 @@
 #include "common/file_system.h"
 #include "common/logging.h"
 #include "services/gateway/api_key_store.h"
+#include "services/gateway/client_commands.h"
+#include "common/status.h"
 #include "services/gateway/server.h"
+#include "services/retrieval/retrieval_service.h"
 
 ABSL_FLAG(std::string, data_dir, "", "Directory holding Tessera's state (created if missing).");
 ABSL_FLAG(std::string, keys_db, "",
@@ -52,6 +55,25 @@ ABSL_FLAG(std::string, description, "", "admin create-key: a note on what the ke
 ABSL_FLAG(absl::Duration, expires_in, absl::ZeroDuration(),
           "admin create-key: lifetime (e.g. 720h); 0 = never expires.");
 ABSL_FLAG(std::string, key_id, "", "admin revoke-key: the key id to revoke.");
+ABSL_FLAG(std::string, server, "127.0.0.1:7600", "Client commands: the tessera server to call.");
+ABSL_FLAG(std::string, key_file, "",
+          "Client commands: file holding the API key (default: the TESSERA_KEY environment variable).");
+ABSL_FLAG(std::string, tls_ca, "", "Client commands: PEM roots to verify a TLS server; empty = plaintext.");
+ABSL_FLAG(std::vector<std::string>, collection, {},
+          "search: collections to search (default all); ingest: the one collection to fill.");
+ABSL_FLAG(int32_t, top_k, 10, "search: how many hits.");
+ABSL_FLAG(std::string, as, "", "search: search as this user (admin keys only).");
+ABSL_FLAG(std::vector<std::string>, as_groups, {}, "search: the groups of --as.");
+ABSL_FLAG(std::string, fusion, "rrf", "search: rrf (reciprocal rank fusion, k=60) or weighted.");
+ABSL_FLAG(bool, json, false, "search: print the response as JSON.");
+ABSL_FLAG(std::string, index, "Flat",
+          "collection create: the FAISS factory string (Flat, HNSW32, IVF1024,PQ32, ...).");
+ABSL_FLAG(std::string, model, "",
+          "collection create: embedding model; empty = the built-in lexical-hash-384.");
+ABSL_FLAG(int32_t, dimensions, 0, "collection create: embedding size of --model.");
+ABSL_FLAG(std::vector<std::string>, acl, {"anyone"},
+          "ingest: who may see the files (user:EMAIL, group:EMAIL, domain:NAME, anyone).");
+ABSL_FLAG(std::string, source, "files", "ingest: the source name recorded for the files.");
 
 namespace tessera {
 namespace {
@@ -66,6 +88,12 @@ Commands:
   tessera admin list-keys --data_dir=DIR [--tenant=T]
   tessera admin revoke-key --data_dir=DIR --key_id=ID
   tessera version
+
+Client commands (call a running server; key from TESSERA_KEY or --key_file; --server=HOST:PORT):
+  tessera collection create NAME [--index=Flat|HNSW32|IVF1024,PQ32] [--model=M --dimensions=N]
+  tessera collection list | get NAME | delete NAME
+  tessera ingest PATH... --collection=NAME [--acl=group:fin@x.com,...] [--source=files]
+  tessera search "QUERY" [--collection=NAME,...] [--top_k=10] [--as=USER --as_groups=G,...] [--json]
 
 Every flag may also be set in a JSON config file (--config); run with --help for all flags.)";
 
@@ -166,6 +194,14 @@ int Serve(const sigset_t& signals) {
   opts.peer_tls = absl::GetFlag(FLAGS_peer_tls);
   opts.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   opts.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  opts.factories["retrieval"] = [](TesseraServer* server)
+      -> absl::StatusOr<std::unique_ptr<grpc::Service>> {
+    retrieval::RetrievalServiceImpl::Options ro;
+    ro.data_dir = JoinPath(absl::GetFlag(FLAGS_data_dir), "retrieval");
+    ro.engine_channel = [server] { return server->Channel("engine"); };
+    ASSIGN_OR_RETURN(auto service, retrieval::RetrievalServiceImpl::Create(ro));
+    return std::unique_ptr<grpc::Service>(std::move(service));
+  };
   auto server = TesseraServer::Start(opts);
   if (!server.ok()) return Fail(server.status());
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
@@ -214,6 +250,51 @@ int Main(int argc, char** argv) {
   }
   if (cmd[0] == "serve" && cmd.size() == 1) {
     return Serve(signals);
+  }
+  if (cmd[0] == "search" || cmd[0] == "collection" || cmd[0] == "ingest") {
+    ClientOptions client;
+    client.server = absl::GetFlag(FLAGS_server);
+    client.tls_ca = absl::GetFlag(FLAGS_tls_ca);
+    auto key = ResolveKey(absl::GetFlag(FLAGS_key_file));
+    if (!key.ok()) return Fail(key.status());
+    client.key = *key;
+    if (cmd[0] == "search") {
+      if (cmd.size() != 2) return UsageError("search takes one quoted QUERY");
+      SearchCommandOptions o;
+      o.query = cmd[1];
+      for (const auto& c : absl::GetFlag(FLAGS_collection)) {
+        if (!c.empty()) o.collections.push_back(c);
+      }
+      o.top_k = absl::GetFlag(FLAGS_top_k);
+      o.as_user = absl::GetFlag(FLAGS_as);
+      for (const auto& g : absl::GetFlag(FLAGS_as_groups)) {
+        if (!g.empty()) o.as_groups.push_back(g);
+      }
+      o.fusion = absl::GetFlag(FLAGS_fusion);
+      o.json = absl::GetFlag(FLAGS_json);
+      return SearchCommand(client, o, stdout, stderr);
+    }
+    if (cmd[0] == "collection") {
+      if (cmd.size() < 2 || cmd.size() > 3) return UsageError("collection create|list|get|delete [NAME]");
+      CollectionCommandOptions o;
+      o.action = cmd[1];
+      if (cmd.size() == 3) o.name = cmd[2];
+      o.index = absl::GetFlag(FLAGS_index);
+      o.model = absl::GetFlag(FLAGS_model);
+      o.dimensions = absl::GetFlag(FLAGS_dimensions);
+      return CollectionCommand(client, o, stdout, stderr);
+    }
+    IngestCommandOptions o;
+    o.paths.assign(cmd.begin() + 1, cmd.end());
+    auto colls = absl::GetFlag(FLAGS_collection);
+    if (colls.size() != 1 || colls[0].empty()) return UsageError("ingest needs exactly one --collection=NAME");
+    o.collection = colls[0];
+    o.acl.clear();
+    for (const auto& a : absl::GetFlag(FLAGS_acl)) {
+      if (!a.empty()) o.acl.push_back(a);
+    }
+    o.source = absl::GetFlag(FLAGS_source);
+    return IngestCommand(client, o, stdout, stderr);
   }
   if (cmd[0] == "admin" && cmd.size() == 2) {
     if (cmd[1] == "create-key") return CreateKey();

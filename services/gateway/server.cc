@@ -31,7 +31,6 @@ constexpr char kReflectionService[] = "grpc.reflection.v1alpha.ServerReflection"
 const std::map<std::string, std::string>& NotBuiltYet() {
   static const auto* m = new std::map<std::string, std::string>{
       {"engine", "the inference engine (embeddings, reranking, generation)"},
-      {"retrieval", "the retrieval service (hybrid search over FAISS and SQLite FTS5)"},
       {"sync", "the connector sync service (Google Drive, Gmail, SharePoint)"},
       {"agents", "the agent service (JSON-defined agents with tools and citations)"},
   };
@@ -107,6 +106,11 @@ absl::Status TesseraServer::Init(Options options) {
       return absl::InvalidArgumentError(absl::StrCat("bad implementation entry '", name, "'"));
     }
   }
+  for (const auto& [name, factory] : options_.factories) {
+    if (!TesseraServiceNames().count(name) || !factory || options_.implementations.count(name)) {
+      return absl::InvalidArgumentError(absl::StrCat("bad service factory entry '", name, "'"));
+    }
+  }
   for (const std::string& s : options_.only) {
     if (!TesseraServiceNames().count(s)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -133,6 +137,13 @@ absl::Status TesseraServer::Init(Options options) {
   auto serves = [this](const std::string& name) {
     return options_.only.empty() || options_.only.count(name) > 0;
   };
+  for (const auto& [name, factory] : options_.factories) {
+    if (!serves(name)) continue;
+    absl::StatusOr<std::unique_ptr<grpc::Service>> service = factory(this);
+    if (!service.ok()) return Annotate(service.status(), absl::StrCat("starting the ", name, " service"));
+    owned_[name] = std::move(*service);
+    options_.implementations[name] = owned_[name].get();
+  }
 
   // The public builder is created first and told to drop the reflection plugin.
   grpc::ServerBuilder public_builder;
@@ -179,6 +190,8 @@ absl::Status TesseraServer::Init(Options options) {
       if (nb != NotBuiltYet().end() && !options_.implementations.count(short_name)) {
         route.unavailable = absl::StrCat(full_name, " is not built yet in this release: ",
                                          nb->second, " is a later milestone");
+      } else if (short_name != "admin" && !options_.implementations.count(short_name)) {
+        route.unavailable = absl::StrCat(full_name, " has no implementation in this process");
       } else {
         route.channel = local;
       }
@@ -227,7 +240,7 @@ absl::Status TesseraServer::Init(Options options) {
   }
   grpc::HealthCheckServiceInterface* health = public_->GetHealthCheckService();
   for (const auto& [short_name, full_name] : TesseraServiceNames()) {
-    bool up = serves(short_name) ? (NotBuiltYet().count(short_name) == 0 ||
+    bool up = serves(short_name) ? (short_name == "admin" ||
                                     options_.implementations.count(short_name) > 0)
                                  : options_.peers.count(short_name) > 0;
     health->SetServingStatus(full_name, up);

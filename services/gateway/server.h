@@ -15,6 +15,7 @@
 #ifndef TESSERA_SERVICES_GATEWAY_SERVER_H_
 #define TESSERA_SERVICES_GATEWAY_SERVER_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -54,6 +55,12 @@ class TesseraServer {
     // server). A service listed here is built: it replaces the placeholder.
     // This is how each service's issue plugs its implementation in.
     std::map<std::string, grpc::Service*> implementations;
+    // Implementations the server builds and owns, by short name: called
+    // during Start(), after the data dir is locked, with the server (whose
+    // Channel() works once Start() returns). Error statuses abort Start().
+    using ServiceFactory =
+        std::function<absl::StatusOr<std::unique_ptr<grpc::Service>>(TesseraServer* server)>;
+    std::map<std::string, ServiceFactory> factories;
   };
 
   // Validates options, opens the data dir (taking its lock) and starts both
@@ -82,6 +89,7 @@ class TesseraServer {
   int port_ = 0;
   std::unique_ptr<ApiKeyStore> keys_;
   std::unique_ptr<AdminServiceImpl> admin_;
+  std::map<std::string, std::unique_ptr<grpc::Service>> owned_;  // outlive the servers below
   std::vector<std::unique_ptr<grpc::Service>> placeholders_;
   std::unique_ptr<grpc::Server> internal_;
   std::unique_ptr<AuthProxy> proxy_;

@@ -1,0 +1,7 @@
+#include "services/retrieval/index/embedder.h"
+
+namespace tessera::retrieval {
+
+Embedder::~Embedder() = default;
+
+}  // namespace tessera::retrieval
