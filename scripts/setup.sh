@@ -23,6 +23,7 @@ PACKAGES=(
   libpoppler-cpp-dev libgmime-3.0-dev libzip-dev libpugixml-dev libgumbo-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  libhnswlib-dev  # header-only ANN peer for bench/retrieval
   # end-to-end tests: a gRPC client we did not write
   python3 python3-grpcio python3-protobuf
   # npm tools (buf); Node 20 may already come with the machine

@@ -1,6 +1,7 @@
 // Mutation smoke test: corrupted variants of every fixture and generated file
 // go through ParseDocument. Any result is fine except a crash, a sanitizer
-// report, an OK document with invalid UTF-8, or output on stderr.
+// report, or an OK document with invalid UTF-8. (Stderr is not captured here,
+// so that a sanitizer report stays visible; pdf_parser_test checks silence.)
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -38,9 +39,13 @@ std::string Mutate(std::string data, std::mt19937& rng) {
       case 3:  // duplicate a range
         data.insert(at, data.substr(rng() % data.size(), rng() % 256));
         break;
-      case 4:  // interesting bytes
-        data.insert(at, std::string("\0\xFF<>[](){}%#\n", 15).substr(rng() % 15, 1 + rng() % 4));
+      case 4: {  // interesting bytes
+        static constexpr char kBytes[] = "\0\xFF<>[](){}%#\n";
+        const std::string interesting(kBytes, sizeof(kBytes) - 1);
+        const size_t from = rng() % interesting.size();
+        data.insert(at, interesting.substr(from, 1 + rng() % 4));
         break;
+      }
     }
   }
   return data;
@@ -84,7 +89,6 @@ TEST(HostileInputTest, MutatedInputsNeverCrash) {
   std::mt19937 rng(20240601);
   const int iterations = Iterations();
   int ok = 0;
-  ::testing::internal::CaptureStderr();
   for (const Seed& seed : seeds) {
     for (int i = 0; i < iterations; ++i) {
       const std::string input = Mutate(seed.data, rng);
@@ -101,7 +105,6 @@ TEST(HostileInputTest, MutatedInputsNeverCrash) {
       }
     }
   }
-  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
   EXPECT_GT(ok, 0);
 }
 

@@ -87,6 +87,7 @@ Commands:
                 [--tenant=T] [--description=TEXT] [--expires_in=720h]
   tessera admin list-keys --data_dir=DIR [--tenant=T]
   tessera admin revoke-key --data_dir=DIR --key_id=ID
+  tessera index rebuild --data_dir=DIR [--collection=NAME,...]   (server stopped)
   tessera version
 
 Client commands (call a running server; key from TESSERA_KEY or --key_file; --server=HOST:PORT):
@@ -177,6 +178,37 @@ int RevokeKey() {
   auto r = (*keys)->Revoke(absl::GetFlag(FLAGS_key_id));
   if (!r.ok()) return Fail(r.status());
   std::printf("revoked %s (%s)\n", r->key_id.c_str(), r->principal.user.c_str());
+  return 0;
+}
+
+// Offline: rebuilds vector indexes from the embeddings in SQLite. Takes the
+// data dir's lock, so the server must be stopped.
+int RebuildIndexes() {
+  std::string dir = absl::GetFlag(FLAGS_data_dir);
+  if (dir.empty()) return UsageError("index rebuild needs --data_dir=DIR");
+  auto lock = LockDataDir(dir);
+  if (!lock.ok()) return Fail(lock.status());
+  retrieval::RetrievalServiceImpl::Options ro;
+  ro.data_dir = JoinPath(dir, "retrieval");
+  ro.index_save_interval = absl::ZeroDuration();
+  ro.maintenance_interval = absl::ZeroDuration();
+  auto service = retrieval::RetrievalServiceImpl::Create(ro);
+  if (!service.ok()) return Fail(service.status());
+  std::vector<std::string> names;
+  for (const auto& c : absl::GetFlag(FLAGS_collection)) {
+    if (!c.empty()) names.push_back(c);
+  }
+  if (names.empty()) names = (*service)->CollectionNames();
+  for (const std::string& name : names) {
+    absl::Time start = absl::Now();
+    absl::Status s = (*service)->RebuildIndex(name);
+    if (!s.ok()) return Fail(s);
+    auto describe = (*service)->DescribeIndex(name);
+    std::printf("rebuilt %s in %s: %s\n", name.c_str(),
+                absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))).c_str(),
+                describe.ok() ? describe->c_str() : "");
+  }
+  if (names.empty()) std::printf("no collections in %s\n", dir.c_str());
   return 0;
 }
 
@@ -296,6 +328,7 @@ int Main(int argc, char** argv) {
     o.source = absl::GetFlag(FLAGS_source);
     return IngestCommand(client, o, stdout, stderr);
   }
+  if (cmd[0] == "index" && cmd.size() == 2 && cmd[1] == "rebuild") return RebuildIndexes();
   if (cmd[0] == "admin" && cmd.size() == 2) {
     if (cmd[1] == "create-key") return CreateKey();
     if (cmd[1] == "list-keys") return ListKeys();

@@ -71,6 +71,19 @@ const std::map<std::string, std::string>& TesseraServiceNames() {
   return *m;
 }
 
+absl::StatusOr<int> LockDataDir(const std::string& dir) {
+  RETURN_IF_ERROR(LocalFileSystem()->CreateDirectories(dir, 0700));
+  std::string lock_path = JoinPath(dir, "LOCK");
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot open ", lock_path));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return absl::FailedPreconditionError(
+        absl::StrCat("data dir ", dir, " is in use by another tessera process"));
+  }
+  return fd;
+}
+
 absl::StatusOr<std::map<std::string, std::string>> ParsePeers(
     const std::vector<std::string>& items) {
   std::map<std::string, std::string> peers;
@@ -123,14 +136,7 @@ absl::Status TesseraServer::Init(Options options) {
   if (options_.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
 
   // The data dir: created private, and locked so two servers never share it.
-  RETURN_IF_ERROR(LocalFileSystem()->CreateDirectories(options_.data_dir, 0700));
-  std::string lock_path = JoinPath(options_.data_dir, "LOCK");
-  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd_ < 0) return absl::PermissionDeniedError(absl::StrCat("cannot open ", lock_path));
-  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data dir ", options_.data_dir, " is in use by another tessera process"));
-  }
+  ASSIGN_OR_RETURN(lock_fd_, LockDataDir(options_.data_dir));
   if (options_.keys_db.empty()) options_.keys_db = JoinPath(options_.data_dir, "admin.db");
   ASSIGN_OR_RETURN(keys_, ApiKeyStore::Open(options_.keys_db, RealClock()));
 

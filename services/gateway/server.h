@@ -100,6 +100,12 @@ class TesseraServer {
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// Creates `dir` (0700) if needed and takes its exclusive lock, so that no two
+// processes use one data dir. Returns the lock's file descriptor (the lock
+// lasts until it is closed or the process exits). FAILED_PRECONDITION when
+// another process holds it.
+absl::StatusOr<int> LockDataDir(const std::string& dir);
+
 // Parses "engine=host:1,retrieval=host:2". INVALID_ARGUMENT names the bad part.
 absl::StatusOr<std::map<std::string, std::string>> ParsePeers(const std::vector<std::string>& items);
 

@@ -139,20 +139,52 @@ absl::Status RetrievalServiceImpl::Init() {
     absl::MutexLock lock(&mu_);
     live_[c.name] = std::move(live);
   }
-  if (options_.index_save_interval > absl::ZeroDuration()) {
-    saver_ = std::thread([this] {
-      while (!stop_.WaitForNotificationWithTimeout(options_.index_save_interval)) {
-        absl::Status s = SaveIndexes();
-        if (!s.ok()) TLOG(WARNING, "saving indexes failed").Field("error", s);
+  const absl::Duration save = options_.index_save_interval;
+  const absl::Duration maintain = options_.maintenance_interval;
+  if (save > absl::ZeroDuration() || maintain > absl::ZeroDuration()) {
+    background_ = std::thread([this, save, maintain] {
+      const absl::Duration tick = maintain > absl::ZeroDuration() && (save <= absl::ZeroDuration() || maintain < save)
+                                      ? maintain
+                                      : save;
+      absl::Time last_save = absl::Now();
+      while (!stop_.WaitForNotificationWithTimeout(tick)) {
+        if (maintain > absl::ZeroDuration()) Maintain();
+        if (save > absl::ZeroDuration() && absl::Now() - last_save >= save) {
+          absl::Status s = SaveIndexes();
+          if (!s.ok()) TLOG(WARNING, "saving indexes failed").Field("error", s);
+          last_save = absl::Now();
+        }
       }
     });
   }
   return absl::OkStatus();
 }
 
+void RetrievalServiceImpl::Maintain() {
+  std::vector<std::shared_ptr<Live>> all;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [name, live] : live_) all.push_back(live);
+  }
+  for (auto& live : all) {
+    // Both build the new index without blocking searches or ingests.
+    absl::StatusOr<bool> trained = live->index->TrainIfReady();
+    if (!trained.ok()) {
+      TLOG(WARNING, "index training failed").Field("collection", live->record.name)
+          .Field("error", trained.status());
+    } else if (*trained) {
+      live->dirty = true;
+      TLOG(INFO, "index trained").Field("collection", live->record.name)
+          .Field("index", live->index->Describe());
+    }
+    absl::StatusOr<bool> compacted = live->index->CompactIfNeeded();
+    if (compacted.ok() && *compacted) live->dirty = true;
+  }
+}
+
 RetrievalServiceImpl::~RetrievalServiceImpl() {
   stop_.Notify();
-  if (saver_.joinable()) saver_.join();
+  if (background_.joinable()) background_.join();
   absl::Status s = SaveIndexes();
   if (!s.ok()) TLOG(WARNING, "saving indexes at shutdown failed").Field("error", s);
 }
@@ -184,6 +216,8 @@ absl::StatusOr<std::unique_ptr<FaissVectorIndex>> RetrievalServiceImpl::MakeInde
   o.dimensions = c.dimensions;
   o.metric = c.index_metric == "l2" ? FaissVectorIndex::Metric::kL2
                                     : FaissVectorIndex::Metric::kInnerProduct;
+  // Training and compaction run on the background thread, not in ingest calls.
+  o.inline_maintenance = options_.maintenance_interval <= absl::ZeroDuration();
   return FaissVectorIndex::Create(o);
 }
 
@@ -196,6 +230,7 @@ absl::Status RetrievalServiceImpl::LoadOrRebuild(Live* live) {
     o.dimensions = live->record.dimensions;
     o.metric = live->record.index_metric == "l2" ? FaissVectorIndex::Metric::kL2
                                                  : FaissVectorIndex::Metric::kInnerProduct;
+    o.inline_maintenance = options_.maintenance_interval <= absl::ZeroDuration();
     absl::StatusOr<std::unique_ptr<FaissVectorIndex>> loaded = FaissVectorIndex::Load(path, o);
     if (loaded.ok() && (*loaded)->size() == live->record.chunk_count) {
       live->index = std::move(*loaded);
@@ -267,6 +302,18 @@ absl::Status RetrievalServiceImpl::RebuildIndex(const std::string& collection) {
   LocalFileSystem()->DeleteFile(IndexPath(collection) + ".meta").IgnoreError();
   RETURN_IF_ERROR(LoadOrRebuild(live.get()));
   return SaveLocked(live.get());
+}
+
+std::vector<std::string> RetrievalServiceImpl::CollectionNames() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> names;
+  for (const auto& [name, live] : live_) names.push_back(name);
+  return names;
+}
+
+absl::StatusOr<std::string> RetrievalServiceImpl::DescribeIndex(const std::string& collection) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Live> live, Find(collection));
+  return live->index->Describe();
 }
 
 absl::StatusOr<std::shared_ptr<RetrievalServiceImpl::Live>> RetrievalServiceImpl::Find(

@@ -48,6 +48,10 @@ class RetrievalServiceImpl final : public v1::RetrievalService::Service {
     std::function<std::shared_ptr<grpc::Channel>()> engine_channel;
     // How often dirty indexes are saved in the background. 0 = only at shutdown.
     absl::Duration index_save_interval = absl::Seconds(30);
+    // How often the background thread trains IVF indexes that have enough
+    // vectors and compacts indexes with many removed vectors. 0 = never
+    // (then IVF indexes keep serving from their exact side index).
+    absl::Duration maintenance_interval = absl::Seconds(5);
     // Largest document accepted by IngestDocuments (title + text + sections).
     size_t max_document_bytes = 256u << 20;
   };
@@ -60,6 +64,10 @@ class RetrievalServiceImpl final : public v1::RetrievalService::Service {
   absl::Status SaveIndexes();
   // Rebuilds one collection's index from SQLite (`tessera index rebuild`).
   absl::Status RebuildIndex(const std::string& collection);
+  // Names of all collections, sorted.
+  std::vector<std::string> CollectionNames();
+  // One line about a collection's vector index (type, counts, trained state).
+  absl::StatusOr<std::string> DescribeIndex(const std::string& collection);
 
   grpc::Status CreateCollection(grpc::ServerContext* ctx, const v1::CreateCollectionRequest* req,
                                 v1::CreateCollectionResponse* resp) override;
@@ -96,6 +104,7 @@ class RetrievalServiceImpl final : public v1::RetrievalService::Service {
   absl::StatusOr<std::shared_ptr<Live>> Find(const std::string& name);
   std::string IndexPath(const std::string& collection) const;
   absl::Status SaveLocked(Live* live);
+  void Maintain();  // trains and compacts indexes that need it
 
   absl::Status DoIngest(const v1::IngestDocumentsRequest& req, v1::IngestDocumentsResponse* resp);
   absl::Status DoSearch(grpc::ServerContext* ctx, const v1::SearchRequest& req,
@@ -106,7 +115,7 @@ class RetrievalServiceImpl final : public v1::RetrievalService::Service {
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Live>> live_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;
-  std::thread saver_;
+  std::thread background_;  // maintenance and saving
 };
 
 }  // namespace tessera::retrieval

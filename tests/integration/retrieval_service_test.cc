@@ -56,8 +56,10 @@ class RetrievalServiceTest : public ::testing::Test {
       RetrievalServiceImpl::Options ro;
       ro.data_dir = dir_ + "/retrieval";
       ro.index_save_interval = absl::ZeroDuration();
+      ro.maintenance_interval = absl::Milliseconds(50);
       auto s = RetrievalServiceImpl::Create(ro);
       if (!s.ok()) return s.status();
+      service_ = s->get();
       return std::unique_ptr<grpc::Service>(std::move(*s));
     };
     auto s = TesseraServer::Start(o);
@@ -159,6 +161,7 @@ class RetrievalServiceTest : public ::testing::Test {
   }
 
   std::string dir_;
+  RetrievalServiceImpl* service_ = nullptr;  // owned by server_
   std::unique_ptr<TesseraServer> server_;
   std::unique_ptr<v1::RetrievalService::Stub> stub_;
   std::string admin_, ann_, bob_, eve_;
@@ -366,6 +369,55 @@ TEST_F(RetrievalServiceTest, RandomisedPermissionsZeroLeaksAndFullK) {
       EXPECT_EQ(resp.hits_size(), std::min(k, permitted)) << factory << " trial " << trial;
     }
   }
+}
+
+TEST_F(RetrievalServiceTest, IvfTrainsInTheBackgroundAndServesThroughout) {
+  CreateCollection("ivf", "IVF4,Flat");
+  std::vector<v1::Document> docs;
+  for (int i = 0; i < 200; ++i) {
+    docs.push_back(Doc(absl::StrCat("d", i), absl::StrCat("Doc ", i),
+                       absl::StrCat("report number ", i, " about topic ", i % 7), {"anyone"}));
+  }
+  // Before training: the exact side index serves.
+  Ingest("ivf", std::vector<v1::Document>(docs.begin(), docs.begin() + 100));
+  v1::SearchResponse resp;
+  ASSERT_TRUE(Search(eve_, "topic 3", &resp, 10, {"ivf"}).ok());
+  EXPECT_EQ(resp.hits_size(), 10);
+  EXPECT_NE(service_->DescribeIndex("ivf")->find("untrained"), std::string::npos);
+  // Enough vectors (39 per list): the background thread trains.
+  Ingest("ivf", std::vector<v1::Document>(docs.begin() + 100, docs.end()));
+  bool trained = false;
+  for (int i = 0; i < 200 && !trained; ++i) {
+    trained = service_->DescribeIndex("ivf")->find("state=trained") != std::string::npos;
+    if (!trained) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(trained) << *service_->DescribeIndex("ivf");
+  ASSERT_TRUE(Search(eve_, "topic 3", &resp, 10, {"ivf"}).ok());
+  EXPECT_EQ(resp.hits_size(), 10);
+}
+
+TEST_F(RetrievalServiceTest, EmptyAndOversizedDocuments) {
+  CreateCollection("acme");
+  // An empty document is stored (its metadata is real) with no chunks.
+  auto r = Ingest("acme", {Doc("empty", "Empty", "", {"anyone"})});
+  EXPECT_EQ(r.results(0).status(), v1::INGEST_STATUS_CREATED);
+  EXPECT_EQ(r.results(0).chunk_count(), 0);
+  // 200 MB of text is refused whole, with a clear status, and nothing is written.
+  v1::IngestDocumentsRequest big;
+  big.set_collection("acme");
+  v1::Document* d = big.add_documents();
+  *d = Doc("huge", "Huge", "", {"anyone"});
+  d->mutable_text()->assign(200u << 20, 'a');
+  v1::IngestDocumentsResponse resp;
+  auto ctx = Ctx(admin_);
+  grpc::Status s = stub_->IngestDocuments(ctx.get(), big, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  v1::GetCollectionRequest g;
+  g.set_name("acme");
+  v1::GetCollectionResponse gr;
+  auto gctx = Ctx(admin_);
+  ASSERT_TRUE(stub_->GetCollection(gctx.get(), g, &gr).ok());
+  EXPECT_EQ(gr.collection().document_count(), 1);
 }
 
 TEST_F(RetrievalServiceTest, IndexSurvivesRestartAndRebuildsWhenStale) {
