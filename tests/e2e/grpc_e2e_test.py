@@ -66,7 +66,9 @@ class Server:
         self.extra = extra
 
     def start(self):
-        self.log = open(self.log_path, "w")
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [tessera_binary(), "serve", "--data_dir=" + self.data_dir, "--listen=127.0.0.1:0",
              "--port_file=" + self.port_file, "--grace_period=5s", *self.extra],
@@ -221,6 +223,67 @@ class CommandLineTest(unittest.TestCase):
         p = run_cli("admin", "create-key", "--config=" + good)
         self.assertTrue(p.stdout.startswith("tsk_"))
         self.assertIn("cfg@example.com", p.stderr)
+
+
+class SearchCommandsTest(unittest.TestCase):
+    """The collection, ingest, search and index rebuild commands, as a user runs them."""
+
+    def test_ingest_search_and_rebuild(self):
+        server = Server("cli_search")
+        admin = create_key(server.data_dir, "it@acme.example", "--role=admin")
+        ann = create_key(server.data_dir, "ann@acme.example", "--groups=finance@acme.example")
+        bob = create_key(server.data_dir, "bob@acme.example", "--groups=engineering@acme.example")
+        docs = os.path.join(TMP, "cli_docs")
+        os.makedirs(os.path.join(docs, "finance"), exist_ok=True)
+        with open(os.path.join(docs, "finance", "budget.md"), "w") as f:
+            f.write("# Q3 budget\n\nTravel is cut by ten percent this quarter.\n")
+        with open(os.path.join(docs, "finance", "broken.pdf"), "wb") as f:
+            f.write(b"not a pdf at all")
+        server.start()
+        try:
+            def cli(key, *args, check=True):
+                env = dict(os.environ, TESSERA_KEY=key)
+                p = subprocess.run([tessera_binary(), *args, "--server=" + server.address()],
+                                   capture_output=True, text=True, timeout=60, env=env)
+                if check and p.returncode != 0:
+                    raise AssertionError("%s: %s" % (args, p.stderr))
+                return p
+            cli(admin, "collection", "create", "fin", "--index=HNSW32")
+            p = cli(admin, "ingest", docs, "--collection=fin", "--acl=group:finance@acme.example",
+                    check=False)
+            self.assertEqual(p.returncode, 1)  # one file failed to parse; the rest went in
+            self.assertIn("1 new", p.stdout)
+            self.assertIn("1 failed", p.stdout)
+            self.assertIn("broken.pdf", p.stderr)
+            out = cli(ann, "search", "travel budget", "--collection=fin").stdout
+            self.assertIn("Q3 budget", out)
+            self.assertIn("BM25", out)
+            self.assertIn("no results", cli(bob, "search", "travel budget").stdout)
+            p = cli(bob, "search", "travel", "--as=ann@acme.example", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("PERMISSION_DENIED", p.stderr)
+            p = cli(ann, "ingest", docs, "--collection=fin", check=False)
+            self.assertIn("PERMISSION_DENIED", p.stderr)
+            # The rebuild needs the server stopped (the data dir is locked).
+            p = run_cli("index", "rebuild", "--data_dir=" + server.data_dir, check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("in use", p.stderr)
+        finally:
+            server.proc.send_signal(signal.SIGTERM)
+            server.proc.wait(timeout=30)
+            server.stop()
+        p = run_cli("index", "rebuild", "--data_dir=" + server.data_dir)
+        self.assertIn("rebuilt fin", p.stdout)
+        self.assertIn("live=1", p.stdout)
+        # And the rebuilt index serves after a restart.
+        server.start()
+        try:
+            env = dict(os.environ, TESSERA_KEY=ann)
+            out = subprocess.run([tessera_binary(), "search", "travel", "--server=" + server.address()],
+                                 capture_output=True, text=True, timeout=60, env=env).stdout
+            self.assertIn("Q3 budget", out)
+        finally:
+            server.stop()
 
 
 class LifecycleTest(unittest.TestCase):
