@@ -8,6 +8,9 @@
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/dynamic_message.h"
+#include "google/protobuf/message.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "services/gateway/caller.h"
 
@@ -93,6 +96,7 @@ class ProxyCall {
     }
     if (ok) {
       write_in_flight_ = true;
+      last_request_ = from_client_;  // shares the slices; kept to explain a parse failure
       upstream_.StartWrite(&from_client_);
     } else {
       upstream_.StartWritesDone();  // the caller half-closed
@@ -146,7 +150,7 @@ class ProxyCall {
     {
       absl::MutexLock lock(&mu_);
       service_done_ = true;
-      final_status_ = status;
+      final_status_ = ExplainParseFailure(status);
       for (const auto& [k, v] : client_ctx_.GetServerTrailingMetadata()) {
         server_ctx_->AddTrailingMetadata(std::string(k.data(), k.size()),
                                          std::string(v.data(), v.size()));
@@ -155,6 +159,40 @@ class ProxyCall {
     }
     SideDone();
   }
+  // gRPC answers a request it cannot deserialise with a bare INTERNAL. When
+  // that happens, find out whether the caller's message was at fault and say
+  // so: INVALID_ARGUMENT naming the expected message type. Costs nothing on
+  // the normal path.
+  grpc::Status ExplainParseFailure(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (status.error_code() != grpc::StatusCode::INTERNAL || !status.error_message().empty() ||
+        !last_request_.Valid()) {
+      return status;
+    }
+    const std::string& method = server_ctx_->method();  // "/pkg.Service/Method"
+    size_t slash = method.rfind('/');
+    if (slash == std::string::npos || slash == 0) return status;
+    const google::protobuf::ServiceDescriptor* service =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+            method.substr(1, slash - 1));
+    const google::protobuf::MethodDescriptor* m =
+        service ? service->FindMethodByName(method.substr(slash + 1)) : nullptr;
+    if (m == nullptr) return status;
+    const google::protobuf::Message* prototype =
+        google::protobuf::MessageFactory::generated_factory()->GetPrototype(m->input_type());
+    if (prototype == nullptr) return status;
+    std::vector<grpc::Slice> slices;
+    if (!last_request_.Dump(&slices).ok()) return status;
+    std::string bytes;
+    for (const grpc::Slice& slice : slices) {
+      bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    }
+    std::unique_ptr<google::protobuf::Message> msg(prototype->New());
+    if (msg->ParseFromString(bytes)) return status;  // the request was fine: a real INTERNAL
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("the request is not a valid ", m->input_type()->full_name(),
+                                     ": malformed protobuf, or a string field that is not UTF-8"));
+  }
+
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_ || !service_done_ || writing_to_client_) return;
     finished_ = true;
@@ -170,6 +208,7 @@ class ProxyCall {
   Upstream upstream_;
   ByteBuffer from_client_;
   ByteBuffer from_service_;
+  ByteBuffer last_request_ ABSL_GUARDED_BY(mu_);
   std::atomic<int> sides_left_{2};
   absl::Mutex mu_;
   bool sending_open_ ABSL_GUARDED_BY(mu_) = true;

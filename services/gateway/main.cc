@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "google/protobuf/stubs/logging.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/file_system.h"
@@ -258,6 +259,14 @@ int Main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Protobuf reports problems (such as invalid UTF-8 in a request) through its
+  // own logger; route them into ours so they are structured too.
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* file, int line,
+                                     const std::string& message) {
+    LogMessage(level >= google::protobuf::LOGLEVEL_ERROR ? LogLevel::kWarning : LogLevel::kDebug,
+               "protobuf", file, line)
+        .Field("detail", message);
+  });
   auto args = ParseFlagsAndConfig(argc, argv, kUsage);
   if (!args.ok()) return Fail(args.status());
   LogLevel level;

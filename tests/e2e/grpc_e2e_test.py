@@ -175,10 +175,17 @@ class ServeTest(unittest.TestCase):
 
     def test_malformed_request_bytes_are_rejected_cleanly(self):
         rpc = self.client.channel.unary_unary("/tessera.v1.AdminService/CreateApiKey")
-        # gRPC's own deserialisation answers INTERNAL; the process keeps serving.
-        self.assertCode(
-            grpc.StatusCode.INTERNAL,
+        # The gateway explains what gRPC reports as a bare INTERNAL.
+        details = self.assertCode(
+            grpc.StatusCode.INVALID_ARGUMENT,
             lambda: rpc(b"\xff\xff\xff\xff\x0f", timeout=5, metadata=self.client.metadata(self.admin_key)))
+        self.assertIn("tessera.v1.CreateApiKeyRequest", details)
+        # Invalid UTF-8 in a string field (IngestDocumentsRequest.collection).
+        ingest = self.client.channel.unary_unary("/tessera.v1.RetrievalService/IngestDocuments")
+        details = self.assertCode(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            lambda: ingest(b"\x0a\x03\xff\xfeA", timeout=5, metadata=self.client.metadata(self.admin_key)))
+        self.assertIn("UTF-8", details)
         # The server is still fine afterwards.
         self.assertEqual(self.client.health(""), "SERVING")
 
