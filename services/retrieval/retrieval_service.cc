@@ -364,6 +364,7 @@ grpc::Status RetrievalServiceImpl::CreateCollection(grpc::ServerContext* ctx,
   if (!created.ok()) return ToGrpcStatus(created.status());
   live->record = *created;
   live_[r.name] = live;
+  BumpGeneration();
   ToProto(*created, resp->mutable_collection());
   TLOG(INFO, "collection created").Field("collection", r.name).Field("model", r.embedding_model)
       .Field("index", r.index_factory);
@@ -419,6 +420,7 @@ grpc::Status RetrievalServiceImpl::DeleteCollection(grpc::ServerContext* ctx,
     live_.erase(req->name());
   }
   (*live)->dirty = false;
+  BumpGeneration();
   LocalFileSystem()->DeleteFile(IndexPath(req->name())).IgnoreError();
   LocalFileSystem()->DeleteFile(IndexPath(req->name()) + ".meta").IgnoreError();
   TLOG(INFO, "collection deleted").Field("collection", req->name())
@@ -517,7 +519,10 @@ absl::Status RetrievalServiceImpl::DoIngest(const v1::IngestDocumentsRequest& re
           .Field("error", idx);
       RETURN_IF_ERROR(LoadOrRebuild(live.get()));
     }
-    if (up->status != UpsertStatus::kUnchanged) live->dirty = true;
+    if (up->status != UpsertStatus::kUnchanged) {
+      live->dirty = true;
+      BumpGeneration();
+    }
     result->set_document_id(absl::StrCat(up->doc_id));
     result->set_chunk_count(up->chunk_count);
     result->set_acl_changed(up->acl_changed);
@@ -574,6 +579,7 @@ grpc::Status RetrievalServiceImpl::DeleteDocuments(grpc::ServerContext* ctx,
     if (!rebuilt.ok()) return ToGrpcStatus(rebuilt);
   }
   if (deleted > 0) (*live)->dirty = true;
+  BumpGeneration();
   resp->set_deleted_count(deleted);
   return grpc::Status::OK;
 }
@@ -661,8 +667,8 @@ absl::Status RetrievalServiceImpl::DoSearch(grpc::ServerContext* ctx, const v1::
   if (vector_n > 0 && (!h.has_vector_weight() || h.vector_weight() > 0 ||
                        fusion.method == FusionMethod::kReciprocalRank)) {
     t0 = absl::Now();
-    ASSIGN_OR_RETURN(std::vector<int64_t> allowed, store_->AllowedChunkIds(filter));
-    IdSetFilter id_filter(allowed);
+    ASSIGN_OR_RETURN(std::shared_ptr<const IdSetFilter> allowed, AllowedIds(filter));
+    const IdSetFilter& id_filter = *allowed;
     for (const auto& live : lives) {
       absl::Time e0 = absl::Now();
       ASSIGN_OR_RETURN(auto q, live->embedder->Embed({req.query()}));
@@ -764,6 +770,38 @@ absl::Status RetrievalServiceImpl::DoSearch(grpc::ServerContext* ctx, const v1::
   *t->mutable_vector() = ToDuration(vector_time);
   *t->mutable_rerank() = ToDuration(rerank_time);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const IdSetFilter>> RetrievalServiceImpl::AllowedIds(
+    const AccessFilter& f) {
+  std::string key;
+  auto add = [&key](absl::string_view part) { absl::StrAppend(&key, part.size(), ":", part, ";"); };
+  for (const auto& c : f.collections) add(c);
+  key += "|";
+  for (const auto& p : f.principals) add(p);
+  key += "|";
+  for (const auto& s : f.sources) add(s);
+  key += "|";
+  add(f.modified_after_us ? absl::StrCat(*f.modified_after_us) : "-");
+  add(f.modified_before_us ? absl::StrCat(*f.modified_before_us) : "-");
+  for (const auto& [k, v] : f.metadata_equals) {
+    add(k);
+    add(v);
+  }
+  key += "|";
+  for (int64_t id : f.document_ids) add(absl::StrCat(id));
+  const uint64_t generation = generation_.load();
+  {
+    absl::MutexLock lock(&cache_mu_);
+    auto it = allowed_cache_.find(key);
+    if (it != allowed_cache_.end() && it->second.generation == generation) return it->second.ids;
+  }
+  ASSIGN_OR_RETURN(std::vector<int64_t> ids, store_->AllowedChunkIds(f));
+  auto filter = std::make_shared<const IdSetFilter>(ids);
+  absl::MutexLock lock(&cache_mu_);
+  if (allowed_cache_.size() >= 256) allowed_cache_.clear();  // bounded; rebuilt on demand
+  allowed_cache_[key] = CachedIds{generation, filter};
+  return filter;
 }
 
 grpc::Status RetrievalServiceImpl::GetDocument(grpc::ServerContext* ctx,

@@ -17,6 +17,7 @@
 #ifndef TESSERA_SERVICES_RETRIEVAL_RETRIEVAL_SERVICE_H_
 #define TESSERA_SERVICES_RETRIEVAL_RETRIEVAL_SERVICE_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -110,8 +111,20 @@ class RetrievalServiceImpl final : public v1::RetrievalService::Service {
   absl::Status DoSearch(grpc::ServerContext* ctx, const v1::SearchRequest& req,
                         v1::SearchResponse* resp);
 
+  // The ids a principal may see, per (collections, principals, filters):
+  // the most expensive step of a search, so cached until the next write.
+  absl::StatusOr<std::shared_ptr<const IdSetFilter>> AllowedIds(const AccessFilter& filter);
+  void BumpGeneration() { generation_.fetch_add(1); }
+
   const Options options_;
   std::unique_ptr<SqliteDocumentStore> store_;
+  std::atomic<uint64_t> generation_{0};  // bumped after every write
+  struct CachedIds {
+    uint64_t generation;
+    std::shared_ptr<const IdSetFilter> ids;
+  };
+  absl::Mutex cache_mu_;
+  std::map<std::string, CachedIds> allowed_cache_ ABSL_GUARDED_BY(cache_mu_);
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Live>> live_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;
