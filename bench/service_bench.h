@@ -38,6 +38,7 @@ struct ServiceBenchResult {
   double grpc_p99_ms = -1;
   double inproc_p50_ms = -1;
   double inproc_p99_ms = -1;
+  double overhead_p50_ms = -1;  // per call: client-side minus SearchTiming.total
   double ingest_docs_per_s = -1;
   double raw_docs_per_s = -1;
   std::string markdown;

@@ -20,6 +20,11 @@ struct VectorBenchOptions {
   int build_threads = 2;         // OpenMP / std::thread for index construction only
   int rounds = 3;                // interleaved timing rounds; medians are reported
   double target_recall = 0.95;   // the matched-recall operating point
+  // Shape of the synthetic set (see MakeSynthetic): per-dimension standard
+  // deviation (1 + j)^-alpha, points at `spread` x that around their centre.
+  double synthetic_alpha = 0.5;
+  double synthetic_spread = 1.0;
+  bool skip_sift = false;
 };
 
 struct VectorBenchResult {
