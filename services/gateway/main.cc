@@ -19,6 +19,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "google/protobuf/stubs/logging.h"
 #include "common/clock.h"
@@ -259,6 +260,9 @@ int Main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Debian's Abseil keeps mutex deadlock detection on (debug-only elsewhere);
+  // it costs every lock on the request path. Tests keep it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // Protobuf reports problems (such as invalid UTF-8 in a request) through its
   // own logger; route them into ours so they are structured too.
   google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* file, int line,
