@@ -442,16 +442,19 @@ absl::Status RetrievalServiceImpl::DoIngest(const v1::IngestDocumentsRequest& re
   absl::MutexLock write(&live->write_mu);
   WordTokenizer tokenizer;
   int64_t embedded_tokens = 0;
+  auto fail = [](v1::IngestResult* result, const absl::Status& s) {
+    result->set_status(v1::INGEST_STATUS_FAILED);
+    result->mutable_error()->set_code(static_cast<int>(s.code()));
+    result->mutable_error()->set_message(std::string(s.message()));
+  };
+  // 1. Per document: validate, decide, chunk and embed what changed.
+  std::vector<UpsertInput> batch;
+  std::vector<v1::IngestResult*> batch_results;
+  std::set<std::string> seen;
   for (const v1::Document& d : req.documents()) {
     v1::IngestResult* result = resp->add_results();
     result->set_source(d.source());
     result->set_external_id(d.external_id());
-    auto fail = [&](const absl::Status& s) {
-      result->set_status(v1::INGEST_STATUS_FAILED);
-      result->mutable_error()->set_code(static_cast<int>(s.code()));
-      result->mutable_error()->set_message(std::string(s.message()));
-    };
-    // Inputs.
     size_t bytes = d.title().size() + d.text().size();
     std::vector<Section> sections;
     if (!d.text().empty()) sections.push_back(Section{"", d.text(), 0});
@@ -460,73 +463,83 @@ absl::Status RetrievalServiceImpl::DoIngest(const v1::IngestDocumentsRequest& re
       sections.push_back(Section{s.heading(), s.text(), s.page()});
     }
     if (bytes > options_.max_document_bytes) {
-      fail(absl::ResourceExhaustedError(absl::StrCat("document is ", bytes, " bytes; the limit is ",
-                                                     options_.max_document_bytes)));
+      fail(result, absl::ResourceExhaustedError(absl::StrCat(
+                       "document is ", bytes, " bytes; the limit is ", options_.max_document_bytes)));
       continue;
     }
-    DocumentInput in;
-    in.collection = req.collection();
-    in.source = d.source();
-    in.external_id = d.external_id();
-    in.title = d.title();
-    in.uri = d.uri();
-    in.mime_type = d.mime_type();
+    UpsertInput in;
+    in.doc.collection = req.collection();
+    in.doc.source = d.source();
+    in.doc.external_id = d.external_id();
+    in.doc.title = d.title();
+    in.doc.uri = d.uri();
+    in.doc.mime_type = d.mime_type();
     if (d.has_modified_time()) {
-      in.modified_time_us = TimeUtil::TimestampToMicroseconds(d.modified_time());
+      in.doc.modified_time_us = TimeUtil::TimestampToMicroseconds(d.modified_time());
     }
-    in.content_hash = d.content_hash().empty() ? ContentHash(d.title(), sections) : d.content_hash();
-    in.acl.assign(d.acl().begin(), d.acl().end());
-    for (const auto& [k, v] : d.metadata()) in.metadata[k] = v;
+    in.doc.content_hash =
+        d.content_hash().empty() ? ContentHash(d.title(), sections) : d.content_hash();
+    in.doc.acl.assign(d.acl().begin(), d.acl().end());
+    for (const auto& [k, v] : d.metadata()) in.doc.metadata[k] = v;
 
-    absl::StatusOr<UpsertPlan> plan = store_->PrepareUpsert(in);
+    absl::StatusOr<UpsertPlan> plan = store_->PrepareUpsert(in.doc);
     if (!plan.ok()) {
-      fail(plan.status());
+      fail(result, plan.status());
       continue;
     }
-    std::vector<ChunkText> chunks;
-    std::vector<std::vector<float>> embeddings;
-    if (*plan == UpsertPlan::kNeedsChunks) {
-      chunks = ChunkDocument(d.title(), sections, live->record.chunking, tokenizer);
+    // The same document twice in one request: the plan was made against the
+    // stored version, not the earlier copy, so give the store chunks anyway.
+    const bool repeated = !seen.insert(absl::StrCat(d.source(), "\x1f", d.external_id())).second;
+    if (*plan == UpsertPlan::kNeedsChunks || (repeated && *plan == UpsertPlan::kMetadataOnly)) {
+      in.chunks = ChunkDocument(d.title(), sections, live->record.chunking, tokenizer);
       std::vector<std::string> texts;
-      texts.reserve(chunks.size());
-      for (const ChunkText& c : chunks) {
+      texts.reserve(in.chunks.size());
+      for (const ChunkText& c : in.chunks) {
         texts.push_back(live->record.contextualize ? c.embed_text : c.text);
         embedded_tokens += c.token_count;
       }
       absl::StatusOr<std::vector<std::vector<float>>> vectors = live->embedder->Embed(texts);
       if (!vectors.ok()) {
-        fail(vectors.status());
+        fail(result, vectors.status());
         continue;
       }
-      embeddings = std::move(*vectors);
+      in.embeddings = std::move(*vectors);
     }
-    absl::StatusOr<UpsertResult> up = store_->UpsertDocument(in, chunks, embeddings);
-    if (!up.ok()) {
-      fail(up.status());
+    batch.push_back(std::move(in));
+    batch_results.push_back(result);
+  }
+  // 2. One transaction for the whole request (one fsync); a failed document
+  // writes nothing, the others commit. Committed = acknowledged.
+  ASSIGN_OR_RETURN(std::vector<absl::StatusOr<UpsertResult>> written,
+                   store_->UpsertDocuments(batch));
+  // 3. The index follows the store.
+  bool rebuild = false;
+  absl::Status index_error;
+  for (size_t i = 0; i < written.size(); ++i) {
+    v1::IngestResult* result = batch_results[i];
+    if (!written[i].ok()) {
+      fail(result, written[i].status());
       continue;
     }
-    // Committed in SQLite: now acknowledged. The index follows.
-    absl::Status idx = live->index->Remove(up->removed_chunk_ids);
-    if (idx.ok() && !up->added_chunk_ids.empty()) {
-      std::vector<float> flat;
-      flat.reserve(embeddings.size() * static_cast<size_t>(live->record.dimensions));
-      for (const auto& e : embeddings) flat.insert(flat.end(), e.begin(), e.end());
-      idx = live->index->Add(up->added_chunk_ids, flat.data());
+    const UpsertResult& up = *written[i];
+    if (!rebuild) {
+      absl::Status idx = live->index->Remove(up.removed_chunk_ids);
+      if (idx.ok() && !up.added_chunk_ids.empty()) {
+        std::vector<float> flat;
+        flat.reserve(batch[i].embeddings.size() * static_cast<size_t>(live->record.dimensions));
+        for (const auto& e : batch[i].embeddings) flat.insert(flat.end(), e.begin(), e.end());
+        idx = live->index->Add(up.added_chunk_ids, flat.data());
+      }
+      if (!idx.ok()) {
+        rebuild = true;
+        index_error = idx;
+      }
     }
-    if (!idx.ok()) {
-      // The store is right; the derived index is not. Rebuild it from the store.
-      TLOG(ERROR, "index update failed; rebuilding").Field("collection", req.collection())
-          .Field("error", idx);
-      RETURN_IF_ERROR(LoadOrRebuild(live.get()));
-    }
-    if (up->status != UpsertStatus::kUnchanged) {
-      live->dirty = true;
-      BumpGeneration();
-    }
-    result->set_document_id(absl::StrCat(up->doc_id));
-    result->set_chunk_count(up->chunk_count);
-    result->set_acl_changed(up->acl_changed);
-    switch (up->status) {
+    if (up.status != UpsertStatus::kUnchanged) live->dirty = true;
+    result->set_document_id(absl::StrCat(up.doc_id));
+    result->set_chunk_count(up.chunk_count);
+    result->set_acl_changed(up.acl_changed);
+    switch (up.status) {
       case UpsertStatus::kCreated: result->set_status(v1::INGEST_STATUS_CREATED); break;
       case UpsertStatus::kUpdated: result->set_status(v1::INGEST_STATUS_UPDATED); break;
       case UpsertStatus::kMetadataUpdated:
@@ -535,6 +548,13 @@ absl::Status RetrievalServiceImpl::DoIngest(const v1::IngestDocumentsRequest& re
       case UpsertStatus::kUnchanged: result->set_status(v1::INGEST_STATUS_UNCHANGED); break;
     }
   }
+  if (rebuild) {
+    // The store is right; the derived index is not. Rebuild it from the store.
+    TLOG(ERROR, "index update failed; rebuilding").Field("collection", req.collection())
+        .Field("error", index_error);
+    RETURN_IF_ERROR(LoadOrRebuild(live.get()));
+  }
+  BumpGeneration();
   resp->mutable_usage()->set_embedding_tokens(embedded_tokens);
   return absl::OkStatus();
 }

@@ -702,13 +702,40 @@ absl::StatusOr<int> ChunkCount(SqliteDatabase* db, int64_t doc_id) {
 absl::StatusOr<UpsertResult> SqliteDocumentStore::UpsertDocument(
     const DocumentInput& doc, const std::vector<ChunkText>& chunks,
     const std::vector<std::vector<float>>& embeddings) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
+  ASSIGN_OR_RETURN(UpsertResult result, UpsertLocked(doc, chunks, embeddings));
+  if (result.status == UpsertStatus::kUnchanged) return result;  // nothing written: roll back
+  RETURN_IF_ERROR(txn->Commit());
+  return result;
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<UpsertResult>>> SqliteDocumentStore::UpsertDocuments(
+    const std::vector<UpsertInput>& batch) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
+  std::vector<absl::StatusOr<UpsertResult>> results;
+  results.reserve(batch.size());
+  for (const UpsertInput& in : batch) {
+    // Each document in a savepoint: a failure undoes that document only.
+    RETURN_IF_ERROR(db_->Exec("SAVEPOINT upsert_doc"));
+    absl::StatusOr<UpsertResult> r = UpsertLocked(in.doc, in.chunks, in.embeddings);
+    if (!r.ok()) RETURN_IF_ERROR(db_->Exec("ROLLBACK TO upsert_doc"));
+    RETURN_IF_ERROR(db_->Exec("RELEASE upsert_doc"));
+    results.push_back(std::move(r));
+  }
+  RETURN_IF_ERROR(txn->Commit());
+  return results;
+}
+
+absl::StatusOr<UpsertResult> SqliteDocumentStore::UpsertLocked(
+    const DocumentInput& doc, const std::vector<ChunkText>& chunks,
+    const std::vector<std::vector<float>>& embeddings) {
   if (chunks.size() != embeddings.size()) {
     return absl::InvalidArgumentError(absl::StrCat("document \"", doc.external_id, "\" has ",
                                                    chunks.size(), " chunks but ", embeddings.size(),
                                                    " embeddings"));
   }
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   ASSIGN_OR_RETURN(Prepared p, PrepareLocked(doc));
   for (size_t i = 0; i < embeddings.size(); ++i) {
     if (embeddings[i].size() != static_cast<size_t>(p.collection.dimensions)) {
@@ -729,7 +756,7 @@ absl::StatusOr<UpsertResult> SqliteDocumentStore::UpsertDocument(
   if (p.plan == UpsertPlan::kUnchanged) {
     result.doc_id = p.existing->id;
     ASSIGN_OR_RETURN(result.chunk_count, ChunkCount(db_.get(), result.doc_id));
-    return result;  // the transaction rolls back: nothing was written
+    return result;  // nothing written
   }
   const int64_t now = ToMicros(clock_->Now());
   const bool content_changed = p.plan == UpsertPlan::kNeedsChunks;
@@ -820,7 +847,6 @@ absl::StatusOr<UpsertResult> SqliteDocumentStore::UpsertDocument(
   }
   RETURN_IF_ERROR(TouchCollectionLocked(doc.collection));
   ASSIGN_OR_RETURN(result.chunk_count, ChunkCount(db_.get(), result.doc_id));
-  RETURN_IF_ERROR(txn->Commit());
   return result;
 }
 

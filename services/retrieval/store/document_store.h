@@ -91,6 +91,13 @@ struct UpsertResult {
   std::vector<int64_t> removed_chunk_ids;  // remove these from the index
 };
 
+// One document of a batch write: what UpsertDocument takes.
+struct UpsertInput {
+  DocumentInput doc;
+  std::vector<ChunkText> chunks;
+  std::vector<std::vector<float>> embeddings;
+};
+
 // What UpsertDocument would do with a document, so the caller can skip chunking and embedding.
 enum class UpsertPlan {
   kUnchanged,     // nothing to write
@@ -201,6 +208,13 @@ class DocumentStore {
   [[nodiscard]] virtual absl::StatusOr<UpsertResult> UpsertDocument(
       const DocumentInput& doc, const std::vector<ChunkText>& chunks,
       const std::vector<std::vector<float>>& embeddings) = 0;
+  // Writes a batch of documents in ONE transaction (one fsync), each document
+  // in its own savepoint: the per-document results are what UpsertDocument
+  // would return, and a failed document writes nothing while the others
+  // commit. The outer status fails only when the transaction itself cannot
+  // begin or commit; then nothing of the batch was written.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<absl::StatusOr<UpsertResult>>> UpsertDocuments(
+      const std::vector<UpsertInput>& batch) = 0;
   // What UpsertDocument would do now (a later write by someone else may change the answer).
   // Errors as UpsertDocument (chunks aside).
   [[nodiscard]] virtual absl::StatusOr<UpsertPlan> PrepareUpsert(const DocumentInput& doc) = 0;
@@ -267,6 +281,8 @@ class SqliteDocumentStore final : public DocumentStore {
   absl::StatusOr<UpsertResult> UpsertDocument(
       const DocumentInput& doc, const std::vector<ChunkText>& chunks,
       const std::vector<std::vector<float>>& embeddings) override;
+  absl::StatusOr<std::vector<absl::StatusOr<UpsertResult>>> UpsertDocuments(
+      const std::vector<UpsertInput>& batch) override;
   absl::StatusOr<UpsertPlan> PrepareUpsert(const DocumentInput& doc) override;
   absl::StatusOr<DeleteResult> DeleteDocuments(absl::string_view collection,
                                                const std::vector<int64_t>& doc_ids) override;
@@ -290,6 +306,10 @@ class SqliteDocumentStore final : public DocumentStore {
   SqliteDocumentStore(std::unique_ptr<SqliteDatabase> db, Clock* clock)
       : clock_(clock), db_(std::move(db)) {}
 
+  absl::StatusOr<UpsertResult> UpsertLocked(const DocumentInput& doc,
+                                            const std::vector<ChunkText>& chunks,
+                                            const std::vector<std::vector<float>>& embeddings)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Prepared> PrepareLocked(const DocumentInput& doc)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<CollectionRecord> GetCollectionLocked(absl::string_view name,

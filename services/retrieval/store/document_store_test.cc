@@ -803,3 +803,46 @@ TEST_F(DocumentStoreTest, ConcurrentWritersAndReaders) {
 
 }  // namespace
 }  // namespace tessera::retrieval
+
+namespace tessera::retrieval {
+namespace {
+
+class DocumentStoreBatchTest : public DocumentStoreTest {};
+
+TEST_F(DocumentStoreBatchTest, BatchCommitsGoodDocumentsAndUndoesOnlyTheFailedOne) {
+  const UpsertResult old = Upsert(Doc("keep", "v1"), {"original otter text"});
+  std::vector<UpsertInput> batch(4);
+  batch[0] = {Doc("new-1", "h1"), MakeChunks({"first badger"}), MakeEmbeddings(1)};
+  // A failing document in the middle: chunk and embedding counts differ.
+  batch[1] = {Doc("broken", "h2"), MakeChunks({"never stored heron"}), MakeEmbeddings(2)};
+  batch[2] = {Doc("keep", "v2"), MakeChunks({"replaced otter text"}), MakeEmbeddings(1)};
+  batch[3] = {Doc("new-1", "h1"), {}, {}};  // the same document again, unchanged now
+  auto results = store_->UpsertDocuments(batch);
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), 4u);
+  ASSERT_TRUE((*results)[0].ok());
+  EXPECT_EQ((*results)[0]->status, UpsertStatus::kCreated);
+  EXPECT_EQ((*results)[1].status().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE((*results)[2].ok());
+  EXPECT_EQ((*results)[2]->status, UpsertStatus::kUpdated);
+  EXPECT_EQ((*results)[2]->removed_chunk_ids, old.added_chunk_ids);
+  ASSERT_TRUE((*results)[3].ok());
+  EXPECT_EQ((*results)[3]->status, UpsertStatus::kUnchanged);
+  EXPECT_EQ((*results)[3]->doc_id, (*results)[0]->doc_id);
+
+  EXPECT_EQ(SearchIds("badger", Filter()).size(), 1u);
+  EXPECT_TRUE(SearchIds("heron", Filter()).empty());  // nothing of the failed one
+  EXPECT_TRUE(SearchIds("original", Filter()).empty());
+  EXPECT_EQ(SearchIds("replaced", Filter()).size(), 1u);
+  auto c = store_->GetCollection("docs");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->document_count, 2);
+  EXPECT_EQ(c->chunk_count, 2);
+  // An empty batch is fine.
+  auto none = store_->UpsertDocuments({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+}  // namespace
+}  // namespace tessera::retrieval
