@@ -31,6 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "common/logging.h"
 #include "common/status.h"
+#include "services/retrieval/index/simd_flat.h"
 
 namespace tessera::retrieval {
 namespace {
@@ -207,6 +208,7 @@ struct FaissVectorIndex::Part {
 
   void Bind() {
     hnsw = kind == Kind::kHnsw ? dynamic_cast<faiss::IndexHNSW*>(map->index) : nullptr;
+    UseSimdStorage(hnsw);  // SIMD distances; Debian's FAISS build has scalar ones
     ivf = kind == Kind::kIvf ? dynamic_cast<faiss::IndexIVF*>(map->index) : nullptr;
   }
 
