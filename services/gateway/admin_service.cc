@@ -24,11 +24,7 @@ v1::ApiKeyRole ToProtoRole(KeyRole r) {
 
 absl::StatusOr<Caller> RequireAdmin(grpc::ServerContext* ctx, absl::string_view what) {
   ASSIGN_OR_RETURN(Caller caller, CallerFromContext(*ctx));
-  if (!caller.is_admin()) {
-    return absl::PermissionDeniedError(absl::StrCat(what, " needs an admin key; ",
-                                                    caller.principal.user, " holds a user key"));
-  }
-  return caller;
+  return tessera::RequireAdmin(caller, what);
 }
 
 grpc::Status NotBuilt(absl::string_view what) {

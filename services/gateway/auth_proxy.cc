@@ -45,9 +45,10 @@ std::string ServiceOf(const std::string& method) {
 // after both sides' OnDone.
 class ProxyCall {
  public:
-  ProxyCall(grpc::GenericCallbackServerContext* server_ctx, grpc::GenericStub* stub,
-            const Caller& caller, const std::string& authorization)
-      : server_ctx_(server_ctx), downstream_(this), upstream_(this) {
+  ProxyCall(AuthProxy* proxy, grpc::GenericCallbackServerContext* server_ctx,
+            grpc::GenericStub* stub, const Caller& caller, const std::string& authorization)
+      : proxy_(proxy), server_ctx_(server_ctx), downstream_(this), upstream_(this) {
+    proxy_->CallStarted();
     AttachCaller(caller, &client_ctx_);
     if (!authorization.empty()) client_ctx_.AddMetadata("authorization", authorization);
     client_ctx_.set_deadline(server_ctx->deadline());
@@ -199,9 +200,14 @@ class ProxyCall {
     downstream_.Finish(final_status_);
   }
   void SideDone() {
-    if (sides_left_.fetch_sub(1) == 1) delete this;
+    if (sides_left_.fetch_sub(1) == 1) {
+      AuthProxy* proxy = proxy_;
+      delete this;
+      proxy->CallEnded();  // after every resource of the call is released
+    }
   }
 
+  AuthProxy* const proxy_;
   grpc::GenericCallbackServerContext* server_ctx_;
   grpc::ClientContext client_ctx_;
   Downstream downstream_;
@@ -232,7 +238,23 @@ AuthProxy::AuthProxy(ApiKeyStore* keys, std::map<std::string, ServiceRoute> rout
   }
 }
 
-AuthProxy::~AuthProxy() = default;
+AuthProxy::~AuthProxy() { WaitForCallsToDrain(); }
+
+void AuthProxy::CallStarted() {
+  absl::MutexLock lock(&calls_mu_);
+  ++live_calls_;
+}
+
+void AuthProxy::CallEnded() {
+  absl::MutexLock lock(&calls_mu_);
+  --live_calls_;
+}
+
+void AuthProxy::WaitForCallsToDrain() {
+  absl::MutexLock lock(&calls_mu_);
+  auto drained = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(calls_mu_) { return live_calls_ == 0; };
+  calls_mu_.Await(absl::Condition(&drained));
+}
 
 grpc::ServerGenericBidiReactor* AuthProxy::CreateReactor(grpc::GenericCallbackServerContext* ctx) {
   const std::string& method = ctx->method();
@@ -261,7 +283,7 @@ grpc::ServerGenericBidiReactor* AuthProxy::CreateReactor(grpc::GenericCallbackSe
   }
   TLOG(DEBUG, "call").Field("method", method).Field("user", key->principal.user)
       .Field("key_id", key->key_id);
-  auto* call = new ProxyCall(ctx, route->second.stub.get(), CallerFromKey(*key),
+  auto* call = new ProxyCall(this, ctx, route->second.stub.get(), CallerFromKey(*key),
                              route->second.route.forward_authorization ? authorization : "");
   return call->server_reactor();
 }

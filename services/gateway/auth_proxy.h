@@ -22,6 +22,8 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -49,7 +51,19 @@ class AuthProxy : public grpc::CallbackGenericService {
 
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override;
 
+  // Blocks until every forwarded call has finished both of its sides and
+  // released its resources. Call after the servers are shut down and before
+  // the channels and servers are destroyed (a call can still be unwinding
+  // its upstream half when the public server's Wait() returns).
+  void WaitForCallsToDrain();
+
+  // Bookkeeping of forwarded calls (used by the call objects).
+  void CallStarted();
+  void CallEnded();
+
  private:
+  absl::Mutex calls_mu_;
+  int live_calls_ ABSL_GUARDED_BY(calls_mu_) = 0;
   struct RouteState {
     ServiceRoute route;
     std::unique_ptr<grpc::GenericStub> stub;

@@ -58,4 +58,12 @@ absl::StatusOr<Caller> CallerFromContext(const grpc::ServerContextBase& context)
   return c;
 }
 
+absl::StatusOr<Caller> RequireAdmin(const Caller& caller, absl::string_view what) {
+  if (!caller.is_admin()) {
+    return absl::PermissionDeniedError(absl::StrCat(what, " needs an admin key; ",
+                                                    caller.principal.user, " holds a user key"));
+  }
+  return caller;
+}
+
 }  // namespace tessera

@@ -42,6 +42,10 @@ Caller CallerFromKey(const ApiKeyRecord& key);
 // Used by services. UNAUTHENTICATED when no caller is attached.
 [[nodiscard]] absl::StatusOr<Caller> CallerFromContext(const grpc::ServerContextBase& context);
 
+// The caller, who must hold an admin key: PERMISSION_DENIED naming `what`
+// (the operation) otherwise.
+[[nodiscard]] absl::StatusOr<Caller> RequireAdmin(const Caller& caller, absl::string_view what);
+
 }  // namespace tessera
 
 #endif  // TESSERA_SERVICES_GATEWAY_CALLER_H_

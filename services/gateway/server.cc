@@ -285,6 +285,8 @@ void TesseraServer::Shutdown(absl::Duration grace) {
   if (internal_) internal_->Shutdown(std::chrono::system_clock::now());
   if (public_) public_->Wait();
   if (internal_) internal_->Wait();
+  // A forwarded call can still be releasing its upstream half here.
+  if (proxy_) proxy_->WaitForCallsToDrain();
   TLOG(INFO, "stopped");
 }
 

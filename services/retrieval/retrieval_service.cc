@@ -99,11 +99,7 @@ absl::StatusOr<std::vector<std::string>> ReadPrincipals(grpc::ServerContext* ctx
 
 absl::Status RequireAdmin(grpc::ServerContext* ctx, absl::string_view what) {
   ASSIGN_OR_RETURN(Caller caller, TenantCaller(ctx));
-  if (!caller.is_admin()) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(what, " needs an admin key; ", caller.principal.user, " holds a user key"));
-  }
-  return absl::OkStatus();
+  return tessera::RequireAdmin(caller, what).status();
 }
 
 std::string Fingerprint(const CollectionRecord& r) {
