@@ -398,6 +398,12 @@ class TextExtractor {
       default:
         break;
     }
+    return BlockBoundary(tag);
+  }
+
+  // Entering or leaving a block element ends the paragraph, except inside a
+  // table or heading, where it only separates words.
+  absl::Status BlockBoundary(GumboTag tag) {
     if (IsBlock(tag) || IsHeading(tag)) {
       if (table_depth_ > 0 || in_heading_ > 0) {
         sink().AppendSpace();
@@ -435,14 +441,7 @@ class TextExtractor {
       default:
         break;
     }
-    if (IsBlock(tag) || IsHeading(tag)) {
-      if (table_depth_ > 0 || in_heading_ > 0) {
-        sink().AppendSpace();
-        return absl::OkStatus();
-      }
-      return Flush();
-    }
-    return absl::OkStatus();
+    return BlockBoundary(tag);
   }
 
   absl::Status Flush() {

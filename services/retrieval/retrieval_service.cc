@@ -207,6 +207,10 @@ absl::StatusOr<std::unique_ptr<Embedder>> RetrievalServiceImpl::MakeEmbedder(
 
 absl::StatusOr<std::unique_ptr<FaissVectorIndex>> RetrievalServiceImpl::MakeIndex(
     const CollectionRecord& c) {
+  return FaissVectorIndex::Create(IndexOptions(c));
+}
+
+FaissVectorIndex::Options RetrievalServiceImpl::IndexOptions(const CollectionRecord& c) const {
   FaissVectorIndex::Options o;
   o.factory = c.index_factory;
   o.dimensions = c.dimensions;
@@ -214,20 +218,15 @@ absl::StatusOr<std::unique_ptr<FaissVectorIndex>> RetrievalServiceImpl::MakeInde
                                     : FaissVectorIndex::Metric::kInnerProduct;
   // Training and compaction run on the background thread, not in ingest calls.
   o.inline_maintenance = options_.maintenance_interval <= absl::ZeroDuration();
-  return FaissVectorIndex::Create(o);
+  return o;
 }
 
 absl::Status RetrievalServiceImpl::LoadOrRebuild(Live* live) {
   const std::string path = IndexPath(live->record.name);
   absl::StatusOr<std::string> meta = LocalFileSystem()->ReadFile(path + ".meta", 1 << 16);
   if (meta.ok() && *meta == Fingerprint(live->record)) {
-    FaissVectorIndex::Options o;
-    o.factory = live->record.index_factory;
-    o.dimensions = live->record.dimensions;
-    o.metric = live->record.index_metric == "l2" ? FaissVectorIndex::Metric::kL2
-                                                 : FaissVectorIndex::Metric::kInnerProduct;
-    o.inline_maintenance = options_.maintenance_interval <= absl::ZeroDuration();
-    absl::StatusOr<std::unique_ptr<FaissVectorIndex>> loaded = FaissVectorIndex::Load(path, o);
+    absl::StatusOr<std::unique_ptr<FaissVectorIndex>> loaded =
+        FaissVectorIndex::Load(path, IndexOptions(live->record));
     if (loaded.ok() && (*loaded)->size() == live->record.chunk_count) {
       live->index = std::move(*loaded);
       TLOG(INFO, "index loaded").Field("collection", live->record.name)

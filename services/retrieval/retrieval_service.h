@@ -101,6 +101,7 @@ class RetrievalServiceImpl final : public v1::RetrievalService::Service {
   absl::Status Init();
   absl::StatusOr<std::unique_ptr<Embedder>> MakeEmbedder(const CollectionRecord& c);
   absl::StatusOr<std::unique_ptr<FaissVectorIndex>> MakeIndex(const CollectionRecord& c);
+  FaissVectorIndex::Options IndexOptions(const CollectionRecord& c) const;
   absl::Status LoadOrRebuild(Live* live);
   absl::StatusOr<std::shared_ptr<Live>> Find(const std::string& name);
   std::string IndexPath(const std::string& collection) const;
