@@ -18,7 +18,10 @@ PACKAGES=(
   # network, crypto
   libcurl4-openssl-dev libssl-dev openssl libsodium-dev ca-certificates
   # JSON, tokenizers
-  nlohmann-json3-dev libsentencepiece-dev
+  nlohmann-json3-dev libsentencepiece-dev libicu-dev
+  libvalijson-dev  # JSON Schema checks of MCP structuredContent (header-only)
+  # libFuzzer targets of the engine loaders (engine/model/fuzz/run_fuzzers.sh)
+  clang
   # document parsing (connectors)
   libpoppler-cpp-dev libgmime-3.0-dev libzip-dev libpugixml-dev libgumbo-dev
   # tests and benchmarks

@@ -38,29 +38,6 @@ absl::Status InitCurlOnce() {
   return absl::OkStatus();
 }
 
-// The URL as it may appear in error messages: user-info and query string
-// (which can carry API keys or tokens) removed, fragment dropped.
-std::string RedactUrl(absl::string_view url) {
-  size_t cut = url.find_first_of("?#");
-  bool had_query = cut != absl::string_view::npos && url[cut] == '?';
-  absl::string_view base = url.substr(0, cut);
-  std::string out;
-  size_t scheme_end = base.find("://");
-  if (scheme_end == absl::string_view::npos) {
-    out = std::string(base);
-  } else {
-    size_t authority_start = scheme_end + 3;
-    size_t authority_end = std::min(base.find('/', authority_start), base.size());
-    absl::string_view authority = base.substr(authority_start, authority_end - authority_start);
-    if (size_t at = authority.rfind('@'); at != absl::string_view::npos) {
-      authority.remove_prefix(at + 1);
-    }
-    out = absl::StrCat(base.substr(0, authority_start), authority, base.substr(authority_end));
-  }
-  if (had_query) out += "?<redacted>";
-  return out;
-}
-
 // RFC 9110 token characters (methods and header names).
 bool IsToken(absl::string_view s) {
   if (s.empty()) return false;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace tessera {
 
@@ -36,6 +37,27 @@ std::vector<std::string> HttpHeaders::GetAll(absl::string_view name) const {
 bool HttpHeaders::Contains(absl::string_view name) const {
   return std::any_of(entries_.begin(), entries_.end(),
                      [name](const Entry& e) { return absl::EqualsIgnoreCase(e.first, name); });
+}
+
+std::string RedactUrl(absl::string_view url) {
+  size_t cut = url.find_first_of("?#");
+  bool had_query = cut != absl::string_view::npos && url[cut] == '?';
+  absl::string_view base = url.substr(0, cut);
+  std::string out;
+  size_t scheme_end = base.find("://");
+  if (scheme_end == absl::string_view::npos) {
+    out = std::string(base);
+  } else {
+    size_t authority_start = scheme_end + 3;
+    size_t authority_end = std::min(base.find('/', authority_start), base.size());
+    absl::string_view authority = base.substr(authority_start, authority_end - authority_start);
+    if (size_t at = authority.rfind('@'); at != absl::string_view::npos) {
+      authority.remove_prefix(at + 1);
+    }
+    out = absl::StrCat(base.substr(0, authority_start), authority, base.substr(authority_end));
+  }
+  if (had_query) out += "?<redacted>";
+  return out;
 }
 
 }  // namespace tessera

@@ -135,6 +135,10 @@ class HttpTransport {
       const HttpRequest& request, const StreamCallbacks& callbacks) = 0;
 };
 
+// The URL as it may appear in error messages and logs: user-info and the query
+// string (which can carry API keys or tokens) removed, the fragment dropped.
+[[nodiscard]] std::string RedactUrl(absl::string_view url);
+
 }  // namespace tessera
 
 #endif  // TESSERA_COMMON_HTTP_HTTP_TRANSPORT_H_

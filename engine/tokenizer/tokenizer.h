@@ -1,5 +1,6 @@
 // The tokenizer interface every model uses: text to token ids and back. Implementations:
-// SentencePiece .model files (through Debian's libsentencepiece), the vocabularies embedded in
+// SentencePiece .model files (spm_model.h, a hand-written reader; the libsentencepiece-backed
+// SentencePieceTokenizer is a test oracle only), the vocabularies embedded in
 // GGUF files (SentencePiece-style with scores and byte fallback; WordPiece for BERT), and Hugging
 // Face tokenizer.json (BPE with merges; WordPiece). Control tokens ("<s>", "[INST]",
 // "[TOOL_CALLS]") are recognised in input text only when the caller asks (parse_special), so that

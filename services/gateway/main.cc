@@ -5,6 +5,7 @@
 //   tessera admin create-key --data_dir=DIR --principal=USER [--groups=a,b] [--role=user|admin]
 //   tessera admin list-keys  --data_dir=DIR
 //   tessera admin revoke-key --data_dir=DIR --key_id=ID
+//   tessera generate "PROMPT" | embed "TEXT"...   (in-process with --model_path/--engine_config)
 //   tessera version
 #include <signal.h>
 #include <pthread.h>
@@ -30,6 +31,8 @@
 #include "services/gateway/client_commands.h"
 #include "common/status.h"
 #include "services/gateway/server.h"
+#include "services/engine/engine_commands.h"
+#include "services/engine/engine_service.h"
 #include "services/retrieval/retrieval_service.h"
 
 ABSL_FLAG(std::string, data_dir, "", "Directory holding Tessera's state (created if missing).");
@@ -72,6 +75,18 @@ ABSL_FLAG(std::string, index, "Flat",
           "collection create: the FAISS factory string (Flat, HNSW32, IVF1024,PQ32, ...).");
 ABSL_FLAG(std::string, model, "",
           "collection create: embedding model; empty = the built-in lexical-hash-384.");
+ABSL_FLAG(std::string, engine_config, "",
+          "serve, generate, embed: the engine's JSON configuration (models by path; see docs/ENGINE.md).");
+ABSL_FLAG(std::string, model_path, "",
+          "generate, embed: run this one model file (.gguf or a safetensors directory) in-process.");
+ABSL_FLAG(int32_t, max_tokens, 256, "generate: the most tokens to generate (0: up to the context).");
+ABSL_FLAG(double, temperature, 0.7, "generate: sampling temperature (0 = greedy).");
+ABSL_FLAG(double, top_p, 0.95, "generate: nucleus sampling mass, (0, 1].");
+ABSL_FLAG(int64_t, seed, -1, "generate: sampler seed (-1: random).");
+ABSL_FLAG(int32_t, sample_top_k, 0, "generate: sample among the k most likely tokens (0: all).");
+ABSL_FLAG(std::vector<std::string>, stop, {}, "generate: stop strings.");
+ABSL_FLAG(bool, chat, false, "generate: send the text as a user message through the chat template.");
+ABSL_FLAG(std::string, system, "", "generate --chat: a system message.");
 ABSL_FLAG(int32_t, dimensions, 0, "collection create: embedding size of --model.");
 ABSL_FLAG(std::vector<std::string>, acl, {"anyone"},
           "ingest: who may see the files (user:EMAIL, group:EMAIL, domain:NAME, anyone).");
@@ -90,6 +105,11 @@ Commands:
   tessera admin list-keys --data_dir=DIR [--tenant=T]
   tessera admin revoke-key --data_dir=DIR --key_id=ID
   tessera index rebuild --data_dir=DIR [--collection=NAME,...]   (server stopped)
+  tessera generate "PROMPT" [--chat [--system=TEXT]] [--model=ID] [--max_tokens=256] [--temperature=0.7]
+                [--top_p=0.95] [--sample_top_k=0] [--seed=N] [--stop=S,...]
+  tessera embed "TEXT"... [--model=ID]
+        generate and embed run in-process with --engine_config=FILE or --model_path=FILE.gguf,
+        otherwise they call the server (--server, key as below).
   tessera version
 
 Client commands (call a running server; key from TESSERA_KEY or --key_file; --server=HOST:PORT):
@@ -228,6 +248,17 @@ int Serve(const sigset_t& signals) {
   opts.peer_tls = absl::GetFlag(FLAGS_peer_tls);
   opts.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   opts.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  opts.factories["engine"] = [](TesseraServer*) -> absl::StatusOr<std::unique_ptr<grpc::Service>> {
+    engine::EngineOptions eo;  // no models unless configured: calls answer NOT_FOUND
+    if (!absl::GetFlag(FLAGS_engine_config).empty()) {
+      engine_service::EngineTarget t;
+      t.engine_config = absl::GetFlag(FLAGS_engine_config);
+      ASSIGN_OR_RETURN(eo, engine_service::LocalEngineOptions(t));
+    }
+    ASSIGN_OR_RETURN(auto e, engine::Engine::Create(eo));
+    return std::unique_ptr<grpc::Service>(
+        std::make_unique<engine_service::EngineServiceImpl>(std::move(e)));
+  };
   opts.factories["retrieval"] = [](TesseraServer* server)
       -> absl::StatusOr<std::unique_ptr<grpc::Service>> {
     retrieval::RetrievalServiceImpl::Options ro;
@@ -295,6 +326,42 @@ int Main(int argc, char** argv) {
   }
   if (cmd[0] == "serve" && cmd.size() == 1) {
     return Serve(signals);
+  }
+  if (cmd[0] == "generate" || cmd[0] == "embed") {
+    engine_service::EngineTarget target;
+    target.engine_config = absl::GetFlag(FLAGS_engine_config);
+    target.model_path = absl::GetFlag(FLAGS_model_path);
+    target.server = absl::GetFlag(FLAGS_server);
+    if (target.engine_config.empty() && target.model_path.empty()) {
+      auto key = ResolveKey(absl::GetFlag(FLAGS_key_file));
+      if (!key.ok()) return Fail(key.status());
+      target.key = *key;
+    }
+    if (cmd[0] == "generate") {
+      if (cmd.size() != 2) return UsageError("generate takes one quoted PROMPT");
+      engine_service::GenerateCommandOptions o;
+      o.prompt = cmd[1];
+      o.model = absl::GetFlag(FLAGS_model);
+      o.chat = absl::GetFlag(FLAGS_chat);
+      o.system = absl::GetFlag(FLAGS_system);
+      o.sampling.temperature = static_cast<float>(absl::GetFlag(FLAGS_temperature));
+      o.sampling.top_p = static_cast<float>(absl::GetFlag(FLAGS_top_p));
+      o.sampling.top_k = absl::GetFlag(FLAGS_sample_top_k);
+      if (absl::GetFlag(FLAGS_seed) >= 0) {
+        o.sampling.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
+        o.seed_set = true;
+      }
+      o.max_tokens = absl::GetFlag(FLAGS_max_tokens);
+      for (const auto& stop : absl::GetFlag(FLAGS_stop)) {
+        if (!stop.empty()) o.stop.push_back(stop);
+      }
+      return engine_service::GenerateCommand(target, o, stdout, stderr);
+    }
+    if (cmd.size() < 2) return UsageError("embed takes one or more quoted TEXTs");
+    engine_service::EmbedCommandOptions o;
+    o.model = absl::GetFlag(FLAGS_model);
+    o.inputs.assign(cmd.begin() + 1, cmd.end());
+    return engine_service::EmbedCommand(target, o, stdout, stderr);
   }
   if (cmd[0] == "search" || cmd[0] == "collection" || cmd[0] == "ingest") {
     ClientOptions client;

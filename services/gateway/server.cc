@@ -30,7 +30,6 @@ constexpr char kReflectionService[] = "grpc.reflection.v1alpha.ServerReflection"
 // Which issue builds each service that is still a placeholder.
 const std::map<std::string, std::string>& NotBuiltYet() {
   static const auto* m = new std::map<std::string, std::string>{
-      {"engine", "the inference engine (embeddings, reranking, generation)"},
       {"sync", "the connector sync service (Google Drive, Gmail, SharePoint)"},
       {"agents", "the agent service (JSON-defined agents with tools and citations)"},
   };

@@ -15,6 +15,7 @@
 #include "services/gateway/caller.h"
 #include "tessera/v1/admin.grpc.pb.h"
 #include "tessera/v1/engine.grpc.pb.h"
+#include "tessera/v1/sync.grpc.pb.h"
 
 namespace tessera {
 namespace {
@@ -109,12 +110,12 @@ TEST_F(ServerTest, CallerMetadataFromTheClientIsNotTrusted) {
 }
 
 TEST_F(ServerTest, UnbuiltServiceSaysSo) {
-  auto engine = v1::EngineService::NewStub(channel_);
-  v1::ListModelsResponse models;
+  auto sync = v1::SyncService::NewStub(channel_);
+  v1::ListConnectorsResponse connectors;
   auto ctx = Ctx(ann_key_);
-  grpc::Status s = engine->ListModels(ctx.get(), v1::ListModelsRequest(), &models);
+  grpc::Status s = sync->ListConnectors(ctx.get(), v1::ListConnectorsRequest(), &connectors);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_TRUE(absl::StrContains(s.error_message(), "tessera.v1.EngineService is not built yet"))
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "tessera.v1.SyncService is not built yet"))
       << s.error_message();
 }
 

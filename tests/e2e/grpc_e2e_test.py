@@ -124,7 +124,9 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(self.client.health(""), "SERVING")
         self.assertEqual(self.client.health("tessera.v1.AdminService"), "SERVING")
         # Services not built yet are registered but honestly not serving.
-        self.assertEqual(self.client.health("tessera.v1.EngineService"), "NOT_SERVING")
+        self.assertEqual(self.client.health("tessera.v1.SyncService"), "NOT_SERVING")
+        # The engine serves (no models configured here: calls answer NOT_FOUND).
+        self.assertEqual(self.client.health("tessera.v1.EngineService"), "SERVING")
 
     def test_reflection_lists_the_tessera_services(self):
         services = self.client.list_services(key=self.ann_key)
@@ -159,8 +161,11 @@ class ServeTest(unittest.TestCase):
         # A service not built yet: past authentication, it says so plainly.
         details = self.assertCode(
             grpc.StatusCode.UNIMPLEMENTED,
-            lambda: self.client.call_raw("tessera.v1.EngineService/ListModels", key=self.ann_key))
+            lambda: self.client.call_raw("tessera.v1.SyncService/ListConnectors", key=self.ann_key))
         self.assertIn("not built yet", details)
+        # The engine answers, with no models when none are configured.
+        models = self.client.call("tessera.v1.EngineService/ListModels", "{}", key=self.ann_key)
+        self.assertEqual(models.get("models", []), [])
 
     def test_admin_key_creates_a_working_key(self):
         created = self.client.call(
@@ -334,6 +339,73 @@ class LifecycleTest(unittest.TestCase):
                 plain.health("")
         finally:
             server.stop()
+
+
+class EngineCommandsTest(unittest.TestCase):
+    """The engine behind the gateway: `tessera serve --engine_config` with a real model, and
+    `tessera generate` streaming through the authenticating proxy."""
+
+    @classmethod
+    def setUpClass(cls):
+        runfiles = os.path.join(os.environ.get("TEST_SRCDIR", "."), os.environ.get("TEST_WORKSPACE", "tessera"))
+        cls.model = os.path.join(runfiles, "engine/model/testdata/stories260K.gguf")
+        with open(os.path.join(runfiles, "engine/testdata/stories260K.greedy200.txt")) as f:
+            cls.golden = f.read()
+        config = os.path.join(TMP, "engine.json")
+        with open(config, "w") as f:
+            f.write('{"device": "cpu", "threads": 2, "models": [{"id": "stories", "path": "%s", "kv_cache_mb": 8}]}'
+                    % cls.model)
+        cls.server = Server("engine", "--engine_config=" + config)
+        cls.key = create_key(cls.server.data_dir, "ann@example.com")
+        cls.server.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def generate(self, *args, key=None):
+        env = dict(os.environ, TESSERA_KEY=key if key is not None else self.key)
+        return subprocess.run([tessera_binary(), "generate", *args, "--server=" + self.server.address()],
+                              capture_output=True, text=True, timeout=120, env=env)
+
+    def test_generate_streams_through_the_gateway(self):
+        p = self.generate("", "--temperature=0", "--max_tokens=200")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # The CLI ends the text with a newline, as llama2.c does: the whole reference text.
+        self.assertEqual(p.stdout, self.golden)
+        self.assertIn("200 generated", p.stderr)
+
+    def test_generate_needs_a_valid_key(self):
+        p = self.generate("Once", key="tsk_0000000000000000_nope")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("UNAUTHENTICATED", p.stderr)
+
+    def test_unknown_model_names_the_loaded_ones(self):
+        p = self.generate("Once", "--model=gpt-9")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("NOT_FOUND", p.stderr)
+        self.assertIn("stories", p.stderr)
+
+    def test_list_models_over_grpc(self):
+        client = reflection_client.Client(self.server.address(), key=self.key)
+        models = client.call("tessera.v1.EngineService/ListModels", "{}", key=self.key)
+        self.assertEqual([m["id"] for m in models["models"]], ["stories"])
+        self.assertEqual(models["models"][0]["kind"], "MODEL_KIND_GENERATION")
+
+    def test_local_generate_needs_no_server(self):
+        p = subprocess.run([tessera_binary(), "generate", "Once upon a time", "--model_path=" + self.model,
+                            "--temperature=0", "--max_tokens=12"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith(", there was a little girl"), p.stdout)
+
+    def test_bad_model_file_is_a_clear_error(self):
+        bad = os.path.join(TMP, "bad.gguf")
+        with open(bad, "wb") as f:
+            f.write(b"GGUF\x03\x00\x00\x00" + b"\xff" * 40)
+        p = subprocess.run([tessera_binary(), "generate", "x", "--model_path=" + bad],
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("bad.gguf", p.stderr)
 
 
 if __name__ == "__main__":

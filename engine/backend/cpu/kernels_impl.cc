@@ -1,0 +1,718 @@
+// The kernels of one instruction-set level. This file is compiled three times
+// (see BUILD.bazel): with AVX-512 flags (F, BW, VL, VNNI, F16C, FMA), with AVX2
+// + FMA + F16C, and without SIMD flags, each time with TESSERA_CPU_ISA_NS
+// naming the namespace and TESSERA_CPU_ISA_ENUM the level. The code picks its
+// vector paths with the compiler's feature macros.
+//
+// MatMul tiles: a tile computes NX rows of x against NW rows of w, loading each
+// weight block once for the NX activation rows (register blocking for prefill;
+// for decode NX = 1 and the NW rows give independent dependency chains).
+// Quantized weights are multiplied as integers against activations quantized to
+// int8 (Q8 rows / BlockQ8KX): vpdpbusd (AVX-512 VNNI on 256-bit vectors; on Zen
+// 4 the 512-bit form is double-pumped, so 256 bits lose nothing and match the
+// 32-value blocks) or vpmaddubsw + vpmaddwd on AVX2.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
+#include "engine/backend/cpu/kernels.h"
+#include "engine/model/dtype.h"
+
+#ifndef TESSERA_CPU_ISA_NS
+#error "TESSERA_CPU_ISA_NS must be defined"
+#endif
+
+namespace tessera::engine::cpu {
+namespace TESSERA_CPU_ISA_NS {
+namespace {
+
+#if defined(__AVX512F__) && defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define TESSERA_VNNI 1
+#endif
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define TESSERA_SIMD 1
+#endif
+
+// Local min/max: std:: templates instantiated here would be COMDAT symbols
+// shared with the copies compiled for other levels, and the linker could keep
+// an AVX-512 instance for the scalar path.
+template <typename T>
+inline T Min(T a, T b) {
+  return b < a ? b : a;
+}
+template <typename T>
+inline T Max(T a, T b) {
+  return a < b ? b : a;
+}
+
+// Defined here rather than in kernels.h: an inline function in a header is one
+// COMDAT symbol for all the per-level copies, and the linker keeps any one of
+// them.
+inline Q8RowView ViewQ8Row(const void* row, int64_t k) {
+  const auto* p = static_cast<const uint8_t*>(row);
+  return {reinterpret_cast<const int8_t*>(p), reinterpret_cast<const float*>(p + k),
+          reinterpret_cast<const int32_t*>(p + k + k / 32 * sizeof(float))};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float vectors: 16 lanes (AVX-512), 8 (AVX2) or 1 (scalar).
+#if defined(__AVX512F__)
+constexpr int kW = 16;
+using VF = __m512;
+inline VF VZero() { return _mm512_setzero_ps(); }
+inline VF VSet1(float a) { return _mm512_set1_ps(a); }
+inline VF VLoad(const float* p) { return _mm512_loadu_ps(p); }
+inline void VStore(float* p, VF v) { _mm512_storeu_ps(p, v); }
+inline VF VLoadF16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline VF VLoadBF16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(
+      _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+inline void VStoreF16(uint16_t* p, VF v) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                      _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+inline VF VFma(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
+inline float VSum(VF v) { return _mm512_reduce_add_ps(v); }
+#elif defined(TESSERA_SIMD)
+constexpr int kW = 8;
+using VF = __m256;
+inline VF VZero() { return _mm256_setzero_ps(); }
+inline VF VSet1(float a) { return _mm256_set1_ps(a); }
+inline VF VLoad(const float* p) { return _mm256_loadu_ps(p); }
+inline void VStore(float* p, VF v) { _mm256_storeu_ps(p, v); }
+inline VF VLoadF16(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline VF VLoadBF16(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(
+      _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+}
+inline void VStoreF16(uint16_t* p, VF v) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+}
+inline VF VFma(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
+inline float VSum(VF v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+#else
+constexpr int kW = 1;
+using VF = float;
+inline VF VZero() { return 0.0f; }
+inline VF VSet1(float a) { return a; }
+inline VF VLoad(const float* p) { return *p; }
+inline void VStore(float* p, VF v) { *p = v; }
+inline VF VLoadF16(const uint16_t* p) { return F16ToF32(*p); }
+inline VF VLoadBF16(const uint16_t* p) { return BF16ToF32(*p); }
+inline void VStoreF16(uint16_t* p, VF v) { *p = F32ToF16(v); }
+inline VF VFma(VF a, VF b, VF c) { return a * b + c; }
+inline float VSum(VF v) { return v; }
+#endif
+
+inline float Half(uint16_t h) {
+#if defined(TESSERA_SIMD)
+  return _cvtsh_ss(h);
+#else
+  return F16ToF32(h);
+#endif
+}
+
+#if defined(TESSERA_SIMD)
+// Sum over 4-byte groups of u8 * s8 into int32 lanes, added to acc.
+inline __m256i Dp(__m256i acc, __m256i u, __m256i s) {
+#if defined(TESSERA_VNNI)
+  return _mm256_dpbusd_epi32(acc, u, s);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+inline float HSum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// MatMul tiles.
+
+constexpr int kNX = 4;  // activation rows per tile
+#if defined(__AVX512F__)
+constexpr int kNW = 4;  // weight rows per tile (32 vector registers)
+#else
+constexpr int kNW = 2;  // 16 vector registers
+#endif
+
+struct TileArgs {
+  const uint8_t* w;  // first weight row of the tile
+  size_t wrb;        // weight row bytes
+  const uint8_t* x;  // first activation row of the tile
+  size_t xrb;        // activation row bytes
+  int64_t k;         // columns
+  float* y;          // y[0][0] of the tile
+  int64_t ldy;
+};
+
+template <DType T>
+inline VF LoadWVec(const uint8_t* row, int64_t c) {
+  if constexpr (T == DType::kF32) return VLoad(reinterpret_cast<const float*>(row) + c);
+  if constexpr (T == DType::kF16) return VLoadF16(reinterpret_cast<const uint16_t*>(row) + c);
+  if constexpr (T == DType::kBF16) return VLoadBF16(reinterpret_cast<const uint16_t*>(row) + c);
+}
+template <DType T>
+inline float LoadWScalar(const uint8_t* row, int64_t c) {
+  if constexpr (T == DType::kF32) return reinterpret_cast<const float*>(row)[c];
+  if constexpr (T == DType::kF16) return Half(reinterpret_cast<const uint16_t*>(row)[c]);
+  if constexpr (T == DType::kBF16) return BF16ToF32(reinterpret_cast<const uint16_t*>(row)[c]);
+}
+
+template <DType T, int NX, int NW>
+void FloatTile(const TileArgs& a) {
+  const float* x[NX];
+  for (int i = 0; i < NX; ++i) x[i] = reinterpret_cast<const float*>(a.x + i * a.xrb);
+  const uint8_t* w[NW];
+  for (int j = 0; j < NW; ++j) w[j] = a.w + j * a.wrb;
+  VF acc[NX][NW];
+  for (int i = 0; i < NX; ++i)
+    for (int j = 0; j < NW; ++j) acc[i][j] = VZero();
+  int64_t c = 0;
+  for (; c + kW <= a.k; c += kW) {
+    VF xv[NX];
+    for (int i = 0; i < NX; ++i) xv[i] = VLoad(x[i] + c);
+    for (int j = 0; j < NW; ++j) {
+      const VF wv = LoadWVec<T>(w[j], c);
+      for (int i = 0; i < NX; ++i) acc[i][j] = VFma(xv[i], wv, acc[i][j]);
+    }
+  }
+  for (int i = 0; i < NX; ++i) {
+    for (int j = 0; j < NW; ++j) {
+      float s = VSum(acc[i][j]);
+      for (int64_t cc = c; cc < a.k; ++cc) s += x[i][cc] * LoadWScalar<T>(w[j], cc);
+      a.y[i * a.ldy + j] = s;
+    }
+  }
+}
+
+#if defined(TESSERA_SIMD)
+inline int32_t HSumI(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+#endif
+
+#if defined(TESSERA_SIMD)
+// r[j] = sum of the 8 int32 lanes of p[j], j < 4.
+inline __m128i Reduce4(const __m256i* p) {
+  const __m256i u = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+  return _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
+}
+template <typename Block>
+inline __m128 Scales4(const Block* b) {
+  return _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, b[3].d, b[2].d, b[1].d, b[0].d));
+}
+inline float HSum4(__m128 s) {
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// One weight block prepared once and multiplied with the blocks of several
+// activation rows. Q8_0 with VNNI: vpdpbusd wants an unsigned operand, so x is
+// flipped to x + 128 (xor of the sign bit) and the block starts from -128 *
+// sum(w), computed once per weight block:
+//   sum((x + 128) * w) - 128 * sum(w) = sum(x * w).
+// Q8_0 without VNNI: vpmaddubsw saturates at int16, so x + 128 would overflow;
+// use |w| * (x * sign(w)) instead. Q4_0: the nibbles are the unsigned operand
+// as they are, and the -8 offset is taken off per block with the activation
+// sums.
+template <DType T>
+struct PreparedBlock {
+  __m256i a, b;
+};
+template <DType T>
+inline PreparedBlock<T> Prepare(const void* blocks, int64_t i) {
+  if constexpr (T == DType::kQ8_0) {
+    const __m256i wq = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(static_cast<const BlockQ8_0*>(blocks)[i].qs));
+#if defined(TESSERA_VNNI)
+    const __m256i sum128 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(-128), wq);
+    return {wq, _mm256_sub_epi32(_mm256_setzero_si256(), sum128)};
+#else
+    return {wq, _mm256_abs_epi8(wq)};
+#endif
+  } else {
+    const __m128i q = _mm_loadu_si128(
+        reinterpret_cast<const __m128i*>(static_cast<const BlockQ4_0*>(blocks)[i].qs));
+    // Elements 0..15 are the low nibbles, 16..31 the high ones.
+    return {_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F)),
+            _mm256_setzero_si256()};
+  }
+}
+// int32 lanes summing to the block's integer dot product (before Q4_0's
+// offset).
+template <DType T>
+inline __m256i DotBlock(const PreparedBlock<T>& w, const int8_t* xq) {
+  const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+  if constexpr (T == DType::kQ8_0) {
+#if defined(TESSERA_VNNI)
+    return _mm256_dpbusd_epi32(w.b, _mm256_xor_si256(x, _mm256_set1_epi8(-128)), w.a);
+#else
+    return Dp(_mm256_setzero_si256(), w.b, _mm256_sign_epi8(x, w.a));
+#endif
+  } else {
+    return Dp(_mm256_setzero_si256(), w.a, x);
+  }
+}
+
+// One weight row against NX activation rows, 4 blocks at a time: the integer
+// dot products of the 4 blocks are reduced into one vector (a lane per block),
+// scaled by the 4 weight scales times the 4 activation scales and accumulated
+// with one FMA. Each weight block is loaded and prepared once for all NX rows.
+template <DType T, int NX>
+void QuantRow(const void* wrow, const uint8_t* xrows, size_t xrb, int64_t k, float* y,
+              int64_t ldy) {
+  using Block = std::conditional_t<T == DType::kQ8_0, BlockQ8_0, BlockQ4_0>;
+  const auto* w = static_cast<const Block*>(wrow);
+  const int64_t nb = k / 32;
+  Q8RowView x[NX];
+  __m128 acc[NX];
+  for (int i = 0; i < NX; ++i) {
+    x[i] = ViewQ8Row(xrows + i * xrb, k);
+    acc[i] = _mm_setzero_ps();
+  }
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    __m256i p[NX][4];
+    for (int u = 0; u < 4; ++u) {
+      const PreparedBlock<T> pw = Prepare<T>(w, b + u);
+      for (int i = 0; i < NX; ++i) p[i][u] = DotBlock<T>(pw, x[i].q + 32 * (b + u));
+    }
+    const __m128 wd = Scales4(w + b);
+    for (int i = 0; i < NX; ++i) {
+      __m128i r = Reduce4(p[i]);
+      if constexpr (T == DType::kQ4_0) {
+        r = _mm_sub_epi32(
+            r, _mm_slli_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].sum + b)), 3));
+      }
+      acc[i] = _mm_fmadd_ps(_mm_mul_ps(wd, _mm_loadu_ps(x[i].d + b)), _mm_cvtepi32_ps(r), acc[i]);
+    }
+  }
+  for (int i = 0; i < NX; ++i) {
+    float s = HSum4(acc[i]);
+    for (int64_t bb = b; bb < nb; ++bb) {
+      int32_t d = HSumI(DotBlock<T>(Prepare<T>(w, bb), x[i].q + 32 * bb));
+      if constexpr (T == DType::kQ4_0) d -= 8 * x[i].sum[bb];
+      s += Half(w[bb].d) * x[i].d[bb] * static_cast<float>(d);
+    }
+    y[i * ldy] = s;
+  }
+}
+
+// r[j] = sum of the 8 int32 lanes of p[j].
+inline __m256i Reduce8(const __m256i* p) {
+  const __m256i u0 =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+  const __m256i u1 =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
+                          _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+template <typename Block>
+inline __m256 Scales8(const Block* b) {
+  return _mm256_cvtph_ps(
+      _mm_set_epi16(b[7].d, b[6].d, b[5].d, b[4].d, b[3].d, b[2].d, b[1].d, b[0].d));
+}
+
+// The decode case (one activation row): 8 blocks per step, a lane per block.
+// Q8_0 uses |w| * (x * sign(w)) here, one instruction fewer per block than the
+// x + 128 form, whose per-weight-block cost only pays off when shared by
+// several rows.
+template <DType T>
+float QuantDot1(const void* wrow, const Q8RowView& x, int64_t k) {
+  using Block = std::conditional_t<T == DType::kQ8_0, BlockQ8_0, BlockQ4_0>;
+  const auto* w = static_cast<const Block*>(wrow);
+  const int64_t nb = k / 32;
+  const __m256i lo_mask = _mm256_set1_epi8(0x0F);
+  auto dot = [&](int64_t b) {
+    const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + 32 * b));
+    if constexpr (T == DType::kQ8_0) {
+      const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
+      return Dp(_mm256_setzero_si256(), _mm256_abs_epi8(wq), _mm256_sign_epi8(xq, wq));
+    } else {
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs));
+      return Dp(_mm256_setzero_si256(),
+                _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), lo_mask), xq);
+    }
+  };
+  __m256 acc = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) {
+    __m256i p[8];
+    for (int u = 0; u < 8; ++u) p[u] = dot(b + u);
+    __m256i r = Reduce8(p);
+    if constexpr (T == DType::kQ4_0) {
+      r = _mm256_sub_epi32(
+          r, _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.sum + b)), 3));
+    }
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(Scales8(w + b), _mm256_loadu_ps(x.d + b)),
+                          _mm256_cvtepi32_ps(r), acc);
+  }
+  float s = HSum8(acc);
+  for (; b < nb; ++b) {
+    int32_t d = HSumI(dot(b));
+    if constexpr (T == DType::kQ4_0) d -= 8 * x.sum[b];
+    s += Half(w[b].d) * x.d[b] * static_cast<float>(d);
+  }
+  return s;
+}
+
+#if defined(TESSERA_VNNI)
+constexpr int kQuantNX = 4;  // 16 partial-sum registers of 32
+#else
+constexpr int kQuantNX = 2;  // 8 of 16
+#endif
+
+template <DType T, int NX, int NW>
+void QuantTile(const TileArgs& a) {
+  for (int j = 0; j < NW; ++j) {
+    if constexpr (NX == 1) {
+      a.y[j] = QuantDot1<T>(a.w + j * a.wrb, ViewQ8Row(a.x, a.k), a.k);
+    } else if constexpr (NX <= kQuantNX) {
+      QuantRow<T, NX>(a.w + j * a.wrb, a.x, a.xrb, a.k, a.y + j, a.ldy);
+    } else {
+      QuantRow<T, kQuantNX>(a.w + j * a.wrb, a.x, a.xrb, a.k, a.y + j, a.ldy);
+      QuantRow<T, NX - kQuantNX>(a.w + j * a.wrb, a.x + kQuantNX * a.xrb, a.xrb, a.k,
+                                 a.y + kQuantNX * a.ldy + j, a.ldy);
+    }
+  }
+}
+#else
+template <DType T, int NX, int NW>
+void QuantTile(const TileArgs& a) {
+  const int64_t nb = a.k / 32;
+  for (int j = 0; j < NW; ++j) {
+    for (int i = 0; i < NX; ++i) {
+      const Q8RowView x = ViewQ8Row(a.x + i * a.xrb, a.k);
+      float s = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t d = 0;
+        float wd;
+        if constexpr (T == DType::kQ8_0) {
+          const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(a.w + j * a.wrb)[b];
+          for (int l = 0; l < 32; ++l) d += blk.qs[l] * x.q[32 * b + l];
+          wd = Half(blk.d);
+        } else {
+          const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(a.w + j * a.wrb)[b];
+          for (int l = 0; l < 16; ++l) {
+            d += (blk.qs[l] & 0xF) * x.q[32 * b + l] + (blk.qs[l] >> 4) * x.q[32 * b + l + 16];
+          }
+          d -= 8 * x.sum[b];
+          wd = Half(blk.d);
+        }
+        s += wd * x.d[b] * static_cast<float>(d);
+      }
+      a.y[i * a.ldy + j] = s;
+    }
+  }
+}
+#endif
+
+// The 6-bit scales and mins of the 8 sub-blocks of a Q4_K block (GGML's
+// packing: the first four in the low 6 bits of bytes 0..3 / 4..7, the last four
+// split over bytes 8..11 and the top bits of bytes 0..7).
+inline void UnpackQ4KScales(const uint8_t* s, uint8_t* sc, uint8_t* m) {
+  // Four sub-blocks per 32-bit word: bytes 0..3 (u0), 4..7 (u1), 8..11 (u2).
+  uint32_t u0, u1, u2;
+  std::memcpy(&u0, s, 4);
+  std::memcpy(&u1, s + 4, 4);
+  std::memcpy(&u2, s + 8, 4);
+  const uint32_t sc_lo = u0 & 0x3F3F3F3Fu, m_lo = u1 & 0x3F3F3F3Fu;
+  const uint32_t sc_hi = (u2 & 0x0F0F0F0Fu) | ((u0 >> 2) & 0x30303030u);
+  const uint32_t m_hi = ((u2 >> 4) & 0x0F0F0F0Fu) | ((u1 >> 2) & 0x30303030u);
+  std::memcpy(sc, &sc_lo, 4);
+  std::memcpy(sc + 4, &sc_hi, 4);
+  std::memcpy(m, &m_lo, 4);
+  std::memcpy(m + 4, &m_hi, 4);
+}
+
+// Q4_K weights x BlockQ8KX activations. Per 32-value sub-block s: w = d * sc_s
+// * q - dmin * m_s, so dot = d * dx * sum_s sc_s * (q . xq)_s - dmin * dx *
+// sum_s m_s * bsum_s.
+template <int NX, int NW>
+void Q4_KTile(const TileArgs& a) {
+  const int64_t nb = a.k / kQK_K;
+  const BlockQ8KX* x[NX];
+  for (int i = 0; i < NX; ++i) x[i] = reinterpret_cast<const BlockQ8KX*>(a.x + i * a.xrb);
+  for (int j = 0; j < NW; ++j) {
+    const BlockQ4_K* w = reinterpret_cast<const BlockQ4_K*>(a.w + j * a.wrb);
+#if defined(TESSERA_SIMD)
+    const __m256i lo_mask = _mm256_set1_epi8(0x0F);
+    __m256 acc[NX];
+    for (int i = 0; i < NX; ++i) acc[i] = _mm256_setzero_ps();
+#else
+    float acc[NX] = {};
+    float macc[NX] = {};
+#endif
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t sc[8], m[8];
+      UnpackQ4KScales(w[b].scales, sc, m);
+      const float d = Half(w[b].d), dmin = Half(w[b].dmin);
+#if defined(TESSERA_SIMD)
+      {
+        uint64_t m8;
+        std::memcpy(&m8, m, 8);
+        const __m256i mins = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(m8)));
+        for (int i = 0; i < NX; ++i) {
+          const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i][b].bsums));
+          acc[i] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * x[i][b].d),
+                                    _mm256_cvtepi32_ps(_mm256_mullo_epi32(bs, mins)), acc[i]);
+        }
+      }
+#else
+      for (int i = 0; i < NX; ++i) {
+        int32_t msum = 0;
+        for (int s = 0; s < 8; ++s) msum += m[s] * x[i][b].bsums[s];
+        macc[i] += dmin * x[i][b].d * static_cast<float>(msum);
+      }
+#endif
+#if defined(TESSERA_SIMD)
+      __m256i isum[NX];
+      for (int i = 0; i < NX; ++i) isum[i] = _mm256_setzero_si256();
+      for (int c = 0; c < 4; ++c) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * c));
+        const __m256i lo = _mm256_and_si256(q, lo_mask);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo_mask);
+        const __m256i sc_lo = _mm256_set1_epi16(sc[2 * c]);
+        const __m256i sc_hi = _mm256_set1_epi16(sc[2 * c + 1]);
+        for (int i = 0; i < NX; ++i) {
+          const int8_t* xq = x[i][b].qs + 64 * c;
+          // 15 * 127 * 2 fits int16; times a 6-bit scale, summed in pairs, fits
+          // int32.
+          const __m256i p_lo =
+              _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)));
+          const __m256i p_hi = _mm256_maddubs_epi16(
+              hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32)));
+          isum[i] = _mm256_add_epi32(isum[i], _mm256_add_epi32(_mm256_madd_epi16(p_lo, sc_lo),
+                                                               _mm256_madd_epi16(p_hi, sc_hi)));
+        }
+      }
+      for (int i = 0; i < NX; ++i) {
+        acc[i] =
+            _mm256_fmadd_ps(_mm256_set1_ps(d * x[i][b].d), _mm256_cvtepi32_ps(isum[i]), acc[i]);
+      }
+#else
+      for (int i = 0; i < NX; ++i) {
+        int32_t isum = 0;
+        for (int c = 0; c < 4; ++c) {
+          const uint8_t* q = w[b].qs + 32 * c;
+          const int8_t* xq = x[i][b].qs + 64 * c;
+          int32_t dlo = 0, dhi = 0;
+          for (int l = 0; l < 32; ++l) {
+            dlo += (q[l] & 0xF) * xq[l];
+            dhi += (q[l] >> 4) * xq[l + 32];
+          }
+          isum += sc[2 * c] * dlo + sc[2 * c + 1] * dhi;
+        }
+        acc[i] += d * x[i][b].d * static_cast<float>(isum);
+      }
+#endif
+    }
+    for (int i = 0; i < NX; ++i) {
+#if defined(TESSERA_SIMD)
+      a.y[i * a.ldy + j] = HSum8(acc[i]);
+#else
+      a.y[i * a.ldy + j] = acc[i] - macc[i];
+#endif
+    }
+  }
+}
+
+template <DType T, int NX, int NW>
+void Tile(const TileArgs& a) {
+  if constexpr (T == DType::kQ8_0 || T == DType::kQ4_0) {
+    QuantTile<T, NX, NW>(a);
+  } else if constexpr (T == DType::kQ4_K) {
+    Q4_KTile<NX, NW>(a);
+  } else {
+    FloatTile<T, NX, NW>(a);
+  }
+}
+
+template <DType T, int NW>
+void TileNx(int nx, const TileArgs& a) {
+  switch (nx) {
+    case 1:
+      Tile<T, 1, NW>(a);
+      break;
+    case 2:
+      Tile<T, 2, NW>(a);
+      break;
+    case 3:
+      Tile<T, 3, NW>(a);
+      break;
+    default:
+      Tile<T, kNX, NW>(a);
+      break;
+  }
+}
+
+template <DType T>
+void MatMulT(const void* w, size_t wrb, const void* x, size_t xrb, int64_t n, int64_t k, int64_t r0,
+             int64_t r1, float* y, int64_t ldy) {
+  // Activation rows are processed in chunks small enough to stay in L2 while
+  // the weight rows of this range stream past once per chunk.
+  constexpr int64_t kXChunk = 64;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(x);
+  for (int64_t i0 = 0; i0 < n; i0 += kXChunk) {
+    const int64_t i1 = Min<int64_t>(n, i0 + kXChunk);
+    for (int64_t r = r0; r < r1;) {
+      const int nw = r1 - r >= kNW ? kNW : 1;
+      for (int64_t i = i0; i < i1; i += kNX) {
+        const int nx = static_cast<int>(Min<int64_t>(kNX, i1 - i));
+        const TileArgs a{wb + r * wrb, wrb, xb + i * xrb, xrb, k, y + i * ldy + r, ldy};
+        if (nw == kNW) {
+          TileNx<T, kNW>(nx, a);
+        } else {
+          TileNx<T, 1>(nx, a);
+        }
+      }
+      r += nw;
+    }
+  }
+}
+
+void MatMul(DType type, const void* w, size_t wrb, const void* x, size_t xrb, int64_t n, int64_t k,
+            int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  switch (type) {
+    case DType::kF32:
+      return MatMulT<DType::kF32>(w, wrb, x, xrb, n, k, r0, r1, y, ldy);
+    case DType::kF16:
+      return MatMulT<DType::kF16>(w, wrb, x, xrb, n, k, r0, r1, y, ldy);
+    case DType::kBF16:
+      return MatMulT<DType::kBF16>(w, wrb, x, xrb, n, k, r0, r1, y, ldy);
+    case DType::kQ8_0:
+      return MatMulT<DType::kQ8_0>(w, wrb, x, xrb, n, k, r0, r1, y, ldy);
+    case DType::kQ4_0:
+      return MatMulT<DType::kQ4_0>(w, wrb, x, xrb, n, k, r0, r1, y, ldy);
+    case DType::kQ4_K:
+      return MatMulT<DType::kQ4_K>(w, wrb, x, xrb, n, k, r0, r1, y, ldy);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activation quantization.
+
+inline int8_t RoundQ(float v) {
+  return static_cast<int8_t>(Max(-127, Min(127, static_cast<int>(__builtin_nearbyintf(v)))));
+}
+
+void QuantizeQ8(const float* x, void* out_row, int64_t k) {
+  auto* q = static_cast<int8_t*>(out_row);
+  auto* ds = reinterpret_cast<float*>(q + k);
+  auto* sums = reinterpret_cast<int32_t*>(q + k + k / 32 * sizeof(float));
+  for (int64_t b = 0; b < k / 32; ++b) {
+    const float* v = x + b * 32;
+    float amax = 0;
+    for (int l = 0; l < 32; ++l) amax = Max(amax, __builtin_fabsf(v[l]));
+    const float d = amax / 127.0f;
+    const float id = d != 0 ? 127.0f / amax : 0.0f;
+    int32_t sum = 0;
+    for (int l = 0; l < 32; ++l) {
+      q[b * 32 + l] = RoundQ(v[l] * id);
+      sum += q[b * 32 + l];
+    }
+    ds[b] = d;
+    sums[b] = sum;
+  }
+}
+
+void QuantizeQ8K(const float* x, BlockQ8KX* out, int64_t k) {
+  for (int64_t b = 0; b < k / 256; ++b) {
+    const float* v = x + b * 256;
+    float amax = 0;
+    for (int l = 0; l < 256; ++l) amax = Max(amax, __builtin_fabsf(v[l]));
+    const float d = amax / 127.0f;
+    const float id = d != 0 ? 127.0f / amax : 0.0f;
+    for (int s = 0; s < 8; ++s) {
+      int32_t sum = 0;
+      for (int l = 0; l < 32; ++l) {
+        out[b].qs[s * 32 + l] = RoundQ(v[s * 32 + l] * id);
+        sum += out[b].qs[s * 32 + l];
+      }
+      out[b].bsums[s] = sum;
+    }
+    out[b].d = d;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention helpers.
+
+float DotF16(const uint16_t* a, const float* b, int64_t n) {
+  VF acc = VZero();
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) acc = VFma(VLoadF16(a + i), VLoad(b + i), acc);
+  float s = VSum(acc);
+  for (; i < n; ++i) s += Half(a[i]) * b[i];
+  return s;
+}
+
+void AxpyF16(float alpha, const uint16_t* x, float* y, int64_t n) {
+  const VF va = VSet1(alpha);
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) VStore(y + i, VFma(va, VLoadF16(x + i), VLoad(y + i)));
+  for (; i < n; ++i) y[i] += alpha * Half(x[i]);
+}
+
+void F32ToF16Row(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) VStoreF16(y + i, VLoad(x + i));
+  for (; i < n; ++i) y[i] = F32ToF16(x[i]);
+}
+
+float DotF32(const float* a, const float* b, int64_t n) {
+  VF acc = VZero();
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) acc = VFma(VLoad(a + i), VLoad(b + i), acc);
+  float s = VSum(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void AxpyF32(float alpha, const float* x, float* y, int64_t n) {
+  const VF va = VSet1(alpha);
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) VStore(y + i, VFma(va, VLoad(x + i), VLoad(y + i)));
+  for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
+}  // namespace
+
+const KernelTable& Table() {
+  static const KernelTable table{
+      Isa::TESSERA_CPU_ISA_ENUM,
+      &QuantizeQ8,
+      &QuantizeQ8K,
+      &MatMul,
+      &DotF16,
+      &AxpyF16,
+      &F32ToF16Row,
+      &DotF32,
+      &AxpyF32,
+  };
+  return table;
+}
+
+}  // namespace TESSERA_CPU_ISA_NS
+}  // namespace tessera::engine::cpu

@@ -1,0 +1,348 @@
+#include "engine/model/llama.h"
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+
+namespace tessera::engine {
+
+absl::StatusOr<WeightData> ToWeightData(const TensorView& t, int64_t rows, int64_t cols) {
+  if ((cols >= 0 && t.cols() != cols) || (rows >= 0 && t.rows() != rows)) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor ", t.name, " has shape [", t.rows(), ", ",
+                                                   t.cols(), "], expected [", rows, ", ", cols,
+                                                   "]"));
+  }
+  return WeightData{t.type, t.rows(), t.cols(), t.data};
+}
+
+absl::StatusOr<std::unique_ptr<Weight>> LoadTensor(Backend* backend, const ModelFile& file,
+                                                   std::string_view name, int64_t rows,
+                                                   int64_t cols) {
+  const TensorView* t = file.FindTensor(name);
+  if (t == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("the model file has no tensor ", std::string(name)));
+  }
+  ASSIGN_OR_RETURN(WeightData data, ToWeightData(*t, rows, cols));
+  auto weight = backend->LoadWeight(data);
+  if (!weight.ok()) return ::tessera::Annotate(weight.status(), absl::StrCat("tensor ", std::string(name)));
+  return weight;
+}
+
+namespace {
+
+absl::StatusOr<int> GgufInt(const GgufFile& f, const std::string& key) {
+  ASSIGN_OR_RETURN(int64_t v, f.GetInt(key));
+  if (v < 0 || v > (int64_t{1} << 30)) {
+    return absl::InvalidArgumentError(absl::StrCat(key, " = ", v, " is out of range"));
+  }
+  return static_cast<int>(v);
+}
+
+template <typename T>
+T OrDefault(absl::StatusOr<T> v, T def) {
+  return v.ok() ? *v : def;
+}
+
+}  // namespace
+
+struct LlamaModel::Workspace {
+  std::unique_ptr<Buffer> x, h, q, k, v, attn, o, gate, up, last, logits;
+};
+
+LlamaModel::LlamaModel(LlamaConfig config, Backend* backend)
+    : config_(std::move(config)), backend_(backend) {}
+LlamaModel::~LlamaModel() = default;
+
+absl::Status LlamaModel::Validate() const {
+  const LlamaConfig& c = config_;
+  if (c.dim <= 0 || c.num_layers <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 ||
+      c.head_dim <= 0 || c.ffn_dim <= 0 || c.vocab_size <= 0) {
+    return absl::InvalidArgumentError("the model's hyperparameters are missing or zero");
+  }
+  if (c.num_heads % c.num_kv_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("head count ", c.num_heads,
+                                                   " is not a multiple of the kv head count ",
+                                                   c.num_kv_heads));
+  }
+  if (c.rope.rotary_dim % 2 != 0 || c.rope.rotary_dim > c.head_dim) {
+    return absl::InvalidArgumentError("rope dimension count must be even and at most the head size");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::FromGguf(const GgufFile& f,
+                                                                 Backend* backend) {
+  const std::string arch(f.architecture());
+  if (arch != "llama" && arch != "mistral") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("architecture '", arch, "' is not a Llama/Mistral decoder"));
+  }
+  auto key = [&](const char* k) { return absl::StrCat(arch, ".", k); };
+  LlamaConfig c;
+  c.architecture = arch;
+  ASSIGN_OR_RETURN(c.dim, GgufInt(f, key("embedding_length")));
+  ASSIGN_OR_RETURN(c.num_layers, GgufInt(f, key("block_count")));
+  ASSIGN_OR_RETURN(c.num_heads, GgufInt(f, key("attention.head_count")));
+  c.num_kv_heads = OrDefault(GgufInt(f, key("attention.head_count_kv")), c.num_heads);
+  ASSIGN_OR_RETURN(c.ffn_dim, GgufInt(f, key("feed_forward_length")));
+  c.context_length = OrDefault(GgufInt(f, key("context_length")), 2048);
+  c.head_dim = c.num_heads > 0 ? c.dim / c.num_heads : 0;
+  c.head_dim = OrDefault(GgufInt(f, key("attention.key_length")), c.head_dim);
+  c.norm_eps = OrDefault<float>(
+      [&]() -> absl::StatusOr<float> {
+        ASSIGN_OR_RETURN(double v, f.GetFloat(key("attention.layer_norm_rms_epsilon")));
+        return static_cast<float>(v);
+      }(),
+      1e-5f);
+  c.rope.style = RopeStyle::kNormal;
+  c.rope.theta = OrDefault<float>(
+      [&]() -> absl::StatusOr<float> {
+        ASSIGN_OR_RETURN(double v, f.GetFloat(key("rope.freq_base")));
+        return static_cast<float>(v);
+      }(),
+      10000.0f);
+  c.rope.rotary_dim = OrDefault(GgufInt(f, key("rope.dimension_count")), c.head_dim);
+  auto scaling = f.GetString(key("rope.scaling.type"));
+  if (scaling.ok() && *scaling != "none") {
+    if (*scaling != "linear") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rope scaling '", std::string(*scaling), "' is not supported (supported: linear)"));
+    }
+    auto factor = f.GetFloat(key("rope.scaling.factor"));
+    if (factor.ok() && *factor > 0) c.rope.freq_scale = static_cast<float>(1.0 / *factor);
+  }
+  c.sliding_window = OrDefault(GgufInt(f, key("attention.sliding_window")), 0);
+  const TensorView* embd = f.FindTensor("token_embd.weight");
+  if (embd == nullptr) return absl::InvalidArgumentError("the model file has no token_embd.weight");
+  c.vocab_size = static_cast<int>(embd->rows());
+
+  auto model = absl::WrapUnique(new LlamaModel(std::move(c), backend));
+  RETURN_IF_ERROR(model->Validate());
+  const LlamaConfig& m = model->config_;
+  const int64_t qdim = int64_t{m.num_heads} * m.head_dim;
+  const int64_t kvdim = int64_t{m.num_kv_heads} * m.head_dim;
+  ASSIGN_OR_RETURN(model->token_embd_, LoadTensor(backend, f, "token_embd.weight", m.vocab_size, m.dim));
+  ASSIGN_OR_RETURN(model->output_norm_, LoadTensor(backend, f, "output_norm.weight", 1, m.dim));
+  if (f.FindTensor("output.weight") != nullptr) {
+    ASSIGN_OR_RETURN(model->output_, LoadTensor(backend, f, "output.weight", m.vocab_size, m.dim));
+  } else {
+    ASSIGN_OR_RETURN(model->output_, LoadTensor(backend, f, "token_embd.weight", m.vocab_size, m.dim));
+  }
+  for (int l = 0; l < m.num_layers; ++l) {
+    Layer layer;
+    auto name = [&](const char* n) { return absl::StrCat("blk.", l, ".", n, ".weight"); };
+    ASSIGN_OR_RETURN(layer.attn_norm, LoadTensor(backend, f, name("attn_norm"), 1, m.dim));
+    ASSIGN_OR_RETURN(layer.wq, LoadTensor(backend, f, name("attn_q"), qdim, m.dim));
+    ASSIGN_OR_RETURN(layer.wk, LoadTensor(backend, f, name("attn_k"), kvdim, m.dim));
+    ASSIGN_OR_RETURN(layer.wv, LoadTensor(backend, f, name("attn_v"), kvdim, m.dim));
+    ASSIGN_OR_RETURN(layer.wo, LoadTensor(backend, f, name("attn_output"), m.dim, qdim));
+    ASSIGN_OR_RETURN(layer.ffn_norm, LoadTensor(backend, f, name("ffn_norm"), 1, m.dim));
+    ASSIGN_OR_RETURN(layer.w_gate, LoadTensor(backend, f, name("ffn_gate"), m.ffn_dim, m.dim));
+    ASSIGN_OR_RETURN(layer.w_up, LoadTensor(backend, f, name("ffn_up"), m.ffn_dim, m.dim));
+    ASSIGN_OR_RETURN(layer.w_down, LoadTensor(backend, f, name("ffn_down"), m.dim, m.ffn_dim));
+    model->layers_.push_back(std::move(layer));
+  }
+  return model;
+}
+
+namespace {
+
+absl::StatusOr<int> JsonInt(const nlohmann::json& cfg, const char* key) {
+  auto it = cfg.find(key);
+  if (it == cfg.end() || !it->is_number_integer()) {
+    return absl::InvalidArgumentError(absl::StrCat("config.json: ", key, " is missing or not an integer"));
+  }
+  const int64_t v = it->get<int64_t>();
+  if (v < 0 || v > (int64_t{1} << 30)) {
+    return absl::InvalidArgumentError(absl::StrCat("config.json: ", key, " = ", v, " is out of range"));
+  }
+  return static_cast<int>(v);
+}
+
+double JsonNumber(const nlohmann::json& cfg, const char* key, double def) {
+  auto it = cfg.find(key);
+  return it != cfg.end() && it->is_number() ? it->get<double>() : def;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::FromSafetensors(
+    const SafetensorsModel& st, Backend* backend) {
+  const nlohmann::json& cfg = st.config();
+  if (!cfg.is_object()) return absl::InvalidArgumentError("config.json is not an object");
+  std::string arch = "llama";
+  if (auto it = cfg.find("model_type"); it != cfg.end() && it->is_string()) {
+    arch = it->get<std::string>();
+  }
+  if (arch != "llama" && arch != "mistral") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.json model_type '", arch, "' is not a Llama/Mistral decoder"));
+  }
+  LlamaConfig c;
+  c.architecture = arch;
+  ASSIGN_OR_RETURN(c.dim, JsonInt(cfg, "hidden_size"));
+  ASSIGN_OR_RETURN(c.num_layers, JsonInt(cfg, "num_hidden_layers"));
+  ASSIGN_OR_RETURN(c.num_heads, JsonInt(cfg, "num_attention_heads"));
+  c.num_kv_heads = OrDefault(JsonInt(cfg, "num_key_value_heads"), c.num_heads);
+  ASSIGN_OR_RETURN(c.ffn_dim, JsonInt(cfg, "intermediate_size"));
+  ASSIGN_OR_RETURN(c.vocab_size, JsonInt(cfg, "vocab_size"));
+  c.context_length = OrDefault(JsonInt(cfg, "max_position_embeddings"), 2048);
+  c.head_dim = c.num_heads > 0 ? c.dim / c.num_heads : 0;
+  if (auto it = cfg.find("head_dim"); it != cfg.end() && it->is_number_integer()) {
+    ASSIGN_OR_RETURN(c.head_dim, JsonInt(cfg, "head_dim"));
+  }
+  c.norm_eps = static_cast<float>(JsonNumber(cfg, "rms_norm_eps", 1e-5));
+  c.rope.style = RopeStyle::kNeox;
+  c.rope.theta = static_cast<float>(JsonNumber(cfg, "rope_theta", 10000.0));
+  c.rope.rotary_dim = c.head_dim;
+  if (auto it = cfg.find("rope_scaling"); it != cfg.end() && it->is_object()) {
+    std::string type = it->value("type", it->value("rope_type", std::string("linear")));
+    if (type != "linear" && type != "default") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rope_scaling type '", type, "' is not supported (supported: linear)"));
+    }
+    const double factor = JsonNumber(*it, "factor", 1.0);
+    if (type == "linear" && factor > 0) c.rope.freq_scale = static_cast<float>(1.0 / factor);
+  }
+  if (auto it = cfg.find("sliding_window"); it != cfg.end() && it->is_number_integer()) {
+    ASSIGN_OR_RETURN(c.sliding_window, JsonInt(cfg, "sliding_window"));
+  }
+  const bool tied = cfg.value("tie_word_embeddings", false);
+
+  auto model = absl::WrapUnique(new LlamaModel(std::move(c), backend));
+  RETURN_IF_ERROR(model->Validate());
+  const LlamaConfig& m = model->config_;
+  const int64_t qdim = int64_t{m.num_heads} * m.head_dim;
+  const int64_t kvdim = int64_t{m.num_kv_heads} * m.head_dim;
+  ASSIGN_OR_RETURN(model->token_embd_,
+                   LoadTensor(backend, st, "model.embed_tokens.weight", m.vocab_size, m.dim));
+  ASSIGN_OR_RETURN(model->output_norm_, LoadTensor(backend, st, "model.norm.weight", 1, m.dim));
+  ASSIGN_OR_RETURN(model->output_,
+                   LoadTensor(backend, st,
+                              tied || st.FindTensor("lm_head.weight") == nullptr
+                                  ? "model.embed_tokens.weight"
+                                  : "lm_head.weight",
+                              m.vocab_size, m.dim));
+  for (int l = 0; l < m.num_layers; ++l) {
+    Layer layer;
+    auto name = [&](const char* n) { return absl::StrCat("model.layers.", l, ".", n, ".weight"); };
+    ASSIGN_OR_RETURN(layer.attn_norm, LoadTensor(backend, st, name("input_layernorm"), 1, m.dim));
+    ASSIGN_OR_RETURN(layer.wq, LoadTensor(backend, st, name("self_attn.q_proj"), qdim, m.dim));
+    ASSIGN_OR_RETURN(layer.wk, LoadTensor(backend, st, name("self_attn.k_proj"), kvdim, m.dim));
+    ASSIGN_OR_RETURN(layer.wv, LoadTensor(backend, st, name("self_attn.v_proj"), kvdim, m.dim));
+    ASSIGN_OR_RETURN(layer.wo, LoadTensor(backend, st, name("self_attn.o_proj"), m.dim, qdim));
+    ASSIGN_OR_RETURN(layer.ffn_norm,
+                     LoadTensor(backend, st, name("post_attention_layernorm"), 1, m.dim));
+    ASSIGN_OR_RETURN(layer.w_gate, LoadTensor(backend, st, name("mlp.gate_proj"), m.ffn_dim, m.dim));
+    ASSIGN_OR_RETURN(layer.w_up, LoadTensor(backend, st, name("mlp.up_proj"), m.ffn_dim, m.dim));
+    ASSIGN_OR_RETURN(layer.w_down, LoadTensor(backend, st, name("mlp.down_proj"), m.dim, m.ffn_dim));
+    model->layers_.push_back(std::move(layer));
+  }
+  return model;
+}
+
+absl::StatusOr<std::unique_ptr<KvCache>> LlamaModel::NewCache(int num_blocks, int block_size) const {
+  KvCacheShape shape;
+  shape.num_layers = config_.num_layers;
+  shape.num_blocks = num_blocks;
+  shape.block_size = block_size;
+  shape.num_kv_heads = config_.num_kv_heads;
+  shape.head_dim = config_.head_dim;
+  return backend_->AllocKvCache(shape);
+}
+
+LlamaModel::Workspace& LlamaModel::GetWorkspace(int64_t n, int64_t num_logits) {
+  if (workspace_ == nullptr || n > workspace_tokens_ || num_logits > workspace_logits_) {
+    const LlamaConfig& c = config_;
+    n = std::max(n, workspace_tokens_);
+    num_logits = std::max<int64_t>({num_logits, workspace_logits_, 1});
+    auto ws = std::make_unique<Workspace>();
+    const int64_t qdim = int64_t{c.num_heads} * c.head_dim;
+    const int64_t kvdim = int64_t{c.num_kv_heads} * c.head_dim;
+    ws->x = backend_->Alloc(n * c.dim);
+    ws->h = backend_->Alloc(n * c.dim);
+    ws->q = backend_->Alloc(n * qdim);
+    ws->k = backend_->Alloc(n * kvdim);
+    ws->v = backend_->Alloc(n * kvdim);
+    ws->attn = backend_->Alloc(n * qdim);
+    ws->o = backend_->Alloc(n * c.dim);
+    ws->gate = backend_->Alloc(n * c.ffn_dim);
+    ws->up = backend_->Alloc(n * c.ffn_dim);
+    ws->last = backend_->Alloc(num_logits * c.dim);
+    ws->logits = backend_->Alloc(num_logits * c.vocab_size);
+    workspace_ = std::move(ws);
+    workspace_tokens_ = n;
+    workspace_logits_ = num_logits;
+  }
+  return *workspace_;
+}
+
+absl::Status LlamaModel::Forward(const ForwardBatch& batch, KvCache& cache,
+                                 std::vector<float>* logits) {
+  const LlamaConfig& c = config_;
+  const int64_t n = static_cast<int64_t>(batch.tokens.size());
+  if (n == 0) return absl::InvalidArgumentError("empty batch");
+  if (batch.token_seq.size() != batch.tokens.size() ||
+      batch.token_pos.size() != batch.tokens.size() || batch.slots.size() != batch.tokens.size()) {
+    return absl::InvalidArgumentError("batch arrays differ in length");
+  }
+  for (int32_t t : batch.tokens) {
+    if (t < 0 || t >= c.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("token id ", t, " is outside the vocabulary"));
+    }
+  }
+  const int64_t num_slots = int64_t{cache.shape().num_blocks} * cache.shape().block_size;
+  for (int32_t s : batch.slots) {
+    if (s < 0 || s >= num_slots) return absl::InvalidArgumentError("cache slot out of range");
+  }
+  for (int32_t i : batch.logits_for) {
+    if (i < 0 || i >= n) return absl::InvalidArgumentError("logits_for index out of range");
+  }
+  const int64_t num_logits = static_cast<int64_t>(batch.logits_for.size());
+  Workspace& ws = GetWorkspace(n, num_logits);
+  Backend& b = *backend_;
+
+  PagedAttentionBatch attn;
+  attn.token_seq = batch.token_seq;
+  attn.token_pos = batch.token_pos;
+  attn.block_tables = batch.block_tables;
+  attn.sliding_window = c.sliding_window;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+
+  b.GetRows(*token_embd_, batch.tokens, *ws.x);
+  for (int l = 0; l < c.num_layers; ++l) {
+    const Layer& L = layers_[l];
+    b.RmsNorm(*ws.x, n, c.dim, *L.attn_norm, c.norm_eps, *ws.h);
+    b.MatMul(*L.wq, *ws.h, n, *ws.q);
+    b.MatMul(*L.wk, *ws.h, n, *ws.k);
+    b.MatMul(*L.wv, *ws.h, n, *ws.v);
+    b.Rope(*ws.q, batch.token_pos, c.num_heads, c.head_dim, c.rope);
+    b.Rope(*ws.k, batch.token_pos, c.num_kv_heads, c.head_dim, c.rope);
+    b.WriteKv(cache, l, *ws.k, *ws.v, batch.slots);
+    b.PagedAttention(cache, l, *ws.q, attn, c.num_heads, scale, *ws.attn);
+    b.MatMul(*L.wo, *ws.attn, n, *ws.o);
+    b.Add(*ws.o, n * c.dim, *ws.x);
+    b.RmsNorm(*ws.x, n, c.dim, *L.ffn_norm, c.norm_eps, *ws.h);
+    b.MatMul(*L.w_gate, *ws.h, n, *ws.gate);
+    b.MatMul(*L.w_up, *ws.h, n, *ws.up);
+    b.SiluMul(*ws.gate, *ws.up, n * c.ffn_dim);
+    b.MatMul(*L.w_down, *ws.gate, n, *ws.o);
+    b.Add(*ws.o, n * c.dim, *ws.x);
+  }
+  logits->resize(static_cast<size_t>(num_logits) * c.vocab_size);
+  if (num_logits == 0) return absl::OkStatus();
+  // Gather the rows whose logits are wanted (a few per step), then norm and project only those.
+  std::vector<float> row(c.dim);
+  for (int64_t i = 0; i < num_logits; ++i) {
+    b.CopyToHost(*ws.x, int64_t{batch.logits_for[i]} * c.dim, c.dim, row.data());
+    b.CopyFromHost(row.data(), c.dim, *ws.last, i * c.dim);
+  }
+  b.RmsNorm(*ws.last, num_logits, c.dim, *output_norm_, c.norm_eps, *ws.last);
+  b.MatMul(*output_, *ws.last, num_logits, *ws.logits);
+  b.CopyToHost(*ws.logits, 0, num_logits * c.vocab_size, logits->data());
+  return absl::OkStatus();
+}
+
+}  // namespace tessera::engine
