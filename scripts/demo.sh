@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main job, as far as it is built. Today: the `tessera` server with
-# authentication, API keys, health and reflection, and permission-filtered
-# hybrid search over a sample company's documents, driven by an outside gRPC
-# client (Debian's python3-grpcio). Syncing the company from its mail, drive
-# and SharePoint and asking agents cited questions come with the connector,
-# engine and agent milestones; this script grows with them.
+# authentication, API keys, health and reflection, permission-filtered hybrid
+# search over a sample company's documents, driven by an outside gRPC client
+# (Debian's python3-grpcio), and the inference engine streaming generated text.
+# Syncing the company from its mail, drive and SharePoint and asking agents
+# cited questions come with the connector and agent milestones; this script
+# grows with them.
 #
 # Usage: scripts/demo.sh [--keep]   (--keep leaves the server running)
 set -euo pipefail
@@ -48,7 +49,14 @@ bob_key=$("$tessera" admin create-key --data_dir="$data" --principal=bob@acme.ex
 "$tessera" admin list-keys --data_dir="$data"
 
 step "Start tessera serve (all services in one process, localhost, free port)"
-"$tessera" serve --data_dir="$data" --listen=127.0.0.1:0 --port_file="$work/port" >"$work/server.log" 2>&1 &
+# The engine serves the one real generative model we may ship: stories260K (llama2.c's
+# TinyStories Llama). It writes children's stories; it cannot answer questions.
+cat >"$work/engine.json" <<JSON
+{"device": "cpu", "models": [{"id": "stories", "path": "$PWD/engine/model/testdata/stories260K.gguf", "kv_cache_mb": 16}]}
+JSON
+show "engine config: $(cat "$work/engine.json")"
+"$tessera" serve --data_dir="$data" --listen=127.0.0.1:0 --port_file="$work/port" \
+  --engine_config="$work/engine.json" >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 200); do [[ -s "$work/port" ]] && break; sleep 0.05; done
 [[ -s "$work/port" ]] || { cat "$work/server.log"; echo "server did not start" >&2; exit 1; }
@@ -112,8 +120,17 @@ show "Bob asks as Ann (a user key may not)"
 TESSERA_KEY="$bob_key" $client "$addr" call tessera.v1.RetrievalService/Search \
   '{"collections": ["acme"], "query": "budget", "principal": {"user": "ann@acme.example"}}' || true
 
+step "The inference engine: the models it serves, and text streamed through the gateway"
+show "EngineService/ListModels as Ann"; TESSERA_KEY="$ann_key" $client "$addr" call tessera.v1.EngineService/ListModels '{}'
+show "tessera generate \"Once upon a time\" --temperature=0 --max_tokens=60   (as Ann)"
+TESSERA_KEY="$ann_key" "$tessera" generate "Once upon a time" --server="$addr" --temperature=0 --max_tokens=60
+show "the same, sampled (temperature 0.8, seed 7)"
+TESSERA_KEY="$ann_key" "$tessera" generate "Once upon a time" --server="$addr" --temperature=0.8 --seed=7 --max_tokens=60
+show "a model the engine does not have"
+TESSERA_KEY="$ann_key" "$tessera" generate "hi" --server="$addr" --model=mistral-7b || true
+
 step "Services of later milestones answer plainly"
-show "EngineService/ListModels as Ann"; TESSERA_KEY="$ann_key" $client "$addr" call tessera.v1.EngineService/ListModels '{}' || true
+show "SyncService/ListConnectors as the admin"; TESSERA_KEY="$admin_key" $client "$addr" call tessera.v1.SyncService/ListConnectors '{}' || true
 
 if [[ $keep -eq 1 ]]; then
   step "Left running: pid $server_pid on $addr, data in $data"
@@ -129,8 +146,11 @@ tail -n 3 "$work/server.log"
 cat <<'MSG'
 
 What runs today: the server, its authentication and keys, the v1 contract,
-and permission-exact hybrid search (BM25 + vectors from the built-in lexical
-embedder). Connector sync, the inference engine and agents with cited answers
-arrive with their milestones; this demo will then sync the sample company from
-its fake Gmail, Drive and SharePoint and let agents answer Ann and Bob.
+permission-exact hybrid search (BM25 + vectors from the built-in lexical
+embedder), and the inference engine (here with the only real weights we ship, a
+260K-parameter story model; point --engine_config at your own GGUF or
+safetensors models, see docs/ENGINE.md). Connector sync and agents with cited
+answers arrive with their milestones; this demo will then sync the sample
+company from its fake Gmail, Drive and SharePoint and let agents answer Ann and
+Bob.
 MSG

@@ -123,6 +123,7 @@ int GenerateCommand(const EngineTarget& target, const GenerateCommandOptions& o,
     if (o.seed_set) s->set_seed(o.sampling.seed);
     s->set_max_tokens(o.max_tokens);
     for (const auto& stop : o.stop) s->add_stop(stop);
+    if (!o.chat) std::fputs(o.prompt.c_str(), out);  // a continuation reads best after its prompt
     auto reader = stub->Generate(&ctx, req);
     v1::GenerateResponse resp;
     while (reader->Read(&resp)) {
@@ -161,6 +162,7 @@ int GenerateCommand(const EngineTarget& target, const GenerateCommandOptions& o,
   p.seed_set = o.seed_set;
   p.max_tokens = o.max_tokens;
   p.stop = o.stop;
+  if (!o.chat) std::fputs(o.prompt.c_str(), out);
   absl::Notification done;
   engine::GenerateEvent finish;
   const absl::Time start = absl::Now();

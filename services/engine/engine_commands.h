@@ -36,6 +36,7 @@ struct GenerateCommandOptions {
   int max_tokens = 256;
   std::vector<std::string> stop;
 };
+// Prints the prompt (raw prompts only), then the generated text as it streams.
 int GenerateCommand(const EngineTarget& target, const GenerateCommandOptions& options, FILE* out,
                     FILE* err);
 

@@ -396,7 +396,7 @@ class EngineCommandsTest(unittest.TestCase):
         p = subprocess.run([tessera_binary(), "generate", "Once upon a time", "--model_path=" + self.model,
                             "--temperature=0", "--max_tokens=12"], capture_output=True, text=True, timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertTrue(p.stdout.startswith(", there was a little girl"), p.stdout)
+        self.assertTrue(p.stdout.startswith("Once upon a time, there was a little girl"), p.stdout)
 
     def test_bad_model_file_is_a_clear_error(self):
         bad = os.path.join(TMP, "bad.gguf")
