@@ -202,6 +202,12 @@ class CpuBackend final : public Backend {
     const int64_t threads = pool_.num_threads();
     int64_t chunk = (rows + threads * 4 - 1) / (threads * 4);
     chunk = std::max<int64_t>(16, (chunk + 15) / 16 * 16);
+    // A small product is not worth waking the workers: a small model's decode step is a hundred
+    // of them, and a worker descheduled by a busy machine would stall each one.
+    if (static_cast<double>(rows) * static_cast<double>(w.row_bytes()) * static_cast<double>(n) <
+        kMinParallelBytes) {
+      chunk = rows;
+    }
     const int64_t tasks = (rows + chunk - 1) / chunk;
     const float* b = bias != nullptr ? AsCpu(*bias).row_f32() : nullptr;
     float* yp = y.data();
@@ -356,7 +362,9 @@ class CpuBackend final : public Backend {
     }
     const uint16_t* kc = c.k(layer);
     const uint16_t* vc = c.v(layer);
-    pool_.Run(tokens * num_heads, [&](int64_t task) {
+    int64_t span = 0;  // keys read, summed over tokens: the work, for the serial/parallel choice
+    for (int64_t t = 0; t < tokens; ++t) span += batch.token_pos[t] + 1;
+    RunTasks(tokens * num_heads, span * num_heads * s.head_dim * 2, [&](int64_t task) {
       const int64_t t = task / num_heads;
       const int h = static_cast<int>(task % num_heads);
       const int32_t pos = batch.token_pos[t];
@@ -405,7 +413,12 @@ class CpuBackend final : public Backend {
       CPU_CHECK(seq_starts[sidx] <= seq_starts[sidx + 1]);
       for (int32_t t = seq_starts[sidx]; t < seq_starts[sidx + 1]; ++t) seq_of[t] = sidx;
     }
-    pool_.Run(tokens * num_heads, [&](int64_t task) {
+    int64_t span = 0;
+    for (size_t sidx = 0; sidx + 1 < seq_starts.size(); ++sidx) {
+      const int64_t len = seq_starts[sidx + 1] - seq_starts[sidx];
+      span += len * len;
+    }
+    RunTasks(tokens * num_heads, span * num_heads * head_dim * 4, [&](int64_t task) {
       const int64_t t = task / num_heads;
       const int64_t off = (task % num_heads) * head_dim;
       const int32_t b = seq_starts[seq_of[t]], e = seq_starts[seq_of[t] + 1];
@@ -432,6 +445,20 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // Below this many bytes of weights or cache read, an op runs on the calling thread.
+  static constexpr double kMinParallelBytes = 1 << 18;
+
+  // Runs fn(task) for [0, n): in parallel when the op reads enough bytes to pay for waking the
+  // workers, else inline.
+  template <typename Fn>
+  void RunTasks(int64_t n, int64_t bytes, Fn fn) {
+    if (static_cast<double>(bytes) < kMinParallelBytes) {
+      for (int64_t t = 0; t < n; ++t) fn(t);
+      return;
+    }
+    pool_.Run(n, fn);
+  }
+
   // Runs fn(begin, end) over [0, n) in fixed chunks, in parallel when n is
   // large enough to pay for waking the workers.
   template <typename Fn>
