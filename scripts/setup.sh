@@ -20,6 +20,7 @@ PACKAGES=(
   # JSON, tokenizers
   nlohmann-json3-dev libsentencepiece-dev libicu-dev
   libvalijson-dev  # JSON Schema checks of MCP structuredContent (header-only)
+  libcpp-httplib-dev  # the MCP server's Streamable HTTP endpoint
   # libFuzzer targets of the engine loaders (engine/model/fuzz/run_fuzzers.sh)
   clang
   # document parsing (connectors)

@@ -6,6 +6,7 @@
 //   tessera admin list-keys  --data_dir=DIR
 //   tessera admin revoke-key --data_dir=DIR --key_id=ID
 //   tessera generate "PROMPT" | embed "TEXT"...   (in-process with --model_path/--engine_config)
+//   tessera mcp tools|call|stdio                  (MCP servers by hand; our own tools over stdio)
 //   tessera version
 #include <signal.h>
 #include <pthread.h>
@@ -18,6 +19,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
@@ -31,7 +33,10 @@
 #include "services/gateway/client_commands.h"
 #include "common/status.h"
 #include "services/gateway/server.h"
+#include "agents/mcp/cli.h"
 #include "services/engine/engine_commands.h"
+#include "services/mcp/http_server.h"
+#include "services/mcp/mcp_command.h"
 #include "services/engine/engine_service.h"
 #include "services/retrieval/retrieval_service.h"
 
@@ -75,6 +80,14 @@ ABSL_FLAG(std::string, index, "Flat",
           "collection create: the FAISS factory string (Flat, HNSW32, IVF1024,PQ32, ...).");
 ABSL_FLAG(std::string, model, "",
           "collection create: embedding model; empty = the built-in lexical-hash-384.");
+ABSL_FLAG(std::string, mcp_listen, "",
+          "serve: also serve Tessera's MCP tools over Streamable HTTP at HOST:PORT/mcp "
+          "(e.g. 127.0.0.1:7610; a key is required; empty: off).");
+ABSL_FLAG(std::vector<std::string>, mcp_allowed_origins, {},
+          "serve: browser origins allowed to call the MCP endpoint (loopback origins always are).");
+ABSL_FLAG(std::string, mcp_config, "", "mcp tools|call: the MCP servers' JSON configuration.");
+ABSL_FLAG(std::string, tool, "", "mcp call: the tool to call (as `mcp tools` prints it).");
+ABSL_FLAG(std::string, args, "{}", "mcp call: the tool's arguments, a JSON object.");
 ABSL_FLAG(std::string, engine_config, "",
           "serve, generate, embed: the engine's JSON configuration (models by path; see docs/ENGINE.md).");
 ABSL_FLAG(std::string, model_path, "",
@@ -99,7 +112,8 @@ constexpr char kUsage[] = R"(tessera: self-hosted enterprise RAG and agents.
 
 Commands:
   tessera serve --data_dir=DIR [--listen=127.0.0.1:7600] [--only=SERVICES] [--peers=SVC=HOST:PORT,...]
-                [--tls_cert=FILE --tls_key=FILE] [--config=FILE.json]
+                [--tls_cert=FILE --tls_key=FILE] [--engine_config=FILE.json] [--mcp_listen=127.0.0.1:7610]
+                [--config=FILE.json]
   tessera admin create-key --data_dir=DIR --principal=USER [--groups=G1,G2] [--role=user|admin]
                 [--tenant=T] [--description=TEXT] [--expires_in=720h]
   tessera admin list-keys --data_dir=DIR [--tenant=T]
@@ -110,6 +124,10 @@ Commands:
   tessera embed "TEXT"... [--model=ID]
         generate and embed run in-process with --engine_config=FILE or --model_path=FILE.gguf,
         otherwise they call the server (--server, key as below).
+  tessera mcp tools --mcp_config=FILE.json        list the tools of MCP servers (stdio or HTTP)
+  tessera mcp call --mcp_config=FILE.json --tool=NAME --args='{"k": "v"}'
+  tessera mcp stdio                               Tessera's own MCP tools over stdin/stdout for a
+                                                  local MCP client (key and --server as below)
   tessera version
 
 Client commands (call a running server; key from TESSERA_KEY or --key_file; --server=HOST:PORT):
@@ -275,9 +293,42 @@ int Serve(const sigset_t& signals) {
     if (!s.ok()) return Fail(s);
   }
   std::fprintf(stderr, "tessera listening on %s\n", (*server)->address().c_str());
+  // Tessera's MCP tools over Streamable HTTP: each request's key is checked against the key
+  // database, and searches go through the gateway with that key, so they see what it may.
+  std::unique_ptr<ApiKeyStore> mcp_keys;
+  std::unique_ptr<mcp::McpHttpServer> mcp_server;
+  if (const std::string listen = absl::GetFlag(FLAGS_mcp_listen); !listen.empty()) {
+    const size_t colon = listen.rfind(':');
+    int mcp_port = -1;
+    if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &mcp_port) ||
+        mcp_port < 0 || mcp_port > 65535) {
+      return UsageError(absl::StrCat("--mcp_listen: '", listen, "' is not HOST:PORT"));
+    }
+    auto keys = OpenKeys();
+    if (!keys.ok()) return Fail(keys.status());
+    mcp_keys = std::move(*keys);
+    mcp::McpHttpServerOptions mo;
+    mo.host = listen.substr(0, colon);
+    mo.port = mcp_port;
+    for (const auto& o : absl::GetFlag(FLAGS_mcp_allowed_origins)) {
+      if (!o.empty()) mo.allowed_origins.push_back(o);
+    }
+    ApiKeyStore* store = mcp_keys.get();
+    mo.validate_key = [store](const std::string& k) -> absl::StatusOr<mcp::McpKeyInfo> {
+      ASSIGN_OR_RETURN(ApiKeyRecord r, store->Authenticate(k));
+      return mcp::McpKeyInfo{r.key_id};
+    };
+    auto channel = grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials());
+    mo.server.retrieval_channel = [channel] { return channel; };
+    auto started = mcp::StartMcpHttpServer(std::move(mo));
+    if (!started.ok()) return Fail(started.status());
+    mcp_server = std::move(*started);
+    std::fprintf(stderr, "tessera MCP endpoint on %s\n", mcp_server->url().c_str());
+  }
   int sig = 0;
   sigwait(&signals, &sig);
   TLOG(INFO, "signal received").Field("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (mcp_server != nullptr) mcp_server->Stop();
   (*server)->Shutdown(absl::GetFlag(FLAGS_grace_period));
   return 0;
 }
@@ -326,6 +377,35 @@ int Main(int argc, char** argv) {
   }
   if (cmd[0] == "serve" && cmd.size() == 1) {
     return Serve(signals);
+  }
+  if (cmd[0] == "mcp") {
+    if (cmd.size() != 2) return UsageError("mcp tools|call|stdio");
+    if (cmd[1] == "stdio") {
+      auto key = ResolveKey(absl::GetFlag(FLAGS_key_file));
+      if (!key.ok()) return Fail(key.status());
+      mcp::McpStdioCommandOptions o;
+      o.server_address = absl::GetFlag(FLAGS_server);
+      o.key = *key;
+      for (const auto& c : absl::GetFlag(FLAGS_collection)) {
+        if (!c.empty()) o.default_collections.push_back(c);
+      }
+      absl::Status s = mcp::RunMcpStdioCommand(o, std::cin, std::cout);
+      return s.ok() ? 0 : Fail(s);
+    }
+    if (absl::GetFlag(FLAGS_mcp_config).empty()) {
+      return UsageError("mcp tools|call need --mcp_config=FILE.json (see docs/MCP.md)");
+    }
+    absl::Status s;
+    if (cmd[1] == "tools") {
+      s = mcp::RunMcpToolsCommand(absl::GetFlag(FLAGS_mcp_config), std::cout);
+    } else if (cmd[1] == "call") {
+      if (absl::GetFlag(FLAGS_tool).empty()) return UsageError("mcp call needs --tool=NAME");
+      s = mcp::RunMcpCallCommand(absl::GetFlag(FLAGS_mcp_config), absl::GetFlag(FLAGS_tool),
+                                 absl::GetFlag(FLAGS_args), std::cout);
+    } else {
+      return UsageError(absl::StrCat("unknown mcp command '", cmd[1], "' (tools, call, stdio)"));
+    }
+    return s.ok() ? 0 : Fail(s);
   }
   if (cmd[0] == "generate" || cmd[0] == "embed") {
     engine_service::EngineTarget target;

@@ -1,0 +1,73 @@
+// fake_drive: serves a small sample company's Google Drive (FakeDriveServer)
+// on 127.0.0.1 for demos, printing the base URL on stdout, until SIGINT or
+// SIGTERM. Any bearer token is accepted.
+#include <signal.h>
+
+#include <cstdio>
+
+#include "connectors/drive/fake_drive_server.h"
+
+namespace {
+
+using tessera::connectors::drive::FakeDriveServer;
+using tessera::connectors::drive::FakeFile;
+using tessera::connectors::drive::FakePermission;
+using tessera::connectors::drive::FakeSharedDrive;
+using tessera::connectors::drive::kMimeGoogleDoc;
+using tessera::connectors::drive::kMimeGoogleSheet;
+
+absl::Status Seed(FakeDriveServer &s) {
+  s.AddSharedDrive(FakeSharedDrive{
+      "0AFinance", "Finance", {{.type = "group", .email = "finance@acme.example"}}});
+  auto r = s.CreateFile({.id = "doc-handbook",
+                         .name = "Employee handbook",
+                         .mime_type = std::string(kMimeGoogleDoc),
+                         .content = "Vacation: 25 days a year. Remote work: up to 3 days a week.",
+                         .permissions = {{.type = "domain", .domain = "acme.example"}}});
+  if (!r.ok()) return r.status();
+  r = s.CreateFile({.id = "sheet-budget",
+                    .name = "2026 budget",
+                    .mime_type = std::string(kMimeGoogleSheet),
+                    .drive_id = "0AFinance",
+                    .content = "team,budget\nengineering,1200000\nsales,800000\n"});
+  if (!r.ok()) return r.status();
+  r = s.CreateFile({.id = "txt-salaries",
+                    .name = "salaries.txt",
+                    .mime_type = "text/plain",
+                    .drive_id = "0AFinance",
+                    .content = "Confidential: salary bands are reviewed every March."});
+  if (!r.ok()) return r.status();
+  r = s.CreateFile({.id = "doc-link-only",
+                    .name = "Offsite ideas",
+                    .mime_type = std::string(kMimeGoogleDoc),
+                    .content = "Offsite in Lisbon, link-only sharing.",
+                    .permissions = {{.type = "anyone", .allow_file_discovery = false}}});
+  return r.status();
+}
+
+}  // namespace
+
+int main() {
+  FakeDriveServer::Options options;
+  options.user_email = "admin@acme.example";
+  options.user_groups = {"finance@acme.example"};
+  auto server = FakeDriveServer::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "fake_drive: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  if (absl::Status st = Seed(**server); !st.ok()) {
+    std::fprintf(stderr, "fake_drive: seed: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  std::printf("%s\n", (*server)->base_url().c_str());
+  std::fflush(stdout);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return 0;
+}
