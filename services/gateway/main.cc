@@ -37,6 +37,7 @@
 #include "services/engine/engine_commands.h"
 #include "services/mcp/http_server.h"
 #include "services/mcp/mcp_command.h"
+#include "services/sync/sync_command.h"
 #include "services/engine/engine_service.h"
 #include "services/retrieval/retrieval_service.h"
 
@@ -88,6 +89,9 @@ ABSL_FLAG(std::vector<std::string>, mcp_allowed_origins, {},
 ABSL_FLAG(std::string, mcp_config, "", "mcp tools|call: the MCP servers' JSON configuration.");
 ABSL_FLAG(std::string, tool, "", "mcp call: the tool to call (as `mcp tools` prints it).");
 ABSL_FLAG(std::string, args, "{}", "mcp call: the tool's arguments, a JSON object.");
+ABSL_FLAG(std::string, sync_config, "", "sync: the connectors' JSON file (see docs/CONNECTORS.md).");
+ABSL_FLAG(std::string, sync_state_dir, "", "sync: checkpoint directory; default SYNC_CONFIG.state.");
+ABSL_FLAG(bool, once, false, "sync: run every connector once, then exit.");
 ABSL_FLAG(std::string, engine_config, "",
           "serve, generate, embed: the engine's JSON configuration (models by path; see docs/ENGINE.md).");
 ABSL_FLAG(std::string, model_path, "",
@@ -134,6 +138,7 @@ Client commands (call a running server; key from TESSERA_KEY or --key_file; --se
   tessera collection create NAME [--index=Flat|HNSW32|IVF1024,PQ32] [--model=M --dimensions=N]
   tessera collection list | get NAME | delete NAME
   tessera ingest PATH... --collection=NAME [--acl=group:fin@x.com,...] [--source=files]
+  tessera sync --sync_config=FILE.json [--sync_state_dir=DIR] [--once]   (admin key; connectors -> retrieval)
   tessera search "QUERY" [--collection=NAME,...] [--top_k=10] [--as=USER --as_groups=G,...] [--json]
 
 Every flag may also be set in a JSON config file (--config); run with --help for all flags.)";
@@ -377,6 +382,22 @@ int Main(int argc, char** argv) {
   }
   if (cmd[0] == "serve" && cmd.size() == 1) {
     return Serve(signals);
+  }
+  if (cmd[0] == "sync" && cmd.size() == 1) {
+    auto key = ResolveKey(absl::GetFlag(FLAGS_key_file));
+    if (!key.ok()) return Fail(key.status());
+    sync::SyncCommandOptions o;
+    o.config_path = absl::GetFlag(FLAGS_sync_config);
+    o.server = absl::GetFlag(FLAGS_server);
+    o.key = *key;
+    o.tls_ca = absl::GetFlag(FLAGS_tls_ca);
+    o.state_dir = absl::GetFlag(FLAGS_sync_state_dir);
+    o.once = absl::GetFlag(FLAGS_once);
+    o.wait_for_stop = [&signals] {
+      int sig = 0;
+      sigwait(&signals, &sig);  // SIGTERM/SIGINT are blocked in every thread
+    };
+    return sync::SyncCommand(o, stdout, stderr);
   }
   if (cmd[0] == "mcp") {
     if (cmd.size() != 2) return UsageError("mcp tools|call|stdio");

@@ -1,0 +1,67 @@
+// SyncConfig: the connectors a sync daemon runs, read from a JSON file.
+//
+//   {"connectors": [{"id": "acme-drive", "type": "drive", "interval": "5m",
+//                    "collection": "acme",
+//                    "drive": {"api_base": "http://127.0.0.1:8080", "token": "..."}}]}
+//
+// Connector fields: id (required; 1..63 of [a-z0-9-], starting with a letter,
+// unique: it keys the checkpoints, so renaming it means a full resync), type
+// (required; "drive"), interval (an absl duration: "90s", "5m", "1h"; default
+// "15m"; at least 1s), collection (required; a retrieval collection name),
+// enabled (default true), and the type's own object.
+//
+// "drive": api_base (default "https://www.googleapis.com"; "/drive/v3" is
+// appended unless present), exactly one of token (a static bearer token) and
+// token_env (the environment variable holding one), folder_ids,
+// include_my_drive / include_shared_with_me / include_shared_drives (default
+// true), page_size (default 100).
+//
+// Unknown keys and wrong types are errors. Every error is INVALID_ARGUMENT
+// and names the file and the field, e.g. "sync.json: connectors[0].interval:
+// bad duration \"5 minutes\" (use e.g. 90s, 5m, 1h)".
+#ifndef TESSERA_SERVICES_SYNC_SYNC_CONFIG_H_
+#define TESSERA_SERVICES_SYNC_SYNC_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/file_system.h"
+
+namespace tessera::sync {
+
+struct DriveSyncConfig {
+  std::string base_url;  // with "/drive/v3"
+  std::string token;     // resolved (from token or token_env); never logged
+  std::vector<std::string> folder_ids;
+  bool include_my_drive = true;
+  bool include_shared_with_me = true;
+  bool include_shared_drives = true;
+  int page_size = 100;
+};
+
+struct ConnectorConfig {
+  std::string id;
+  std::string type;  // "drive"
+  absl::Duration interval = absl::Minutes(15);
+  std::string collection;
+  bool enabled = true;
+  DriveSyncConfig drive;
+};
+
+struct SyncConfig {
+  std::vector<ConnectorConfig> connectors;
+};
+
+// Parses and validates `json`; `origin` (a file name) prefixes error messages.
+[[nodiscard]] absl::StatusOr<SyncConfig> ParseSyncConfig(absl::string_view json,
+                                                         absl::string_view origin);
+
+// Reads `path` through `fs` and parses it. NOT_FOUND when it does not exist.
+[[nodiscard]] absl::StatusOr<SyncConfig> LoadSyncConfig(absl::string_view path, FileSystem *fs);
+
+}  // namespace tessera::sync
+
+#endif  // TESSERA_SERVICES_SYNC_SYNC_CONFIG_H_

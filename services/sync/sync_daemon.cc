@@ -1,0 +1,294 @@
+#include "services/sync/sync_daemon.h"
+
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/grpc_status.h"
+#include "common/logging.h"
+#include "common/sqlite.h"
+#include "common/status.h"
+#include "connectors/auth/token_source.h"
+#include "connectors/drive/drive_connector.h"
+#include "connectors/framework/checkpoint_store.h"
+#include "connectors/framework/sync_runner.h"
+#include "connectors/http/retrying_client.h"
+#include "services/sync/retrieval_sink.h"
+
+namespace tessera::sync {
+
+// One configured connector and everything it owns. `run_mu` serialises its
+// runs; `status` is guarded by the daemon's mu_; `run`, `sink_failed` and
+// `ensured` belong to the thread holding run_mu.
+struct SyncDaemon::Worker {
+  ConnectorConfig config;
+  std::unique_ptr<connectors::TokenSource> tokens;
+  std::unique_ptr<connectors::RetryingHttpClient> client;
+  std::unique_ptr<connectors::Connector> connector;
+  std::unique_ptr<SqliteDatabase> checkpoint_db;
+  std::unique_ptr<connectors::SqliteCheckpointStore> checkpoints;
+  std::unique_ptr<SqliteDatabase> ledger_db;
+  std::unique_ptr<RetrievalSink> sink;
+  std::unique_ptr<v1::RetrievalService::StubInterface> admin_stub;  // collections
+  std::unique_ptr<connectors::SyncRunner> runner;
+
+  absl::Mutex run_mu;
+  SyncCounts run;
+  int64_t sink_failed = 0;
+  bool ensured = false;
+  ConnectorStatus status;
+};
+
+SyncDaemon::SyncDaemon(Options options)
+    : options_(std::move(options)), clock_(options_.clock ? options_.clock : RealClock()) {}
+
+SyncDaemon::~SyncDaemon() { Stop(); }
+
+absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) {
+  if (options.state_dir.empty()) return absl::InvalidArgumentError("sync: state_dir is required");
+  if (!options.new_retrieval_stub) {
+    return absl::InvalidArgumentError("sync: new_retrieval_stub is required");
+  }
+  if (!options.prepare_context)
+    return absl::InvalidArgumentError("sync: prepare_context is required");
+  if (options.http == nullptr) return absl::InvalidArgumentError("sync: http is required");
+  std::error_code ec;
+  std::filesystem::create_directories(options.state_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("sync: cannot create state dir ", options.state_dir, ": ", ec.message()));
+  }
+  std::unique_ptr<SyncDaemon> d(new SyncDaemon(std::move(options)));
+  const std::string cp_path = absl::StrCat(d->options_.state_dir, "/checkpoints.db");
+  const std::string ledger_path = absl::StrCat(d->options_.state_dir, "/sink_ledger.db");
+  for (const ConnectorConfig &c : d->options_.config.connectors) {
+    if (!c.enabled) continue;
+    auto w = std::make_unique<Worker>();
+    Worker *wp = w.get();
+    w->config = c;
+    const std::string ctx = absl::StrCat("connector ", c.id);
+    if (c.type != "drive") {
+      return absl::InvalidArgumentError(absl::StrCat(ctx, ": unsupported type \"", c.type, "\""));
+    }
+    w->tokens = std::make_unique<connectors::StaticTokenSource>(c.drive.token);
+    connectors::RetryingHttpClient::Options ho;
+    ho.token_source = w->tokens.get();
+    w->client = std::make_unique<connectors::RetryingHttpClient>(d->options_.http, d->clock_, ho);
+    connectors::drive::DriveConnector::Options dopt;
+    dopt.base_url = c.drive.base_url;
+    dopt.include_my_drive = c.drive.include_my_drive;
+    dopt.include_shared_with_me = c.drive.include_shared_with_me;
+    dopt.include_shared_drives = c.drive.include_shared_drives;
+    dopt.folder_ids = c.drive.folder_ids;
+    dopt.page_size = c.drive.page_size;
+    auto connector = connectors::drive::DriveConnector::Create(w->client.get(), d->clock_, dopt);
+    if (!connector.ok()) return Annotate(connector.status(), ctx);
+    w->connector = std::move(*connector);
+
+    ASSIGN_OR_RETURN(w->checkpoint_db, SqliteDatabase::Open(cp_path, {}));
+    ASSIGN_OR_RETURN(w->checkpoints,
+                     connectors::SqliteCheckpointStore::Create(w->checkpoint_db.get(), d->clock_));
+    ASSIGN_OR_RETURN(w->ledger_db, SqliteDatabase::Open(ledger_path, {}));
+    RetrievalSink::Options so;
+    so.connector_id = c.id;
+    so.collection = c.collection;
+    so.prepare_context = d->options_.prepare_context;
+    ASSIGN_OR_RETURN(
+        w->sink, RetrievalSink::Create(d->options_.new_retrieval_stub(), w->ledger_db.get(), so));
+    w->admin_stub = d->options_.new_retrieval_stub();
+
+    connectors::SyncRunner::Options ro;
+    ro.connector_id = c.id;
+    ro.max_reported_failures = static_cast<size_t>(d->options_.max_reported_failures);
+    SyncDaemon *self = d.get();
+    // Called after the sink acknowledged a page, before its checkpoint is
+    // committed: the place to count it.
+    ro.before_commit = [self, wp](const connectors::ChangePage &page) {
+      std::vector<connectors::DocumentFailure> refused = wp->sink->TakeFailures();
+      const auto n_refused = static_cast<int64_t>(refused.size());
+      wp->sink_failed += n_refused;
+      ++wp->run.pages;
+      wp->run.seen +=
+          static_cast<int64_t>(page.upserts.size() + page.deletes.size() + page.failures.size());
+      wp->run.indexed += static_cast<int64_t>(page.upserts.size()) - n_refused;
+      wp->run.deleted += static_cast<int64_t>(page.deletes.size());
+      wp->run.failed += static_cast<int64_t>(page.failures.size()) + n_refused;
+      for (const auto &f : refused) {
+        TLOG(WARNING, "document refused by retrieval")
+            .Field("connector", wp->config.id)
+            .Field("id", f.id)
+            .Field("status", f.status.ToString());
+      }
+      if (self->options_.on_progress) {
+        SyncProgress p;
+        p.event = SyncProgress::Event::kPage;
+        p.connector_id = wp->config.id;
+        p.source = wp->status.source;
+        p.collection = wp->config.collection;
+        p.full_sync = page.full_listing_done;
+        p.run = wp->run;
+        p.failures = page.failures;
+        for (auto &f : refused) p.failures.push_back(std::move(f));
+        self->options_.on_progress(p);
+      }
+      return absl::OkStatus();
+    };
+    w->runner = std::make_unique<connectors::SyncRunner>(w->connector.get(), w->sink.get(),
+                                                         w->checkpoints.get(), std::move(ro));
+    w->status.connector_id = c.id;
+    w->status.source = w->connector->Source();
+    w->status.collection = c.collection;
+    d->workers_.push_back(std::move(w));
+  }
+  return d;
+}
+
+absl::Status SyncDaemon::EnsureCollection(Worker *w) {
+  if (w->ensured) return absl::OkStatus();
+  v1::GetCollectionRequest get;
+  get.set_name(w->config.collection);
+  v1::GetCollectionResponse got;
+  grpc::ClientContext ctx;
+  options_.prepare_context(&ctx);
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  absl::Status s = FromGrpcStatus(w->admin_stub->GetCollection(&ctx, get, &got));
+  if (s.code() == absl::StatusCode::kNotFound) {
+    if (!options_.create_missing_collections) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("collection \"", w->config.collection,
+                       "\" does not exist; create it with `tessera collection create ",
+                       w->config.collection, "`"));
+    }
+    v1::CreateCollectionRequest create;
+    create.mutable_collection()->set_name(w->config.collection);
+    create.mutable_collection()->set_description(
+        absl::StrCat("Synced by connector ", w->config.id));
+    v1::CreateCollectionResponse created;
+    grpc::ClientContext cctx;
+    options_.prepare_context(&cctx);
+    cctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    s = FromGrpcStatus(w->admin_stub->CreateCollection(&cctx, create, &created));
+    if (s.code() == absl::StatusCode::kAlreadyExists) s = absl::OkStatus();
+  }
+  RETURN_IF_ERROR(Annotate(s, absl::StrCat("collection ", w->config.collection)));
+  w->ensured = true;
+  return absl::OkStatus();
+}
+
+absl::Status SyncDaemon::Run(Worker *w) {
+  absl::MutexLock run_lock(&w->run_mu);
+  w->run = SyncCounts{};
+  w->sink_failed = 0;
+  (void)w->sink->TakeFailures();  // leftovers of an aborted page were replayed
+  const absl::Time start = clock_->Now();
+  {
+    absl::MutexLock l(&mu_);
+    w->status.running = true;
+    w->status.last_start = start;
+  }
+  if (options_.on_progress) {
+    SyncProgress p;
+    p.connector_id = w->config.id;
+    p.source = w->status.source;
+    p.collection = w->config.collection;
+    options_.on_progress(p);
+  }
+  absl::Status status = EnsureCollection(w);
+  bool full = false;
+  if (status.ok()) {
+    absl::StatusOr<connectors::SyncStats> stats = w->runner->SyncAll();
+    if (stats.ok()) {
+      full = stats->full_sync;
+      w->run.deleted += stats->pruned;
+    } else {
+      status = stats.status();
+    }
+  }
+  SyncProgress p;
+  p.event = SyncProgress::Event::kFinished;
+  p.connector_id = w->config.id;
+  p.source = w->status.source;
+  p.collection = w->config.collection;
+  p.full_sync = full;
+  p.run = w->run;
+  p.status = status;
+  {
+    absl::MutexLock l(&mu_);
+    ConnectorStatus &st = w->status;
+    st.running = false;
+    ++st.runs;
+    st.last_run = w->run;
+    st.last_status = status;
+    st.last_end = clock_->Now();
+    st.totals.pages += w->run.pages;
+    st.totals.seen += w->run.seen;
+    st.totals.indexed += w->run.indexed;
+    st.totals.deleted += w->run.deleted;
+    st.totals.failed += w->run.failed;
+  }
+  if (options_.on_progress) options_.on_progress(p);
+  return Annotate(status, absl::StrCat("connector ", w->config.id));
+}
+
+absl::Status SyncDaemon::RunOnce() {
+  absl::Status first;
+  for (auto &w : workers_) {
+    absl::Status s = Run(w.get());
+    if (first.ok()) first = s;
+  }
+  return first;
+}
+
+absl::Status SyncDaemon::RunConnector(absl::string_view connector_id) {
+  for (auto &w : workers_) {
+    if (w->config.id == connector_id) return Run(w.get());
+  }
+  return absl::NotFoundError(absl::StrCat("no enabled connector \"", connector_id, "\""));
+}
+
+void SyncDaemon::Loop(Worker *w) {
+  while (true) {
+    const absl::Time start = clock_->Now();
+    (void)Run(w);  // reported through the callback and Status()
+    const absl::Time next = start + w->config.interval;
+    {
+      absl::MutexLock l(&mu_);
+      w->status.next_run = next;
+    }
+    // Waits on the injected clock, waking at least every second to look at it
+    // (a simulated clock advances without notifying us) and at once on Stop().
+    while (true) {
+      const absl::Duration left = next - clock_->Now();
+      absl::MutexLock l(&mu_);
+      if (stop_) return;
+      if (left <= absl::ZeroDuration()) break;
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop_), std::min(left, absl::Seconds(1)))) return;
+    }
+  }
+}
+
+void SyncDaemon::Start() {
+  absl::MutexLock l(&mu_);
+  if (!threads_.empty() || stop_) return;
+  for (auto &w : workers_) threads_.emplace_back([this, wp = w.get()] { Loop(wp); });
+}
+
+void SyncDaemon::Stop() {
+  {
+    absl::MutexLock l(&mu_);
+    stop_ = true;
+  }
+  for (std::thread &t : threads_) t.join();
+  threads_.clear();
+}
+
+std::vector<ConnectorStatus> SyncDaemon::Status() const {
+  absl::MutexLock l(&mu_);
+  std::vector<ConnectorStatus> out;
+  for (const auto &w : workers_) out.push_back(w->status);
+  return out;
+}
+
+}  // namespace tessera::sync
