@@ -23,8 +23,9 @@ done
 cache_dir="${TESSERA_BAZEL_CACHE:-$HOME/.cache/tessera/bazel-disk-cache}"
 mkdir -p "$cache_dir"
 echo "== building //services/gateway:tessera"
-bazel build --disk_cache="$cache_dir" //services/gateway:tessera 2>&1 | tail -1
+bazel build --disk_cache="$cache_dir" //services/gateway:tessera //connectors/drive:fake_drive 2>&1 | tail -1
 tessera="$(bazel info bazel-bin 2>/dev/null)/services/gateway/tessera"
+fake_drive="$(bazel info bazel-bin 2>/dev/null)/connectors/drive/fake_drive"
 client="/usr/bin/python3 tests/e2e/reflection_client.py"
 
 work="$(mktemp -d /tmp/tessera-demo.XXXXXX)"
@@ -33,6 +34,7 @@ server_pid=""
 cleanup() {
   if [[ $keep -eq 0 ]]; then
     if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; fi
+    if [[ -n "${drive_pid:-}" ]]; then kill "$drive_pid" 2>/dev/null || true; fi
     rm -rf "$work"
   fi
 }
@@ -120,6 +122,23 @@ show "Bob asks as Ann (a user key may not)"
 TESSERA_KEY="$bob_key" $client "$addr" call tessera.v1.RetrievalService/Search \
   '{"collections": ["acme"], "query": "budget", "principal": {"user": "ann@acme.example"}}' || true
 
+step "Acme's Google Drive, synced by its change feed with its permissions (a faithful fake Drive)"
+"$fake_drive" >"$work/drive.url" 2>"$work/drive.log" &
+drive_pid=$!
+for _ in $(seq 1 100); do [[ -s "$work/drive.url" ]] && break; sleep 0.05; done
+drive_url="$(head -1 "$work/drive.url")"
+cat >"$work/sync.json" <<JSON
+{"connectors": [{"id": "acme-drive", "type": "drive", "interval": "5m", "collection": "drive",
+                 "drive": {"api_base": "$drive_url", "token": "demo-token"}}]}
+JSON
+show "tessera sync --sync_config=sync.json --once   (admin key; Drive at $drive_url)"
+TESSERA_KEY="$admin_key" "$tessera" sync --sync_config="$work/sync.json" --server="$addr" --once \
+  --log_level=warning
+drive_q='{"collections": ["drive"], "query": "budget salaries vacation offsite", "topK": 5}'
+show "Ann (finance) searches the synced Drive"; TESSERA_KEY="$ann_key" $client "$addr" call tessera.v1.RetrievalService/Search "$drive_q" | hits
+show "Bob (engineering): the finance shared drive stays hidden"; TESSERA_KEY="$bob_key" $client "$addr" call tessera.v1.RetrievalService/Search "$drive_q" | hits
+echo "(\"Offsite ideas\" is shared by link only: not public, so nobody finds it by search.)"
+
 step "The inference engine: the models it serves, and text streamed through the gateway"
 show "EngineService/ListModels as Ann"; TESSERA_KEY="$ann_key" $client "$addr" call tessera.v1.EngineService/ListModels '{}'
 show "tessera generate \"Once upon a time\" --temperature=0 --max_tokens=60   (as Ann)"
@@ -147,10 +166,10 @@ cat <<'MSG'
 
 What runs today: the server, its authentication and keys, the v1 contract,
 permission-exact hybrid search (BM25 + vectors from the built-in lexical
-embedder), and the inference engine (here with the only real weights we ship, a
+embedder), Google Drive synced through its change feed with its permissions,
+and the inference engine (here with the only real weights we ship, a
 260K-parameter story model; point --engine_config at your own GGUF or
-safetensors models, see docs/ENGINE.md). Connector sync and agents with cited
-answers arrive with their milestones; this demo will then sync the sample
-company from its fake Gmail, Drive and SharePoint and let agents answer Ann and
-Bob.
+safetensors models, see docs/ENGINE.md). Gmail, SharePoint and agents with
+cited answers arrive with their milestones; this demo will then let agents
+answer Ann and Bob from all three sources.
 MSG
