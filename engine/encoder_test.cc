@@ -239,7 +239,9 @@ TEST_F(EncoderTest, RerankScoresEveryDocumentBestFirst) {
     EXPECT_GT(score, 0.0);
     EXPECT_LT(score, 1.0);
     seen[index] = true;
-    if (i > 0) EXPECT_GE(r->results[i - 1].second, score);
+    if (i > 0) {
+      EXPECT_GE(r->results[i - 1].second, score);
+    }
   }
   for (bool s : seen) EXPECT_TRUE(s);
   // The same pair scores the same whatever else is in the call.
@@ -248,7 +250,9 @@ TEST_F(EncoderTest, RerankScoresEveryDocumentBestFirst) {
   auto single = engine_->Rerank(one);
   ASSERT_TRUE(single.ok());
   for (const auto& [index, score] : r->results) {
-    if (index == 2) EXPECT_NEAR(single->results[0].second, score, 1e-5);
+    if (index == 2) {
+      EXPECT_NEAR(single->results[0].second, score, 1e-5);
+    }
   }
   p.top_n = 2;
   auto top = engine_->Rerank(p);

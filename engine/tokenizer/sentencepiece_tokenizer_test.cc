@@ -150,7 +150,9 @@ TEST(SentencePieceTokenizerTest, MistralChatVectors) {
         break;
       }
     }
-    if (c.version == "v3") EXPECT_EQ(tokenizer->Decode(expected, true), prompt);
+    if (c.version == "v3") {
+      EXPECT_EQ(tokenizer->Decode(expected, true), prompt);
+    }
     ++checked;
   }
   EXPECT_EQ(checked, 4);
