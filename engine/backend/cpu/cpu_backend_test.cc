@@ -128,6 +128,9 @@ TEST_P(CpuBackendTest, MatMulMatchesReference) {
       {DType::kF16, 70, 256},  {DType::kBF16, 37, 67},  {DType::kBF16, 9, 40},
       {DType::kQ8_0, 37, 96},  {DType::kQ8_0, 70, 256}, {DType::kQ4_0, 37, 96},
       {DType::kQ4_0, 70, 256}, {DType::kQ4_K, 37, 256}, {DType::kQ4_K, 19, 512},
+      // Several column chunks of the many-row (panel) kernels, with tails.
+      {DType::kF32, 29, 530},  {DType::kF16, 29, 1031}, {DType::kQ8_0, 29, 1120},
+      {DType::kQ4_0, 29, 1120},
   };
   for (const Shape& s : shapes) {
     auto w = MakeWeight(*backend_, s.type, s.rows, s.cols, rng_);

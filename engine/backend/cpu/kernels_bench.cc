@@ -99,10 +99,20 @@ BENCHMARK_CAPTURE(BM_MatMul, Q4_K, DType::kQ4_K)->Apply(GemvArgs);
 BENCHMARK_CAPTURE(BM_MatMul, Q8_0_batch, DType::kQ8_0)
     ->Args({4096, 4096, 4})
     ->Args({4096, 4096, 8})
+    ->Args({4096, 4096, 64})
+    ->Args({4096, 4096, 512})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatMul, Q4_0_batch, DType::kQ4_0)
+    ->Args({4096, 4096, 64})
     ->Args({4096, 4096, 512})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_MatMul, F16_batch, DType::kF16)
+    ->Args({4096, 4096, 8})
+    ->Args({4096, 4096, 16})
+    ->Args({4096, 4096, 32})
+    ->Args({4096, 4096, 64})
     ->Args({4096, 4096, 512})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

@@ -566,6 +566,246 @@ void TileNx(int nx, const TileArgs& a) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Many-row MatMul (n >= kPanelMinRows, kFloatPanelMinRows): weight panels
+// prepared once per chunk of activation rows.
+//
+// A panel is a few weight rows x a column chunk, converted (F16/BF16 -> F32,
+// Q8_0 / Q4_0 -> unsigned bytes plus expanded scales) into a buffer small
+// enough to stay in L1 next to the activation tile, and reused by every
+// activation row of the chunk. The per-output vector accumulators are kept in a
+// buffer between column chunks, so each output is accumulated in one fixed
+// order that does not depend on r0, r1 or the tile shape. For float weights it
+// is exactly FloatTile's order (results do not depend on n either); quantized
+// weights, like QuantDot1 vs QuantRow before, round differently from the
+// few-row path.
+// Activation rows from which panels pay off (measured on Zen 5: below 64 rows
+// the F16 -> F32 conversion costs as much as the reuse saves; Q8_0 / Q4_0 gain
+// from 8 rows on).
+constexpr int64_t kPanelMinRows = 8;
+constexpr int64_t kFloatPanelMinRows = 64;
+constexpr int64_t kPanelRows = 16;    // weight rows per panel
+constexpr int64_t kPanelChunk = 64;   // activation rows per chunk
+constexpr int kPNX = 4;               // activation rows per micro-tile
+#if defined(__AVX512F__)
+constexpr int kPNW = 4;  // weight rows per micro-tile
+#else
+constexpr int kPNW = 2;
+#endif
+
+// Float weights: panels of kFloatRows x kFloatCols F32 values. The F32 copy is
+// exact, so the products and their order match FloatTile.
+#if defined(__AVX512F__)
+constexpr int kFNW = 6;  // weight rows per micro-tile: 24 accumulators + 4 x + 1 w
+constexpr int64_t kFloatRows = 24;
+#else
+constexpr int kFNW = 2;
+constexpr int64_t kFloatRows = 16;
+#endif
+constexpr int64_t kFloatCols = 256;
+
+// acc[i * kFloatRows + j]: the accumulator of x row i, panel row j.
+template <int NX, int NW>
+inline void FloatPanelKernel(const float* const* x, const float* wp, int64_t c0, int64_t nc,
+                             VF* acc) {
+  VF a[NX][NW];
+  for (int i = 0; i < NX; ++i)
+    for (int j = 0; j < NW; ++j) a[i][j] = acc[i * kFloatRows + j];
+  for (int64_t c = 0; c < nc; c += kW) {
+    VF xv[NX];
+    for (int i = 0; i < NX; ++i) xv[i] = VLoad(x[i] + c0 + c);
+    for (int j = 0; j < NW; ++j) {
+      const VF wv = VLoad(wp + j * kFloatCols + c);
+      for (int i = 0; i < NX; ++i) a[i][j] = VFma(xv[i], wv, a[i][j]);
+    }
+  }
+  for (int i = 0; i < NX; ++i)
+    for (int j = 0; j < NW; ++j) acc[i * kFloatRows + j] = a[i][j];
+}
+
+template <int NX>
+inline void FloatPanelTile(const float* const* x, const float* wp, int64_t np, int64_t c0,
+                           int64_t nc, VF* acc) {
+  int64_t j = 0;
+  for (; j + kFNW <= np; j += kFNW)
+    FloatPanelKernel<NX, kFNW>(x, wp + j * kFloatCols, c0, nc, acc + j);
+  if constexpr (kFNW > 4) {
+    for (; j + 4 <= np; j += 4) FloatPanelKernel<NX, 4>(x, wp + j * kFloatCols, c0, nc, acc + j);
+  }
+  for (; j < np; ++j) FloatPanelKernel<NX, 1>(x, wp + j * kFloatCols, c0, nc, acc + j);
+}
+
+template <DType T>
+void FloatPanelMatMul(const uint8_t* wb, size_t wrb, const uint8_t* xb, size_t xrb, int64_t n,
+                      int64_t k, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  alignas(64) static thread_local float wp[kFloatRows * kFloatCols];
+  alignas(64) static thread_local VF acc[kPanelChunk * kFloatRows];
+  const int64_t kv = k / kW * kW;  // columns done in vectors
+  for (int64_t i0 = 0; i0 < n; i0 += kPanelChunk) {
+    const int64_t i1 = Min<int64_t>(n, i0 + kPanelChunk);
+    for (int64_t p0 = r0; p0 < r1; p0 += kFloatRows) {
+      const int64_t np = Min<int64_t>(kFloatRows, r1 - p0);
+      for (int64_t u = 0; u < (i1 - i0) * kFloatRows; ++u) acc[u] = VZero();
+      for (int64_t c0 = 0; c0 < kv; c0 += kFloatCols) {
+        const int64_t nc = Min<int64_t>(kFloatCols, kv - c0);
+        for (int64_t j = 0; j < np; ++j) {
+          const uint8_t* wrow = wb + (p0 + j) * wrb;
+          for (int64_t c = 0; c < nc; c += kW) VStore(wp + j * kFloatCols + c, LoadWVec<T>(wrow, c0 + c));
+        }
+        for (int64_t i = i0; i < i1; i += kPNX) {
+          const int nx = static_cast<int>(Min<int64_t>(kPNX, i1 - i));
+          const float* x[kPNX];
+          for (int u = 0; u < nx; ++u) x[u] = reinterpret_cast<const float*>(xb + (i + u) * xrb);
+          VF* a = acc + (i - i0) * kFloatRows;
+          switch (nx) {
+            case 1: FloatPanelTile<1>(x, wp, np, c0, nc, a); break;
+            case 2: FloatPanelTile<2>(x, wp, np, c0, nc, a); break;
+            case 3: FloatPanelTile<3>(x, wp, np, c0, nc, a); break;
+            default: FloatPanelTile<kPNX>(x, wp, np, c0, nc, a); break;
+          }
+        }
+      }
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* x = reinterpret_cast<const float*>(xb + i * xrb);
+        for (int64_t j = 0; j < np; ++j) {
+          float s = kv > 0 ? VSum(acc[(i - i0) * kFloatRows + j]) : 0.0f;
+          const uint8_t* wrow = wb + (p0 + j) * wrb;
+          for (int64_t c = kv; c < k; ++c) s += x[c] * LoadWScalar<T>(wrow, c);
+          y[i * ldy + p0 + j] = s;
+        }
+      }
+    }
+  }
+}
+
+#if defined(TESSERA_VNNI)
+// Q8_0 / Q4_0 weights x Q8 rows, two blocks per 512-bit vector. The panel
+// holds, per weight row and block pair, the 64 weights as unsigned bytes w +
+// Off (Q8_0: w + 128, the sign bit flipped; Q4_0: the nibbles as they are, Off
+// = 8) and the two weight scales each broadcast over the 8 lanes of their
+// block. vpdpbusd(-Off * x lane sums, w + Off, x) gives 8 int32 lanes per block
+// that sum to the block's dot product; they are converted and accumulated with
+// one FMA by the product of the scales, and the 16 lanes are summed at the end.
+constexpr int64_t kQ8Pairs = 8;  // block pairs per panel chunk (512 columns)
+struct Q8PanelPair {
+  __m512i q;
+  __m512 d;
+};
+
+template <int Off, int NX, int NW>
+inline void Q8PanelKernel(const Q8RowView* x, const Q8PanelPair* wp, int64_t p0, int64_t npair,
+                          __m512* acc, bool first) {
+  __m512 a[NX][NW];
+  for (int i = 0; i < NX; ++i)
+    for (int j = 0; j < NW; ++j) a[i][j] = first ? _mm512_setzero_ps() : acc[i * kPanelRows + j];
+  const __m512i off = _mm512_set1_epi8(static_cast<char>(Off));
+  const __m512i pair_idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  for (int64_t p = 0; p < npair; ++p) {
+    const int64_t b = 2 * (p0 + p);
+    for (int i = 0; i < NX; ++i) {
+      const __m512i xq = _mm512_loadu_si512(x[i].q + 32 * b);
+      const __m512i corr =
+          _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xq));
+      const __m512 xd = _mm512_permutexvar_ps(
+          pair_idx, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(x[i].d + b)))));
+      for (int j = 0; j < NW; ++j) {
+        const Q8PanelPair& w = wp[j * kQ8Pairs + p];
+        const __m512i dot = _mm512_dpbusd_epi32(corr, w.q, xq);
+        a[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(xd, w.d), _mm512_cvtepi32_ps(dot), a[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < NX; ++i)
+    for (int j = 0; j < NW; ++j) acc[i * kPanelRows + j] = a[i][j];
+}
+
+template <int Off, int NX>
+inline void Q8PanelTile(const Q8RowView* x, const Q8PanelPair* wp, int64_t np, int64_t p0,
+                        int64_t npair, __m512* acc, bool first) {
+  int64_t j = 0;
+  for (; j + kPNW <= np; j += kPNW)
+    Q8PanelKernel<Off, NX, kPNW>(x, wp + j * kQ8Pairs, p0, npair, acc + j, first);
+  for (; j < np; ++j) Q8PanelKernel<Off, NX, 1>(x, wp + j * kQ8Pairs, p0, npair, acc + j, first);
+}
+
+template <DType T>
+void Q8PanelMatMul(const uint8_t* wb, size_t wrb, const uint8_t* xb, size_t xrb, int64_t n,
+                   int64_t k, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  alignas(64) static thread_local Q8PanelPair wp[kPanelRows * kQ8Pairs];
+  alignas(64) static thread_local __m512 acc[kPanelChunk * kPanelRows];
+  using Block = std::conditional_t<T == DType::kQ8_0, BlockQ8_0, BlockQ4_0>;
+  constexpr int Off = T == DType::kQ8_0 ? 128 : 8;
+  const int64_t nb = k / 32, npairs = nb / 2;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int64_t i0 = 0; i0 < n; i0 += kPanelChunk) {
+    const int64_t i1 = Min<int64_t>(n, i0 + kPanelChunk);
+    for (int64_t r = r0; r < r1; r += kPanelRows) {
+      const int64_t np = Min<int64_t>(kPanelRows, r1 - r);
+      for (int64_t p0 = 0; p0 < npairs; p0 += kQ8Pairs) {
+        const int64_t npair = Min<int64_t>(kQ8Pairs, npairs - p0);
+        for (int64_t j = 0; j < np; ++j) {
+          const auto* w = reinterpret_cast<const Block*>(wb + (r + j) * wrb);
+          for (int64_t p = 0; p < npair; ++p) {
+            const Block* blk = w + 2 * (p0 + p);
+            Q8PanelPair& out = wp[j * kQ8Pairs + p];
+            if constexpr (T == DType::kQ8_0) {
+              const __m512i q = _mm512_inserti64x4(
+                  _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0].qs))),
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1].qs)), 1);
+              out.q = _mm512_xor_si512(q, flip);
+            } else {
+              // Per block: the 16 low nibbles (elements 0..15), then the 16 high ones.
+              const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs));
+              const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs));
+              const __m512i q = _mm512_inserti64x4(
+                  _mm512_castsi256_si512(_mm256_set_m128i(_mm_srli_epi16(q0, 4), q0)),
+                  _mm256_set_m128i(_mm_srli_epi16(q1, 4), q1), 1);
+              out.q = _mm512_and_si512(q, _mm512_set1_epi8(0x0F));
+            }
+            // (insertf64x4: AVX512F has no 32x8 insert.)
+            out.d = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(Half(blk[0].d))),
+                                                        _mm256_castps_pd(_mm256_set1_ps(Half(blk[1].d))), 1));
+          }
+        }
+        const bool first = p0 == 0;
+        for (int64_t i = i0; i < i1; i += kPNX) {
+          const int nx = static_cast<int>(Min<int64_t>(kPNX, i1 - i));
+          Q8RowView x[kPNX];
+          for (int u = 0; u < nx; ++u) x[u] = ViewQ8Row(xb + (i + u) * xrb, k);
+          __m512* a = acc + (i - i0) * kPanelRows;
+          switch (nx) {
+            case 1: Q8PanelTile<Off, 1>(x, wp, np, p0, npair, a, first); break;
+            case 2: Q8PanelTile<Off, 2>(x, wp, np, p0, npair, a, first); break;
+            case 3: Q8PanelTile<Off, 3>(x, wp, np, p0, npair, a, first); break;
+            default: Q8PanelTile<Off, kPNX>(x, wp, np, p0, npair, a, first); break;
+          }
+        }
+      }
+      for (int64_t i = i0; i < i1; ++i) {
+        const Q8RowView x = ViewQ8Row(xb + i * xrb, k);
+        for (int64_t j = 0; j < np; ++j) {
+          float s = npairs > 0 ? _mm512_reduce_add_ps(acc[(i - i0) * kPanelRows + j]) : 0.0f;
+          const auto* w = reinterpret_cast<const Block*>(wb + (r + j) * wrb);
+          for (int64_t bb = 2 * npairs; bb < nb; ++bb) {
+            int32_t d = 0;
+            if constexpr (T == DType::kQ8_0) {
+              for (int l = 0; l < 32; ++l) d += w[bb].qs[l] * x.q[32 * bb + l];
+            } else {
+              for (int l = 0; l < 16; ++l) {
+                d += ((w[bb].qs[l] & 0xF) - 8) * x.q[32 * bb + l] +
+                     ((w[bb].qs[l] >> 4) - 8) * x.q[32 * bb + l + 16];
+              }
+            }
+            s += Half(w[bb].d) * x.d[bb] * static_cast<float>(d);
+          }
+          y[i * ldy + r + j] = s;
+        }
+      }
+    }
+  }
+}
+#endif
+
 template <DType T>
 void MatMulT(const void* w, size_t wrb, const void* x, size_t xrb, int64_t n, int64_t k, int64_t r0,
              int64_t r1, float* y, int64_t ldy) {
@@ -574,6 +814,16 @@ void MatMulT(const void* w, size_t wrb, const void* x, size_t xrb, int64_t n, in
   constexpr int64_t kXChunk = 64;
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* xb = static_cast<const uint8_t*>(x);
+#if defined(TESSERA_SIMD)
+  if constexpr (T == DType::kF32 || T == DType::kF16 || T == DType::kBF16) {
+    if (n >= kFloatPanelMinRows) return FloatPanelMatMul<T>(wb, wrb, xb, xrb, n, k, r0, r1, y, ldy);
+  }
+#endif
+#if defined(TESSERA_VNNI)
+  if constexpr (T == DType::kQ8_0 || T == DType::kQ4_0) {
+    if (n >= kPanelMinRows) return Q8PanelMatMul<T>(wb, wrb, xb, xrb, n, k, r0, r1, y, ldy);
+  }
+#endif
   for (int64_t i0 = 0; i0 < n; i0 += kXChunk) {
     const int64_t i1 = Min<int64_t>(n, i0 + kXChunk);
     for (int64_t r = r0; r < r1;) {
