@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "services/gateway/api_key_store.h"
 #include "services/gateway/server.h"
+#include "tests/integration/retrieval_with_engine.h"
 #include "services/retrieval/retrieval_service.h"
 #include "tessera/v1/engine.grpc.pb.h"
 #include "tessera/v1/retrieval.grpc.pb.h"
@@ -69,28 +70,12 @@ TEST(RetrievalEngineTest, EmbeddingsAndRerankComeFromTheEngine) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   const std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/retrieval_engine");
   ScriptedEngine engine;
-  TesseraServer::Options o;
-  o.data_dir = dir;
-  o.listen = "127.0.0.1:0";
-  o.implementations["engine"] = &engine;
-  o.factories["retrieval"] = [&](TesseraServer* server)
-      -> absl::StatusOr<std::unique_ptr<grpc::Service>> {
-    retrieval::RetrievalServiceImpl::Options ro;
-    ro.data_dir = dir + "/retrieval";
-    ro.engine_channel = [server] { return server->Channel("engine"); };
-    auto s = retrieval::RetrievalServiceImpl::Create(ro);
-    if (!s.ok()) return s.status();
-    return std::unique_ptr<grpc::Service>(std::move(*s));
-  };
-  auto server = TesseraServer::Start(o);
-  ASSERT_TRUE(server.ok()) << server.status();
-  auto keys = ApiKeyStore::Open(dir + "/admin.db", RealClock());
-  ApiKeyStore::CreateOptions ko;
-  ko.principal.user = "it@acme.example";
-  ko.role = KeyRole::kAdmin;
-  const std::string key = (*keys)->Create(ko)->token;
+  auto started = testing::StartRetrievalWithEngine(dir, &engine);
+  ASSERT_TRUE(started.ok()) << started.status();
+  auto& server = started->server;
+  const std::string key = started->admin_key;
   auto stub = v1::RetrievalService::NewStub(
-      grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials()));
   auto ctx = [&] {
     auto c = std::make_unique<grpc::ClientContext>();
     c->AddMetadata("authorization", "Bearer " + key);

@@ -18,6 +18,7 @@
 #include "services/engine/engine_service.h"
 #include "services/gateway/api_key_store.h"
 #include "services/gateway/server.h"
+#include "tests/integration/retrieval_with_engine.h"
 #include "services/retrieval/retrieval_service.h"
 #include "tessera/v1/engine.grpc.pb.h"
 #include "tessera/v1/retrieval.grpc.pb.h"
@@ -52,28 +53,11 @@ TEST(RetrievalRealEngineTest, IngestAndSearchEmbedThroughTheEngine) {
   ASSERT_TRUE(e.ok()) << e.status();
   engine_service::EngineServiceImpl engine(std::move(*e));
 
-  TesseraServer::Options o;
-  o.data_dir = dir;
-  o.listen = "127.0.0.1:0";
-  o.implementations["engine"] = &engine;
-  o.factories["retrieval"] = [&](TesseraServer* server)
-      -> absl::StatusOr<std::unique_ptr<grpc::Service>> {
-    retrieval::RetrievalServiceImpl::Options ro;
-    ro.data_dir = dir + "/retrieval";
-    ro.engine_channel = [server] { return server->Channel("engine"); };
-    auto s = retrieval::RetrievalServiceImpl::Create(ro);
-    if (!s.ok()) return s.status();
-    return std::unique_ptr<grpc::Service>(std::move(*s));
-  };
-  auto server = TesseraServer::Start(o);
-  ASSERT_TRUE(server.ok()) << server.status();
-  auto keys = ApiKeyStore::Open(dir + "/admin.db", RealClock());
-  ASSERT_TRUE(keys.ok());
-  ApiKeyStore::CreateOptions ko;
-  ko.principal.user = "it@acme.example";
-  ko.role = KeyRole::kAdmin;
-  const std::string key = (*keys)->Create(ko)->token;
-  auto channel = grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials());
+  auto started = testing::StartRetrievalWithEngine(dir, &engine);
+  ASSERT_TRUE(started.ok()) << started.status();
+  auto& server = started->server;
+  const std::string key = started->admin_key;
+  auto channel = grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials());
   auto stub = v1::RetrievalService::NewStub(channel);
   auto ctx = [&] {
     auto c = std::make_unique<grpc::ClientContext>();
@@ -138,7 +122,7 @@ TEST(RetrievalRealEngineTest, IngestAndSearchEmbedThroughTheEngine) {
       EXPECT_LT(resp.hits(1).scores().vector(), resp.hits(0).scores().vector());
     }
   }
-  (*server)->Shutdown(absl::Seconds(5));
+  server->Shutdown(absl::Seconds(5));
 }
 
 }  // namespace
