@@ -472,6 +472,9 @@ absl::StatusOr<std::shared_ptr<GenerationHandle>> Engine::Generate(
   if (p.prompt.has_value() == !p.messages.empty()) {
     return absl::InvalidArgumentError("set exactly one of prompt and messages");
   }
+  if (p.max_tokens < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("max_tokens must be >= 0, got ", p.max_tokens));
+  }
   if (p.stop.size() > 16) return absl::InvalidArgumentError("at most 16 stop strings");
   for (const std::string& s : p.stop) {
     if (s.empty() || s.size() > 64) {

@@ -178,6 +178,10 @@ TEST(EngineTest, BadRequestsGetClearErrors) {
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.status().message(), HasSubstr("context"));
 
+  GenerateParams negative = Greedy("x", -5);
+  EXPECT_EQ(engine->Generate(negative, Collect(&c)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
   GenerateParams bad = Greedy("x", 5);
   bad.sampling.top_p = 2;
   EXPECT_EQ(engine->Generate(bad, Collect(&c)).status().code(), absl::StatusCode::kInvalidArgument);

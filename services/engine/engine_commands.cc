@@ -123,10 +123,13 @@ int GenerateCommand(const EngineTarget& target, const GenerateCommandOptions& o,
     if (o.seed_set) s->set_seed(o.sampling.seed);
     s->set_max_tokens(o.max_tokens);
     for (const auto& stop : o.stop) s->add_stop(stop);
-    if (!o.chat) std::fputs(o.prompt.c_str(), out);  // a continuation reads best after its prompt
     auto reader = stub->Generate(&ctx, req);
     v1::GenerateResponse resp;
+    bool first = true;
     while (reader->Read(&resp)) {
+      // A continuation reads best after its prompt; printed once the server accepted the request.
+      if (first && !o.chat) std::fputs(o.prompt.c_str(), out);
+      first = false;
       if (resp.has_token()) {
         std::fputs(resp.token().text().c_str(), out);
         std::fflush(out);
@@ -162,11 +165,13 @@ int GenerateCommand(const EngineTarget& target, const GenerateCommandOptions& o,
   p.seed_set = o.seed_set;
   p.max_tokens = o.max_tokens;
   p.stop = o.stop;
-  if (!o.chat) std::fputs(o.prompt.c_str(), out);
   absl::Notification done;
   engine::GenerateEvent finish;
+  bool first = true;
   const absl::Time start = absl::Now();
   auto handle = (*engine)->Generate(p, [&](const engine::GenerateEvent& e) {
+    if (first && !o.chat) std::fputs(o.prompt.c_str(), out);  // accepted: show the prompt first
+    first = false;
     if (e.type == engine::GenerateEvent::Type::kText) {
       std::fputs(e.text.c_str(), out);
       std::fflush(out);
