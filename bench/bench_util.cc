@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <set>
 
 namespace tessera::bench {
@@ -142,6 +144,22 @@ std::string SyntheticText::Query() {
     out += vocabulary_[i];
   }
   return out;
+}
+
+std::string Runfile(const std::string& rel, const char* argv0) {
+  std::vector<std::string> candidates = {rel};
+  if (const char* r = std::getenv("RUNFILES_DIR")) candidates.push_back(std::string(r) + "/tessera/" + rel);
+  candidates.push_back(std::string(argv0) + ".runfiles/tessera/" + rel);
+  for (const auto& c : candidates) {
+    if (std::filesystem::exists(c)) return std::filesystem::absolute(c).string();
+  }
+  return rel;
+}
+
+std::string OutputPath(const std::string& path) {
+  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
+  if (path.empty() || path[0] == '/' || wd == nullptr) return path;
+  return std::string(wd) + "/" + path;
 }
 
 }  // namespace tessera::bench

@@ -48,6 +48,14 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
+// A data dependency's path for a benchmark started with `bazel run`: relative to the working
+// directory (the runfiles root), else under RUNFILES_DIR or argv0.runfiles.
+std::string Runfile(const std::string& rel, const char* argv0);
+
+// An output path as the user meant it: relative paths are taken from where `bazel run` was
+// invoked (BUILD_WORKING_DIRECTORY).
+std::string OutputPath(const std::string& path);
+
 // printf-style formatting into a std::string.
 std::string Fmt(const char* format, ...) __attribute__((format(printf, 1, 2)));
 

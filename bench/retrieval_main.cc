@@ -45,24 +45,8 @@ ABSL_FLAG(bool, keep, false, "Keep the service's scratch directory.");
 
 namespace {
 
-// A data dependency's path: relative to the working directory (bazel run
-// starts in the runfiles root), else under RUNFILES_DIR or argv0.runfiles.
-std::string Runfile(const std::string& rel, const char* argv0) {
-  std::vector<std::string> candidates = {rel};
-  if (const char* r = std::getenv("RUNFILES_DIR")) candidates.push_back(std::string(r) + "/tessera/" + rel);
-  candidates.push_back(std::string(argv0) + ".runfiles/tessera/" + rel);
-  for (const auto& c : candidates) {
-    if (std::filesystem::exists(c)) return std::filesystem::absolute(c).string();
-  }
-  return rel;
-}
-
-// Relative output paths are taken from where `bazel run` was invoked.
-std::string OutputPath(const std::string& path) {
-  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
-  if (path.empty() || path[0] == '/' || wd == nullptr) return path;
-  return std::string(wd) + "/" + path;
-}
+using tessera::bench::OutputPath;
+using tessera::bench::Runfile;
 
 std::string Num(double v, const char* fmt) {
   return v >= 0 ? tessera::bench::Fmt(fmt, v) : std::string("nan");

@@ -59,29 +59,13 @@ namespace {
 
 using tessera::bench::Fmt;
 using tessera::bench::Median;
+using tessera::bench::OutputPath;
+using tessera::bench::Runfile;
 using tessera::engine::DType;
 
 std::string Home() {
   const char* h = std::getenv("HOME");
   return h != nullptr ? h : "/tmp";
-}
-
-// A data dependency's path: relative to the working directory (bazel run starts in the runfiles
-// root), else under RUNFILES_DIR or argv0.runfiles.
-std::string Runfile(const std::string& rel, const char* argv0) {
-  std::vector<std::string> candidates = {rel};
-  if (const char* r = std::getenv("RUNFILES_DIR")) candidates.push_back(std::string(r) + "/tessera/" + rel);
-  candidates.push_back(std::string(argv0) + ".runfiles/tessera/" + rel);
-  for (const auto& c : candidates) {
-    if (std::filesystem::exists(c)) return std::filesystem::absolute(c).string();
-  }
-  return rel;
-}
-
-std::string OutputPath(const std::string& path) {
-  const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
-  if (path.empty() || path[0] == '/' || wd == nullptr) return path;
-  return std::string(wd) + "/" + path;
 }
 
 [[noreturn]] void Die(const std::string& what, const absl::Status& s) {
