@@ -71,6 +71,10 @@ absl::Status McpClient::Handshake() {
   if (options_.try_modern_era) {
     absl::Status modern = TryDiscover();
     if (modern.ok()) return modern;
+    // An auth failure says nothing about the protocol era: the legacy
+    // handshake would be refused the same way, and falling back would hide
+    // the real error behind a second attempt.
+    if (absl::IsUnauthenticated(modern) || absl::IsPermissionDenied(modern)) return modern;
     TLOG(INFO, "mcp server does not speak 2026-07-28; using the legacy handshake")
         .Field("server", options_.server_name)
         .Field("reason", modern);

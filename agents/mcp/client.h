@@ -1,8 +1,9 @@
 // McpClient: one connection to one MCP server, over any Transport.
 //
 // Connect() negotiates the protocol: first the stateless 2026-07-28 era
-// (server/discover, every request carrying the _meta envelope); on any error
-// or timeout it falls back to the legacy handshake (initialize with
+// (server/discover, every request carrying the _meta envelope); on any other
+// error than UNAUTHENTICATED / PERMISSION_DENIED (returned as is: auth is not
+// an era question), or on timeout, it falls back to the legacy handshake (initialize with
 // 2025-11-25, accepting older versions we support, then
 // notifications/initialized). Over HTTP, a lost session (404 or "no valid
 // session") triggers one re-initialisation and one retry of the request.

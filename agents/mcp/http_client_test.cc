@@ -357,5 +357,23 @@ TEST_F(HttpClientTest, BearerTokenIsSentAndRejectionExplained) {
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("auth.bearer"));
 }
 
+TEST_F(HttpClientTest, UnauthorizedDiscoverDoesNotFallBackToLegacy) {
+  std::atomic<int> initializes{0};
+  std::atomic<int> discovers{0};
+  server_->Handle("*", "/mcp", [&](const FakeHttpRequest& r) {
+    auto body = Json::parse(r.body, nullptr, false);
+    std::string method = body.is_object() ? body.value("method", "") : "";
+    if (method == "initialize") ++initializes;
+    if (method == "server/discover") ++discovers;
+    return FakeHttpResponse{401, {{"WWW-Authenticate", "Bearer"}}, "", {}, absl::ZeroDuration(), nullptr, absl::ZeroDuration(), false};
+  });
+  auto bad = Connect(16 << 20, std::make_shared<StaticBearerAuth>("wrong"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kUnauthenticated) << bad.status();
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("auth.bearer"));
+  EXPECT_GE(discovers.load(), 1);
+  EXPECT_EQ(initializes.load(), 0);
+}
+
 }  // namespace
 }  // namespace tessera::mcp
