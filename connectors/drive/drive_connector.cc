@@ -120,6 +120,8 @@ class DriveConnector::Impl {
 
   absl::Status FullSync(const PageCallback &on_page) {
     RETURN_IF_ERROR(EnsureMe());
+    // Folders may have moved while the cursor was lost: scope is recomputed from fresh parents.
+    parents_.clear();
     ASSIGN_OR_RETURN(json start,
                      GetJson("/changes/startPageToken", {{"supportsAllDrives", "true"}}));
     std::string token = Str(start, "startPageToken");
@@ -312,11 +314,15 @@ class DriveConnector::Impl {
         if (Str(f, "mimeType") == kFolder) parents_.erase(id);  // it may have moved
         ASSIGN_OR_RETURN(Outcome o, Process(f));
         outcomes.push_back(std::move(o));
-        if (Str(f, "mimeType") == kFolder && !options_.folder_ids.empty() && !Bool(f, "trashed")) {
-          // A folder moved into scope brings its whole subtree along, without
-          // changes of its own.
-          ASSIGN_OR_RETURN(bool in_scope, InScope(f));
-          if (in_scope) RETURN_IF_ERROR(Descendants(id, &outcomes));
+        if (Str(f, "mimeType") == kFolder && !options_.folder_ids.empty()) {
+          // A folder moved into scope brings its whole subtree along, without changes of its
+          // own; one moved out of scope (or trashed) takes it away. Deletes of ids never indexed
+          // are no-ops, so this does not need to know where the folder was before.
+          bool in_scope = false;
+          if (!Bool(f, "trashed")) {
+            ASSIGN_OR_RETURN(in_scope, InScope(f));
+          }
+          RETURN_IF_ERROR(Descendants(id, /*as_deletes=*/!in_scope, &outcomes));
         }
       }
       ChangePage page;
@@ -336,7 +342,8 @@ class DriveConnector::Impl {
     }
   }
 
-  absl::Status Descendants(const std::string &folder, std::vector<Outcome> *out) {
+  // The files below `folder`, as upserts (fetched and parsed) or, with as_deletes, as deletes.
+  absl::Status Descendants(const std::string &folder, bool as_deletes, std::vector<Outcome> *out) {
     std::vector<std::string> queue = {folder};
     absl::flat_hash_set<std::string> seen = {folder};
     while (!queue.empty()) {
@@ -355,6 +362,13 @@ class DriveConnector::Impl {
           std::string child = Str(f, "id");
           if (Str(f, "mimeType") == kFolder) {
             if (seen.insert(child).second) queue.push_back(child);
+            continue;
+          }
+          if (as_deletes) {
+            Outcome o;
+            o.kind = Outcome::kDelete;
+            o.doc.id = child;
+            out->push_back(std::move(o));
             continue;
           }
           ASSIGN_OR_RETURN(Outcome o, Process(f));
