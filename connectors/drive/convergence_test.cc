@@ -522,16 +522,10 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
 
 TEST_P(ConvergenceTest, IndexEqualsSourceAfterEveryRound) { RunRounds(); }
 
-// Also moves subfolders (with their files) into and out of the synced folder.
-// Disabled: it finds two DriveConnector bugs (not fixed here):
-//  1. a folder moved OUT of scope leaves its descendants indexed: Changes()
-//     expands only folders moved in (Descendants), and a folder's own change
-//     is a skip (e.g. seed 2 round 6, seed 4 round 3: "index has extra");
-//  2. after an expired page token, the full resync trusts the folder-parents
-//     cache (parents_) built before the cursor was lost, so files in a folder
-//     moved into scope meanwhile are skipped, and prune cannot add them back
-//     (e.g. seeds 31 round 6, 80 round 3 with Range(1, 301): "index misses").
-// Run with --test_arg=--gtest_also_run_disabled_tests.
+// Also moves subfolders (with their files) into and out of the synced folder. This variant found
+// two DriveConnector bugs, since fixed: a folder moved out of scope left its files indexed (seed 2
+// round 6, seed 4 round 3), and a full resync after an expired page token trusted a stale
+// folder-parents cache (seeds 31 round 6, 80 round 3 of Range(1, 301)).
 TEST_P(ConvergenceTest, WithFolderMoves) {
   move_folders_ = true;
   RunRounds();
