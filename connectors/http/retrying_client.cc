@@ -349,25 +349,27 @@ absl::StatusOr<HttpResponse> RetryingHttpClient::Run(const HttpRequest& request,
     HttpHeaders held_headers;
     std::string held_body;
     bool callback_refused = false;
+    // At this scope, not inside the `if` below: the wrapped callbacks hold references to them
+    // while the transport runs.
+    auto deliver_headers = [&](int status, const HttpHeaders& headers) {
+      delivered = true;
+      if (callbacks->on_headers && !callbacks->on_headers(status, headers)) {
+        callback_refused = true;
+        return false;
+      }
+      return true;
+    };
+    auto deliver_data = [&](absl::string_view chunk) {
+      delivered = true;
+      if (chunk.empty() || !callbacks->on_data) return true;
+      if (!callbacks->on_data(chunk)) {
+        callback_refused = true;
+        return false;
+      }
+      return true;
+    };
     StreamCallbacks wrapped;
     if (callbacks != nullptr) {
-      auto deliver_headers = [&](int status, const HttpHeaders& headers) {
-        delivered = true;
-        if (callbacks->on_headers && !callbacks->on_headers(status, headers)) {
-          callback_refused = true;
-          return false;
-        }
-        return true;
-      };
-      auto deliver_data = [&](absl::string_view chunk) {
-        delivered = true;
-        if (chunk.empty() || !callbacks->on_data) return true;
-        if (!callbacks->on_data(chunk)) {
-          callback_refused = true;
-          return false;
-        }
-        return true;
-      };
       wrapped.on_headers = [&](int status, const HttpHeaders& headers) {
         held = MayBeRetried(status, tokens != nullptr);
         if (held) {
