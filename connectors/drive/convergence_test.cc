@@ -32,6 +32,7 @@
 #include "common/clock.h"
 #include "common/http/curl_http_transport.h"
 #include "common/sqlite.h"
+#include "connectors/auth/testing/rotating_token_source.h"
 #include "connectors/auth/token_source.h"
 #include "connectors/drive/drive_connector.h"
 #include "connectors/drive/fake_drive_server.h"
@@ -49,28 +50,6 @@ constexpr char kUser[] = "ann@x.com";
 constexpr char kGroup[] = "fin@x.com";
 constexpr char kDriveId[] = "0AFin";
 constexpr int kRounds = 8;
-
-// Hands out "tok-1", then "tok-2" after each Refresh(), like an OAuth source.
-class RotatingTokenSource : public TokenSource {
- public:
-  absl::StatusOr<std::string> Token() override {
-    absl::MutexLock lock(&mu_);
-    return absl::StrCat("tok-", generation_);
-  }
-  absl::StatusOr<std::string> Refresh() override {
-    absl::MutexLock lock(&mu_);
-    ++generation_;
-    return absl::StrCat("tok-", generation_);
-  }
-  int generation() {
-    absl::MutexLock lock(&mu_);
-    return generation_;
-  }
-
- private:
-  absl::Mutex mu_;
-  int generation_ = 1;
-};
 
 // Forwards to an InMemorySink; when armed, the `fail_at`-th call from then on
 // applies the change and then fails (the acknowledgement is lost: a crash).

@@ -1,3 +1,4 @@
+#include "connectors/auth/testing/rotating_token_source.h"
 #include "connectors/drive/drive_connector.h"
 
 #include <memory>
@@ -24,28 +25,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
-
-// Hands out "tok-1", then "tok-2" after each Refresh(), like an OAuth source.
-class RotatingTokenSource : public TokenSource {
- public:
-  absl::StatusOr<std::string> Token() override {
-    absl::MutexLock lock(&mu_);
-    return absl::StrCat("tok-", generation_);
-  }
-  absl::StatusOr<std::string> Refresh() override {
-    absl::MutexLock lock(&mu_);
-    ++generation_;
-    return absl::StrCat("tok-", generation_);
-  }
-  int generation() {
-    absl::MutexLock lock(&mu_);
-    return generation_;
-  }
-
- private:
-  absl::Mutex mu_;
-  int generation_ = 1;
-};
 
 TEST(MapPermissionsTest, LinkOnlyIsNotPublicAndExpiredIsIgnored) {
   absl::Time now = absl::FromUnixSeconds(1'800'000'000);
