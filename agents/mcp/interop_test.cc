@@ -26,6 +26,24 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// Connects McpClient over Streamable HTTP to a peer listening on 127.0.0.1:`port`/mcp; `transport`
+// is set to the transport the client owns (to inspect its session).
+absl::StatusOr<std::unique_ptr<McpClient>> ConnectHttp(const std::string& name, int port,
+                                                       StreamableHttpTransport** transport) {
+  auto curl = CurlHttpTransport::Create({});
+  if (!curl.ok()) return curl.status();
+  StreamableHttpTransport::Options o;
+  o.name = name;
+  o.url = absl::StrCat("http://127.0.0.1:", port, "/mcp");
+  o.http = std::shared_ptr<HttpTransport>(std::move(*curl));
+  auto t = StreamableHttpTransport::Create(o);
+  if (!t.ok()) return t.status();
+  *transport = t->get();
+  ClientOptions options;
+  options.server_name = name;
+  return McpClient::Connect(std::move(*t), options);
+}
+
 class InteropTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -226,18 +244,8 @@ TEST_F(InteropTest, EverythingOverStreamableHttp) {
                            {absl::StrCat("PORT=", port)}, log));
   ASSERT_TRUE(testing::WaitForPort(port, 20000)) << "server-everything did not listen; see " << log;
 
-  auto curl = CurlHttpTransport::Create({});
-  ASSERT_TRUE(curl.ok());
-  StreamableHttpTransport::Options o;
-  o.name = "everything-http";
-  o.url = absl::StrCat("http://127.0.0.1:", port, "/mcp");
-  o.http = std::shared_ptr<HttpTransport>(std::move(*curl));
-  auto t = StreamableHttpTransport::Create(o);
-  ASSERT_TRUE(t.ok());
-  StreamableHttpTransport* transport = t->get();
-  ClientOptions options;
-  options.server_name = "everything-http";
-  auto client = McpClient::Connect(std::move(*t), options);
+  StreamableHttpTransport* transport = nullptr;
+  auto client = ConnectHttp("everything-http", port, &transport);
   ASSERT_TRUE(client.ok()) << client.status();
   EXPECT_EQ((*client)->era(), McpClient::Era::kLegacy);
   EXPECT_FALSE(transport->session_id().empty());
@@ -323,18 +331,8 @@ TEST_F(ModernInteropTest, ModernEraOverStreamableHttp) {
   testing::ChildProcess server;
   ASSERT_TRUE(server.Start({node_, script_, "http"}, {absl::StrCat("PORT=", port)}, log));
   ASSERT_TRUE(testing::WaitForPort(port, 20000)) << "modern peer did not listen; see " << log;
-  auto curl = CurlHttpTransport::Create({});
-  ASSERT_TRUE(curl.ok());
-  StreamableHttpTransport::Options o;
-  o.name = "modern-http";
-  o.url = absl::StrCat("http://127.0.0.1:", port, "/mcp");
-  o.http = std::shared_ptr<HttpTransport>(std::move(*curl));
-  auto t = StreamableHttpTransport::Create(o);
-  ASSERT_TRUE(t.ok());
-  StreamableHttpTransport* transport = t->get();
-  ClientOptions options;
-  options.server_name = "modern-http";
-  auto client = McpClient::Connect(std::move(*t), options);
+  StreamableHttpTransport* transport = nullptr;
+  auto client = ConnectHttp("modern-http", port, &transport);
   ASSERT_TRUE(client.ok()) << client.status();
   EXPECT_EQ((*client)->era(), McpClient::Era::kModern);
   EXPECT_TRUE(transport->session_id().empty());  // stateless era
