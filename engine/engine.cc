@@ -447,25 +447,6 @@ absl::StatusOr<RerankResult> Engine::Rerank(const RerankParams& p) {
   return r;
 }
 
-namespace {
-
-// The state of one generation between its tokens: bytes to text, stop strings, tool calls.
-struct GenerationState {
-  const Tokenizer* tokenizer;
-  std::function<void(const GenerateEvent&)> sink;
-  TextStream text;
-  std::unique_ptr<ToolCallParser> tools;  // null when the request has no tools
-  int32_t prev = -1;
-  int prompt_tokens = 0;
-  std::vector<int32_t> pending_ids;
-
-  GenerationState(const Tokenizer* t, std::function<void(const GenerateEvent&)> s,
-                  std::vector<std::string> stop)
-      : tokenizer(t), sink(std::move(s)), text(std::move(stop)) {}
-};
-
-}  // namespace
-
 absl::StatusOr<std::shared_ptr<GenerationHandle>> Engine::Generate(
     const GenerateParams& p, std::function<void(const GenerateEvent&)> sink) {
   ASSIGN_OR_RETURN(Model * m, Find(p.model, ModelKind::kGeneration));
@@ -519,76 +500,13 @@ absl::StatusOr<std::shared_ptr<GenerationHandle>> Engine::Generate(
     req.max_tokens = static_cast<int>(ctx - prompt.size());
   }
   if (tok.eos_id() >= 0) req.stop_tokens.insert(tok.eos_id());
-  auto state = std::make_shared<GenerationState>(m->tokenizer.get(), std::move(sink), p.stop);
-  state->prompt_tokens = static_cast<int>(prompt.size());
-  if (!p.tools.empty() && m->chat_format.has_value()) {
-    state->tools = std::make_unique<ToolCallParser>(*m->chat_format, tok);
-  }
-  req.on_token = [state](int32_t id) {
-    std::string bytes = state->tokenizer->TokenText(state->prev, id);
-    state->prev = id;
-    if (state->tools != nullptr) {
-      // The parser decides what is answer text and what spells a tool call.
-      bytes = state->tools->Feed(id, bytes);
-    }
-    state->pending_ids.push_back(id);
-    std::string out = state->text.Push(bytes);
-    if (!out.empty()) {
-      GenerateEvent e{GenerateEvent::Type::kText};
-      e.text = std::move(out);
-      e.token_ids = std::move(state->pending_ids);
-      state->pending_ids.clear();
-      state->sink(e);
-    }
-    return !state->text.stopped();
-  };
-  req.on_done = [state](StopReason reason, const absl::Status& status, int generated) {
-    std::string rest = state->text.Flush();
-    GenerateEvent fin{GenerateEvent::Type::kFinish};
-    std::vector<ToolCall> calls;
-    if (state->tools != nullptr) {
-      ToolCallParseResult parsed = state->tools->Finish(reason == StopReason::kLength);
-      rest += state->text.Push(parsed.final_text) + state->text.Flush();
-      calls = std::move(parsed.tool_calls);
-      if (!parsed.error.ok()) {
-        // Malformed calls: none is run; the error is worded for the agent loop to show the model.
-        calls.clear();
-        fin.reason = FinishReason::kToolCalls;
-        fin.status = parsed.error;
-      }
-    }
-    if (!rest.empty()) {
-      GenerateEvent e{GenerateEvent::Type::kText};
-      e.text = std::move(rest);
-      e.token_ids = std::move(state->pending_ids);
-      state->sink(e);
-    }
-    for (ToolCall& call : calls) {
-      GenerateEvent e{GenerateEvent::Type::kToolCall};
-      e.tool_call = std::move(call);
-      state->sink(e);
-      fin.reason = FinishReason::kToolCalls;
-    }
-    fin.prompt_tokens = state->prompt_tokens;
-    fin.completion_tokens = generated;
-    const bool tool_calls = fin.reason == FinishReason::kToolCalls;
-    if (!tool_calls || reason == StopReason::kCancelled || reason == StopReason::kError) {
-      fin.status = absl::OkStatus();
-      switch (reason) {
-        case StopReason::kEos: fin.reason = FinishReason::kStop; break;
-        case StopReason::kLength: fin.reason = FinishReason::kLength; break;
-        case StopReason::kCallback:
-          fin.reason = FinishReason::kStopSequence;
-          fin.stop_sequence = state->text.matched_stop();
-          break;
-        case StopReason::kCancelled: fin.reason = FinishReason::kCancelled; break;
-        case StopReason::kError:
-          fin.reason = FinishReason::kError;
-          fin.status = status;
-          break;
-      }
-    }
-    state->sink(fin);
+  std::optional<ChatFormat> tool_format;
+  if (!p.tools.empty() && m->chat_format.has_value()) tool_format = *m->chat_format;
+  auto decoder = std::make_shared<GenerationDecoder>(m->tokenizer.get(), std::move(sink), p.stop, tool_format,
+                                                     static_cast<int>(prompt.size()));
+  req.on_token = [decoder](int32_t id) { return decoder->OnToken(id); };
+  req.on_done = [decoder](StopReason reason, const absl::Status& status, int generated) {
+    decoder->OnDone(reason, status, generated);
   };
   return m->scheduler->Submit(std::move(req));
 }

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/chat/chat.h"
+#include "engine/generation_decoder.h"
 #include "engine/runtime/sampler.h"
 #include "engine/runtime/scheduler.h"
 
@@ -99,22 +100,6 @@ struct GenerateParams {
   int max_tokens = 0;
   std::vector<std::string> stop;
   bool truncate_prompt = false;
-};
-
-enum class FinishReason { kStop, kLength, kStopSequence, kToolCalls, kCancelled, kError };
-
-// What Generate reports, in order: text and tool calls as they come, then Finish once.
-struct GenerateEvent {
-  enum class Type { kText, kToolCall, kFinish } type;
-  std::string text;                // kText: UTF-8, whole characters
-  std::vector<int32_t> token_ids;  // kText: the tokens this text came from
-  ToolCall tool_call;              // kToolCall
-  FinishReason reason = FinishReason::kStop;  // kFinish
-  std::string stop_sequence;                  // kFinish with kStopSequence
-  // kFinish with kError: what failed. kFinish with kToolCalls: INVALID_ARGUMENT when the model's
-  // calls were malformed (none is reported), worded for the agent loop to show the model.
-  absl::Status status;
-  int prompt_tokens = 0, completion_tokens = 0;  // kFinish
 };
 
 class Engine {

@@ -34,6 +34,57 @@ bool ValidUtf8(const std::string& s) { return engine::SanitizeUtf8(s) == s; }
 
 }  // namespace
 
+std::vector<v1::GenerateResponse> ToGenerateResponses(const engine::GenerateEvent& e) {
+  std::vector<v1::GenerateResponse> events;
+  v1::GenerateResponse out;
+  switch (e.type) {
+    case engine::GenerateEvent::Type::kText:
+      out.mutable_token()->set_text(e.text);
+      out.mutable_token()->mutable_token_ids()->Add(e.token_ids.begin(), e.token_ids.end());
+      break;
+    case engine::GenerateEvent::Type::kToolCall: {
+      v1::ToolCall* c = out.mutable_tool_call()->mutable_tool_call();
+      c->set_id(e.tool_call.id);
+      c->set_name(e.tool_call.name);
+      c->set_arguments_json(e.tool_call.arguments_json);
+      break;
+    }
+    case engine::GenerateEvent::Type::kFinish: {
+      v1::GenerateResponse usage;
+      v1::Usage* u = usage.mutable_usage()->mutable_usage();
+      u->set_prompt_tokens(e.prompt_tokens);
+      u->set_completion_tokens(e.completion_tokens);
+      u->set_total_tokens(e.prompt_tokens + e.completion_tokens);
+      events.push_back(std::move(usage));
+      v1::FinishEvent* f = out.mutable_finish();
+      switch (e.reason) {
+        case engine::FinishReason::kStop: f->set_reason(v1::FINISH_REASON_STOP); break;
+        case engine::FinishReason::kLength: f->set_reason(v1::FINISH_REASON_LENGTH); break;
+        case engine::FinishReason::kStopSequence:
+          f->set_reason(v1::FINISH_REASON_STOP_SEQUENCE);
+          f->set_stop_sequence(e.stop_sequence);
+          break;
+        case engine::FinishReason::kToolCalls:
+          f->set_reason(v1::FINISH_REASON_TOOL_CALLS);
+          if (!e.status.ok()) {
+            f->mutable_error()->set_code(static_cast<int>(e.status.code()));
+            f->mutable_error()->set_message(std::string(e.status.message()));
+          }
+          break;
+        case engine::FinishReason::kCancelled: f->set_reason(v1::FINISH_REASON_CANCELLED); break;
+        case engine::FinishReason::kError:
+          f->set_reason(v1::FINISH_REASON_ERROR);
+          f->mutable_error()->set_code(static_cast<int>(e.status.code()));
+          f->mutable_error()->set_message(std::string(e.status.message()));
+          break;
+      }
+      break;
+    }
+  }
+  events.push_back(std::move(out));
+  return events;
+}
+
 absl::StatusOr<engine::GenerateParams> ToGenerateParams(const v1::GenerateRequest& r) {
   engine::GenerateParams p;
   p.model = r.model();
@@ -171,56 +222,15 @@ grpc::Status EngineServiceImpl::Generate(grpc::ServerContext* context,
       (*handle)->Cancel();  // the engine frees the request's cache; we wait for its last event
     }
     for (const engine::GenerateEvent& e : batch) {
-      v1::GenerateResponse out;
-      switch (e.type) {
-        case engine::GenerateEvent::Type::kText:
-          out.mutable_token()->set_text(e.text);
-          out.mutable_token()->mutable_token_ids()->Add(e.token_ids.begin(), e.token_ids.end());
-          break;
-        case engine::GenerateEvent::Type::kToolCall: {
-          v1::ToolCall* c = out.mutable_tool_call()->mutable_tool_call();
-          c->set_id(e.tool_call.id);
-          c->set_name(e.tool_call.name);
-          c->set_arguments_json(e.tool_call.arguments_json);
-          break;
-        }
-        case engine::GenerateEvent::Type::kFinish: {
-          v1::GenerateResponse usage;
-          v1::Usage* u = usage.mutable_usage()->mutable_usage();
-          u->set_prompt_tokens(e.prompt_tokens);
-          u->set_completion_tokens(e.completion_tokens);
-          u->set_total_tokens(e.prompt_tokens + e.completion_tokens);
-          if (!client_gone) writer->Write(usage);
-          v1::FinishEvent* f = out.mutable_finish();
-          switch (e.reason) {
-            case engine::FinishReason::kStop: f->set_reason(v1::FINISH_REASON_STOP); break;
-            case engine::FinishReason::kLength: f->set_reason(v1::FINISH_REASON_LENGTH); break;
-            case engine::FinishReason::kStopSequence:
-              f->set_reason(v1::FINISH_REASON_STOP_SEQUENCE);
-              f->set_stop_sequence(e.stop_sequence);
-              break;
-            case engine::FinishReason::kToolCalls:
-              f->set_reason(v1::FINISH_REASON_TOOL_CALLS);
-              if (!e.status.ok()) {
-                f->mutable_error()->set_code(static_cast<int>(e.status.code()));
-                f->mutable_error()->set_message(std::string(e.status.message()));
-              }
-              break;
-            case engine::FinishReason::kCancelled: f->set_reason(v1::FINISH_REASON_CANCELLED); break;
-            case engine::FinishReason::kError:
-              f->set_reason(v1::FINISH_REASON_ERROR);
-              f->mutable_error()->set_code(static_cast<int>(e.status.code()));
-              f->mutable_error()->set_message(std::string(e.status.message()));
-              break;
-          }
-          if (!client_gone) writer->Write(out);
-          if (client_gone) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
-          return grpc::Status::OK;
+      for (const v1::GenerateResponse& out : ToGenerateResponses(e)) {
+        if (!client_gone && !writer->Write(out)) {
+          client_gone = true;
+          (*handle)->Cancel();
         }
       }
-      if (!client_gone && !writer->Write(out)) {
-        client_gone = true;
-        (*handle)->Cancel();
+      if (e.type == engine::GenerateEvent::Type::kFinish) {
+        if (client_gone) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+        return grpc::Status::OK;
       }
     }
   }

@@ -36,6 +36,10 @@ class EngineServiceImpl final : public tessera::v1::EngineService::Service {
 // The proto request as engine parameters (INVALID_ARGUMENT naming the bad field).
 absl::StatusOr<engine::GenerateParams> ToGenerateParams(const v1::GenerateRequest& request);
 
+// An engine event as the EngineService.Generate stream sends it (a finish becomes a UsageEvent and
+// a FinishEvent).
+std::vector<v1::GenerateResponse> ToGenerateResponses(const engine::GenerateEvent& event);
+
 }  // namespace tessera::engine_service
 
 #endif  // TESSERA_SERVICES_ENGINE_ENGINE_SERVICE_H_
