@@ -1,5 +1,6 @@
 #include "connectors/parse/document_parser.h"
 
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -9,12 +10,17 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/status.h"
+#include "connectors/parse/charset.h"
+#include "connectors/parse/csv_parser.h"
 #include "connectors/parse/document_builder.h"
 #include "connectors/parse/docx_parser.h"
 #include "connectors/parse/html_parser.h"
 #include "connectors/parse/pdf_parser.h"
+#include "connectors/parse/pptx_parser.h"
 #include "connectors/parse/text_parser.h"
 #include "connectors/parse/utf8.h"
+#include "connectors/parse/xlsx_parser.h"
+#include "connectors/parse/zip_archive.h"
 
 namespace tessera::parse {
 namespace {
@@ -31,6 +37,12 @@ struct TypeName {
 constexpr TypeName kSupported[] = {
     {".pdf", kMimePdf},
     {".docx", kMimeDocx},
+    {".xlsx", kMimeXlsx},
+    {".xlsm", kMimeXlsx},
+    {".pptx", kMimePptx},
+    {".csv", kMimeCsv},
+    {".tsv", kMimeTsv},
+    {".tab", kMimeTsv},
     {".html", kMimeHtml},
     {".htm", kMimeHtml},
     {".xhtml", kMimeHtml},
@@ -41,6 +53,14 @@ constexpr TypeName kSupported[] = {
     {"application/pdf", kMimePdf},
     {"application/x-pdf", kMimePdf},
     {kMimeDocx, kMimeDocx},
+    {kMimeXlsx, kMimeXlsx},
+    {"application/vnd.ms-excel.sheet.macroenabled.12", kMimeXlsx},
+    {kMimePptx, kMimePptx},
+    {"text/csv", kMimeCsv},
+    {"application/csv", kMimeCsv},
+    {"text/x-csv", kMimeCsv},
+    {"text/comma-separated-values", kMimeCsv},
+    {"text/tab-separated-values", kMimeTsv},
     {"text/html", kMimeHtml},
     {"application/xhtml+xml", kMimeHtml},
     {"text/markdown", kMimeMarkdown},
@@ -52,9 +72,7 @@ constexpr TypeName kSupported[] = {
 constexpr TypeName kUnsupportedExtensions[] = {
     {".doc", "application/msword"},
     {".xls", "application/vnd.ms-excel"},
-    {".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
     {".ppt", "application/vnd.ms-powerpoint"},
-    {".pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation"},
     {".odt", "application/vnd.oasis.opendocument.text"},
     {".rtf", "application/rtf"},
     {".zip", kZip},
@@ -148,14 +166,27 @@ bool LooksLikeText(absl::string_view bytes) {
          ValidUtf8PrefixAllowingTruncation(head) == head.size();
 }
 
+// The OOXML type of a zip archive by its main part (reads only the zip
+// directory); kZip for other archives.
+std::string SniffZip(absl::string_view bytes) {
+  absl::StatusOr<std::unique_ptr<ZipArchive>> zip = ZipArchive::Open(bytes);
+  if (!zip.ok()) return std::string(kZip);
+  if ((*zip)->Contains("word/document.xml")) return std::string(kMimeDocx);
+  if ((*zip)->Contains("xl/workbook.xml")) return std::string(kMimeXlsx);
+  if ((*zip)->Contains("ppt/presentation.xml")) return std::string(kMimePptx);
+  return std::string(kZip);
+}
+
+bool IsOoxml(absl::string_view mime) {
+  return mime == kMimeDocx || mime == kMimeXlsx || mime == kMimePptx;
+}
+
 // Binary formats recognisable by their first bytes; "" if none.
 std::string SniffBinary(absl::string_view bytes) {
   if (bytes.substr(0, 1024).find("%PDF-") != absl::string_view::npos) {
     return std::string(kMimePdf);
   }
-  if (absl::StartsWith(bytes, absl::string_view("PK\x03\x04", 4))) {
-    return std::string(LooksLikeDocx(bytes) ? kMimeDocx : kZip);
-  }
+  if (absl::StartsWith(bytes, absl::string_view("PK\x03\x04", 4))) return SniffZip(bytes);
   if (LooksLikeHtml(bytes)) return std::string(kMimeHtml);
   return "";
 }
@@ -164,6 +195,11 @@ std::string SniffBinary(absl::string_view bytes) {
 
 std::string DetectMimeType(absl::string_view bytes, absl::string_view filename_or_mime) {
   const Declared declared = Classify(filename_or_mime);
+  if (declared.supported && IsOoxml(declared.mime)) {
+    // A misnamed file: a PDF or another OOXML type under an Office name.
+    const std::string sniffed = SniffBinary(bytes);
+    if (sniffed == kMimePdf || (IsOoxml(sniffed) && sniffed != declared.mime)) return sniffed;
+  }
   if (declared.supported) return declared.mime;
   const std::string sniffed = SniffBinary(bytes);
   if (!sniffed.empty() && sniffed != kZip) return sniffed;
@@ -183,6 +219,10 @@ absl::StatusOr<ParsedDocument> ParseDocument(absl::string_view bytes,
                                              const ParseOptions& options) {
   RETURN_IF_ERROR(CheckInputSize(bytes.size(), options));
   const std::string mime = DetectMimeType(bytes, filename_or_mime);
+  ParseOptions text_options = options;
+  if (text_options.charset.empty() && !AsMimeType(filename_or_mime).empty()) {
+    text_options.charset = CharsetFromMimeType(filename_or_mime);
+  }
   if (bytes.empty()) {
     ParsedDocument empty;
     empty.mime_type = mime;
@@ -190,19 +230,24 @@ absl::StatusOr<ParsedDocument> ParseDocument(absl::string_view bytes,
   }
   if (mime == kMimePdf) return ParsePdf(bytes, options);
   if (mime == kMimeDocx) return ParseDocx(bytes, options);
-  if (mime == kMimeHtml) return ParseHtml(bytes, options);
-  if (mime == kMimeMarkdown) return ParseMarkdown(bytes, options);
-  if (mime == kMimePlainText) return ParsePlainText(bytes, options);
+  if (mime == kMimeXlsx) return ParseXlsx(bytes, options);
+  if (mime == kMimePptx) return ParsePptx(bytes, options);
+  if (mime == kMimeHtml) return ParseHtml(bytes, text_options);
+  if (mime == kMimeCsv) return ParseCsv(bytes, text_options);
+  if (mime == kMimeTsv) return ParseTsv(bytes, text_options);
+  if (mime == kMimeMarkdown) return ParseMarkdown(bytes, text_options);
+  if (mime == kMimePlainText) return ParsePlainText(bytes, text_options);
   const std::string source =
       filename_or_mime.empty() ? "" : absl::StrCat(" (from '", filename_or_mime, "')");
   if (mime == kOctetStream) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unrecognised document format", source,
-        ": neither the name nor the content matches PDF, DOCX, HTML, Markdown or text"));
+        ": neither the name nor the content matches PDF, DOCX, XLSX, PPTX, HTML, CSV, "
+        "TSV, Markdown or text"));
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unsupported document format '", mime, "'", source,
-                   "; supported: PDF, DOCX, HTML, Markdown, plain text"));
+                   "; supported: PDF, DOCX, XLSX, PPTX, HTML, CSV, TSV, Markdown, plain text"));
 }
 
 }  // namespace tessera::parse

@@ -153,12 +153,58 @@ TEST(ParseDocumentTest, CorruptFilesOfKnownFormatsAreDataLoss) {
             absl::StatusCode::kDataLoss);
 }
 
-TEST(ParseDocumentTest, InvalidUtf8TextIsRepairedWithWarning) {
-  absl::StatusOr<ParsedDocument> doc = ParseDocument("ok \xC3\x28 then", "a.txt");
+TEST(ParseDocumentTest, InvalidUtf8TextIsWindows1252WithWarning) {
+  absl::StatusOr<ParsedDocument> doc = ParseDocument("ok \xC3\x28 then caf\xE9", "a.txt");
   ASSERT_TRUE(doc.ok()) << doc.status();
   ASSERT_THAT(doc->sections, SizeIs(1));
-  EXPECT_EQ(doc->sections[0].text, "ok \xEF\xBF\xBD( then");
+  EXPECT_EQ(doc->sections[0].text, "ok \xC3\x83( then caf\xC3\xA9");
   EXPECT_THAT(doc->warnings, SizeIs(1));
+}
+
+TEST(ParseDocumentTest, CharsetParameterOfMimeType) {
+  absl::StatusOr<ParsedDocument> doc =
+      ParseDocument("k,v\n\x93\xFA,1\n", "text/csv; charset=Shift_JIS");
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  EXPECT_EQ(doc->mime_type, "text/csv");
+  EXPECT_THAT(doc->sections[0].text, HasSubstr("k: \xE6\x97\xA5; v: 1"));
+  // UTF-16 with a BOM, no declaration.
+  doc = ParseDocument(std::string("\xFF\xFE" "a\0,\0b\0", 8), "x.csv");
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  EXPECT_EQ(doc->sections[0].text, "a\tb");
+}
+
+TEST(ParseDocumentTest, NewFormatsByNameMimeAndContent) {
+  const std::string xlsx = Fixture("temperature.xlsx");
+  const std::string pptx = testing::BuildZip(
+      {{"ppt/presentation.xml", "<p:presentation xmlns:p=\"urn:p\"/>"}});
+  const std::string docx = Fixture("par-hyperlinks.docx");
+  constexpr absl::string_view kXlsx =
+      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+  constexpr absl::string_view kPptx =
+      "application/vnd.openxmlformats-officedocument.presentationml.presentation";
+  EXPECT_EQ(DetectMimeType(xlsx, "a.xlsx"), kXlsx);
+  EXPECT_EQ(DetectMimeType(xlsx, ""), kXlsx);
+  EXPECT_EQ(DetectMimeType(xlsx, "application/octet-stream"), kXlsx);
+  EXPECT_EQ(DetectMimeType(pptx, ""), kPptx);
+  EXPECT_EQ(DetectMimeType("", "deck.PPTX"), kPptx);
+  EXPECT_EQ(DetectMimeType("a,b", "data.csv"), "text/csv");
+  EXPECT_EQ(DetectMimeType("a\tb", "data.tsv"), "text/tab-separated-values");
+  EXPECT_EQ(DetectMimeType("a,b", "text/csv; charset=utf-8"), "text/csv");
+  EXPECT_EQ(DetectMimeType("a\tb", "text/tab-separated-values"), "text/tab-separated-values");
+  // Misnamed Office files are parsed as what they are.
+  EXPECT_EQ(DetectMimeType(docx, "report.xlsx"),
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
+  EXPECT_EQ(DetectMimeType(testing::BuildPdf({"x"}), "report.xlsx"), "application/pdf");
+  absl::StatusOr<ParsedDocument> doc = ParseDocument(xlsx, "temperature.xlsx");
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  EXPECT_THAT(doc->sections[0].text, HasSubstr("fahrenheit\t72"));
+  doc = ParseDocument(testing::BuildPdf({"hello pdf"}), "sheet.xlsx");
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  EXPECT_THAT(doc->sections[0].text, HasSubstr("hello pdf"));
+  // Text under an Office name is a clean error.
+  EXPECT_EQ(ParseDocument("just text", "sheet.xlsx").status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ParseDocument("just text", "deck.pptx").status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(ParseDocumentTest, InputOverLimitIsResourceExhausted) {

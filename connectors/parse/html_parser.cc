@@ -15,6 +15,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "connectors/parse/charset.h"
 #include "connectors/parse/document_builder.h"
 #include "connectors/parse/utf8.h"
 
@@ -465,7 +466,9 @@ absl::StatusOr<ParsedDocument> ParseHtml(absl::string_view bytes, const ParseOpt
   RETURN_IF_ERROR(CheckInputSize(bytes.size(), options));
   // Markup is not output: only max_input_bytes bounds the decoded HTML (UTF-16
   // grows at most 1.5x); the builder bounds the extracted text.
-  ASSIGN_OR_RETURN(DecodedText decoded, DecodeToUtf8(bytes, std::numeric_limits<size_t>::max()));
+  const std::string charset = options.charset.empty() ? HtmlMetaCharset(bytes) : options.charset;
+  ASSIGN_OR_RETURN(DecodedText decoded,
+                   DecodeText(bytes, charset, std::numeric_limits<size_t>::max()));
   for (std::string& w : decoded.warnings) builder.AddWarning(std::move(w));
 
   const size_t tree_limit = (size_t{64} << 20) + 8 * options.max_output_bytes;

@@ -9,8 +9,9 @@
 // become one paragraph with a line per row and tab-separated cells.
 // Title = <title>, else the first heading, else the first line.
 //
-// Input is decoded as UTF-8 (or UTF-16 with a BOM); <meta charset> of other
-// encodings is not honoured: such bytes become U+FFFD, with a warning.
+// Input is decoded with DecodeText (charset.h): a BOM, else options.charset,
+// else the <meta charset> (or http-equiv Content-Type) of the first 4 KiB,
+// else UTF-8, or windows-1252 when the bytes are not valid UTF-8.
 //
 // Hostile input: gumbo has no depth limit and is quadratic on deeply nested
 // blocks, and cannot be interrupted. The adapter therefore gives gumbo its own

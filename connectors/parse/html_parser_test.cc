@@ -112,11 +112,19 @@ TEST(HtmlParserTest, MalformedHtmlStillYieldsText) {
               AllOf(HasSubstr("one"), HasSubstr("two"), HasSubstr("three"), HasSubstr("four")));
 }
 
-TEST(HtmlParserTest, InvalidUtf8IsReplacedWithWarning) {
+TEST(HtmlParserTest, InvalidUtf8IsDecodedAsWindows1252WithWarning) {
   const ParsedDocument doc = MustParse("<p>na\xEFve \xFF</p>");
   ASSERT_THAT(doc.sections, SizeIs(1));
-  EXPECT_THAT(doc.sections[0].text, HasSubstr("\xEF\xBF\xBD"));
-  EXPECT_THAT(doc.warnings, ElementsAre(HasSubstr("invalid UTF-8")));
+  EXPECT_EQ(doc.sections[0].text, "na\xC3\xAFve \xC3\xBF");
+  EXPECT_THAT(doc.warnings, ElementsAre(HasSubstr("windows-1252")));
+}
+
+TEST(HtmlParserTest, MetaCharsetIsHonoured) {
+  const ParsedDocument doc =
+      MustParse("<html><head><meta charset=\"Shift_JIS\"></head><body><p>\x93\xFA\x96\x7B</p>");
+  ASSERT_THAT(doc.sections, SizeIs(1));
+  EXPECT_EQ(doc.sections[0].text, "\xE6\x97\xA5\xE6\x9C\xAC");
+  EXPECT_THAT(doc.warnings, IsEmpty());
 }
 
 TEST(HtmlParserTest, EmptyInputHasNoSections) { EXPECT_THAT(MustParse("").sections, IsEmpty()); }

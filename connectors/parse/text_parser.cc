@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status.h"
 #include "connectors/parse/document_builder.h"
+#include "connectors/parse/charset.h"
 #include "connectors/parse/utf8.h"
 
 namespace tessera::parse {
@@ -34,7 +35,8 @@ std::string NormalizeLineEnds(std::string text) {
 // Decodes and normalises `bytes`, forwarding decoding warnings to `builder`.
 absl::StatusOr<std::string> DecodeInput(absl::string_view bytes, DocumentBuilder& builder) {
   RETURN_IF_ERROR(CheckInputSize(bytes.size(), builder.options()));
-  ASSIGN_OR_RETURN(DecodedText decoded, DecodeToUtf8(bytes, builder.options().max_output_bytes));
+  ASSIGN_OR_RETURN(DecodedText decoded,
+                   DecodeText(bytes, builder.options().charset, builder.options().max_output_bytes));
   for (std::string& w : decoded.warnings) builder.AddWarning(std::move(w));
   return NormalizeLineEnds(std::move(decoded.text));
 }

@@ -1,7 +1,8 @@
 // Parsers for plain text (text/plain) and Markdown (text/markdown).
 //
-// Both decode the bytes with DecodeToUtf8 (BOM-aware; invalid UTF-8 becomes
-// U+FFFD with a warning) and normalise line ends to "\n".
+// Both decode the bytes with DecodeText (charset.h: BOM, options.charset,
+// UTF-8, else windows-1252, converted with ICU) and normalise line ends to
+// "\n".
 //  - Plain text: one untitled section; paragraphs are runs of non-blank
 //    lines, kept line by line; title = first non-blank line.
 //  - Markdown: ATX headings (# .. ######, optional closing #s) and setext

@@ -42,11 +42,19 @@ TEST(PlainTextTest, KeepsParagraphsAndLines) {
   EXPECT_THAT(doc.warnings, IsEmpty());
 }
 
-TEST(PlainTextTest, InvalidUtf8IsReplacedWithWarning) {
-  const ParsedDocument doc = MustParseText("caf\xE9 au lait");  // Latin-1 é
+TEST(PlainTextTest, InvalidUtf8IsDecodedAsWindows1252WithWarning) {
+  const ParsedDocument doc = MustParseText("caf\xE9 au lait \x80");  // Latin-1 é, cp1252 €
   ASSERT_THAT(doc.sections, SizeIs(1));
-  EXPECT_EQ(doc.sections[0].text, "caf\xEF\xBF\xBD au lait");
-  EXPECT_THAT(doc.warnings, ElementsAre(HasSubstr("invalid UTF-8")));
+  EXPECT_EQ(doc.sections[0].text, "caf\xC3\xA9 au lait \xE2\x82\xAC");
+  EXPECT_THAT(doc.warnings, ElementsAre(HasSubstr("windows-1252")));
+}
+
+TEST(PlainTextTest, DeclaredCharsetIsUsed) {
+  ParseOptions options;
+  options.charset = "Shift_JIS";
+  absl::StatusOr<ParsedDocument> doc = ParsePlainText("\x93\xFA\x96\x7B", options);
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  EXPECT_EQ(doc->sections[0].text, "\xE6\x97\xA5\xE6\x9C\xAC");
 }
 
 TEST(PlainTextTest, Utf16WithBomIsConverted) {
