@@ -180,6 +180,7 @@ RunOutcome AgentRunner::Run(const RunInput& input, const RunDeps& deps, Cancella
     }
     v1::RunResponse e = st.NewEvent();
     auto* done = e.mutable_done();
+    if (deps.persist) done->set_message_id(deps.persist(outcome));
     done->set_finish_reason(reason);
     *done->mutable_usage() = st.usage;
     done->set_conversation_id(input.conversation_id);
@@ -187,6 +188,8 @@ RunOutcome AgentRunner::Run(const RunInput& input, const RunDeps& deps, Cancella
     st.Send(std::move(e));
     return outcome;
   };
+
+  for (const absl::Status& s : input.setup_errors) st.Error(s, v1::RUN_ERROR_KIND_RECOVERED);
 
   // --- Extractive answers: search, then quote the best passages. ---
   if (def.model() == kExtractiveModel || deps.model == nullptr) {
@@ -263,6 +266,9 @@ RunOutcome AgentRunner::Run(const RunInput& input, const RunDeps& deps, Cancella
   std::vector<v1::ChatMessage> messages;
   {
     std::string system = BuildSystemPrompt(def, deps.tools, input.user);
+    for (const absl::Status& s : input.setup_errors) {
+      absl::StrAppend(&system, "\n\nNote: some tools are unavailable in this conversation: ", s.message());
+    }
     if (!system.empty()) {
       v1::ChatMessage m;
       m.set_role(v1::ROLE_SYSTEM);

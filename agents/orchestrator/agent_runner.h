@@ -69,7 +69,12 @@ struct RunInput {
   std::string user_message;
   // Who the run acts for, for the instructions ("You are answering ann@acme.com").
   std::string user;
+  // Problems found while preparing the run that it survives (an MCP server that could not be
+  // reached): reported as recovered ErrorEvents first, and told to the model.
+  std::vector<absl::Status> setup_errors;
 };
+
+struct RunOutcome;
 
 struct RunDeps {
   ChatModel* model = nullptr;  // required unless the agent's model is "extractive"
@@ -77,6 +82,9 @@ struct RunDeps {
   KnowledgeSearcher* knowledge = nullptr;  // for extractive answers
   ApprovalGate* approvals = nullptr;       // null: calls needing approval are denied
   Clock* clock = RealClock();
+  // Called once, just before RunDone is sent, to store what the run adds to the conversation;
+  // returns the id of the stored answer (RunDone.message_id), or "" when none was stored.
+  std::function<std::string(const RunOutcome&)> persist;
 };
 
 struct RunOutcome {

@@ -7,7 +7,7 @@ namespace tessera::agents {
 
 KnowledgeSearchTool::KnowledgeSearchTool(KnowledgeSearcher* searcher, Options options)
     : searcher_(searcher), options_(std::move(options)) {
-  if (options_.name.empty()) options_.name = kDefaultKnowledgeToolName;
+  if (options_.name.empty()) options_.name = std::string(kDefaultKnowledgeToolName);
   if (options_.description.empty()) {
     options_.description =
         "Searches the company's documents (mail, drives, sites) that the user may see and returns the "

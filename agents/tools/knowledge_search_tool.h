@@ -5,11 +5,10 @@
 
 #include <string>
 
+#include "agents/definition/definition.h"
 #include "agents/orchestrator/agent_tool.h"
 
 namespace tessera::agents {
-
-inline constexpr char kDefaultKnowledgeToolName[] = "search_knowledge";
 
 class KnowledgeSearchTool final : public AgentTool {
  public:
