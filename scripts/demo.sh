@@ -2,10 +2,11 @@
 # The main job, as far as it is built. Today: the `tessera` server with
 # authentication, API keys, health and reflection, permission-filtered hybrid
 # search over a sample company's documents, driven by an outside gRPC client
-# (Debian's python3-grpcio), and the inference engine streaming generated text.
-# Syncing the company from its mail, drive and SharePoint and asking agents
-# cited questions come with the connector and agent milestones; this script
-# grows with them.
+# (Debian's python3-grpcio), Acme's Google Drive synced by its change feed (a
+# faithful fake Drive), agents imported from JSON answering Ann and Bob with
+# citations from what each may see, an MCP tool call against the reference
+# filesystem server, and the inference engine streaming generated text.
+# Gmail and SharePoint come with their milestone.
 #
 # Usage: scripts/demo.sh [--keep]   (--keep leaves the server running)
 set -euo pipefail
@@ -139,6 +140,46 @@ show "Ann (finance) searches the synced Drive"; TESSERA_KEY="$ann_key" $client "
 show "Bob (engineering): the finance shared drive stays hidden"; TESSERA_KEY="$bob_key" $client "$addr" call tessera.v1.RetrievalService/Search "$drive_q" | hits
 echo "(\"Offsite ideas\" is shared by link only: not public, so nobody finds it by search.)"
 
+step "Agents, defined in JSON (examples/agents), imported and versioned"
+show "tessera agent import examples/agents/extractive-search.json --agent_id=acme-search   (as the admin)"
+TESSERA_KEY="$admin_key" "$tessera" agent import examples/agents/extractive-search.json --agent_id=acme-search --server="$addr"
+show "the same file again: a new version, the old one stays readable"
+TESSERA_KEY="$admin_key" "$tessera" agent import examples/agents/extractive-search.json --agent_id=acme-search --server="$addr"
+show "tessera agent import examples/agents/hr-assistant.json   (names mistral-7b, which this engine does not serve)"
+TESSERA_KEY="$admin_key" "$tessera" agent import examples/agents/hr-assistant.json --server="$addr" || true
+show "a definition with mistakes: every bad field is named"
+printf '%s' '{"name": "Broken", "model": "extractive", "knowledge": {"collections": ["acme"], "topK": 90},
+  "tools": [{"mcpServer": {"name": "files", "transport": "MCP_TRANSPORT_STDIO"}}], "maxIteration": 3}' >"$work/broken.json"
+TESSERA_KEY="$admin_key" "$tessera" agent import "$work/broken.json" --server="$addr" || true
+show "tessera agent list   (as Ann)"
+TESSERA_KEY="$ann_key" "$tessera" agent list --server="$addr"
+
+step "Ann and Bob ask the same agent the same question: cited answers from what each may see"
+echo "(No generative model that can call tools ships with the demo, so this agent answers"
+echo " extractively: the best passages, cited. With a Mistral model served by the engine or an"
+echo " OpenAI-compatible server, the same agents run the tool-calling loop; see docs/AGENTS.md.)"
+show "tessera ask acme-search \"What is the Q3 budget?\"   (as Ann, finance)"
+TESSERA_KEY="$ann_key" "$tessera" ask acme-search "What is the Q3 budget?" --server="$addr"
+show "the same, as Bob (engineering)"
+TESSERA_KEY="$bob_key" "$tessera" ask acme-search "What is the Q3 budget?" --server="$addr"
+show "as Eve (outside Acme: the agent is shared tenant-wide, the documents are not)"
+TESSERA_KEY="$eve_key" "$tessera" ask acme-search "What is the Q3 budget?" --server="$addr"
+
+step "An MCP tool call: the reference filesystem server, started over stdio"
+if [[ -x node_modules/.bin/mcp-server-filesystem ]]; then
+  mkdir -p "$work/runbooks"
+  printf 'Restart the sync daemon with: tessera sync --sync_config=/etc/tessera/sync.json\n' >"$work/runbooks/sync.md"
+  cat >"$work/mcp.json" <<JSON
+{"servers": {"files": {"transport": "stdio", "command": "$PWD/node_modules/.bin/mcp-server-filesystem",
+                       "args": ["$work/runbooks"]}}}
+JSON
+  show "tessera mcp call --mcp_config=mcp.json --tool=read_text_file --args='{\"path\": \"$work/runbooks/sync.md\"}'"
+  "$tessera" mcp call --mcp_config="$work/mcp.json" --tool=read_text_file \
+    --args="{\"path\": \"$work/runbooks/sync.md\"}" --log_level=warning || true
+else
+  echo "(node_modules missing: run scripts/setup.sh to install the MCP reference servers)"
+fi
+
 step "The inference engine: the models it serves, and text streamed through the gateway"
 show "EngineService/ListModels as Ann"; TESSERA_KEY="$ann_key" $client "$addr" call tessera.v1.EngineService/ListModels '{}'
 show "tessera generate \"Once upon a time\" --temperature=0 --max_tokens=60   (as Ann)"
@@ -167,9 +208,10 @@ cat <<'MSG'
 What runs today: the server, its authentication and keys, the v1 contract,
 permission-exact hybrid search (BM25 + vectors from the built-in lexical
 embedder), Google Drive synced through its change feed with its permissions,
-and the inference engine (here with the only real weights we ship, a
-260K-parameter story model; point --engine_config at your own GGUF or
-safetensors models, see docs/ENGINE.md). Gmail, SharePoint and agents with
-cited answers arrive with their milestones; this demo will then let agents
-answer Ann and Bob from all three sources.
+agents defined in JSON that answer each user with citations from what that
+user may see (extractive here; the tool-calling loop with a Mistral model or
+an OpenAI-compatible server, see docs/AGENTS.md), MCP tools, and the inference
+engine (here with the only real weights we ship, a 260K-parameter story model;
+point --engine_config at your own GGUF or safetensors models, see
+docs/ENGINE.md). Gmail and SharePoint arrive with their milestone.
 MSG

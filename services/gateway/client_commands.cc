@@ -22,16 +22,14 @@
 #include "tessera/v1/retrieval.grpc.pb.h"
 
 namespace tessera {
-namespace {
-
-std::unique_ptr<grpc::ClientContext> Context(const ClientOptions& c, absl::Duration timeout) {
+std::unique_ptr<grpc::ClientContext> ClientContextFor(const ClientOptions& c, absl::Duration timeout) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->AddMetadata("authorization", "Bearer " + c.key);
-  ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  if (timeout != absl::InfiniteDuration()) ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   return ctx;
 }
 
-absl::StatusOr<std::unique_ptr<v1::RetrievalService::Stub>> Retrieval(const ClientOptions& c) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ClientChannel(const ClientOptions& c) {
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (!c.tls_ca.empty()) {
     ASSIGN_OR_RETURN(std::string pem, LocalFileSystem()->ReadFile(c.tls_ca, 1 << 20));
@@ -44,10 +42,10 @@ absl::StatusOr<std::unique_ptr<v1::RetrievalService::Stub>> Retrieval(const Clie
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(64 << 20);
   args.SetMaxReceiveMessageSize(64 << 20);
-  return v1::RetrievalService::NewStub(grpc::CreateCustomChannel(c.server, creds, args));
+  return grpc::CreateCustomChannel(c.server, creds, args);
 }
 
-int Report(const absl::Status& s, FILE* err) {
+int ReportClientError(const absl::Status& s, FILE* err) {
   std::fprintf(err, "tessera: %s: %s\n", absl::StatusCodeToString(s.code()).c_str(),
                std::string(s.message()).c_str());
   if (s.code() == absl::StatusCode::kUnavailable) {
@@ -55,6 +53,19 @@ int Report(const absl::Status& s, FILE* err) {
   }
   return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
 }
+
+namespace {
+
+std::unique_ptr<grpc::ClientContext> Context(const ClientOptions& c, absl::Duration timeout) {
+  return ClientContextFor(c, timeout);
+}
+
+absl::StatusOr<std::unique_ptr<v1::RetrievalService::Stub>> Retrieval(const ClientOptions& c) {
+  ASSIGN_OR_RETURN(auto channel, ClientChannel(c));
+  return v1::RetrievalService::NewStub(channel);
+}
+
+int Report(const absl::Status& s, FILE* err) { return ReportClientError(s, err); }
 
 // Files under `path` (itself, or recursively for a folder), sorted.
 void Walk(const std::string& path, std::vector<std::string>* out, std::vector<std::string>* errors) {

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
 #include "grpcpp/channel.h"
 
 namespace tessera {
@@ -20,6 +22,16 @@ struct ClientOptions {
   std::string key;     // the bearer key
   std::string tls_ca;  // PEM roots for a TLS server; empty = plaintext
 };
+
+// A channel to the server (TLS when tls_ca is set), for client commands of any service.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ClientChannel(const ClientOptions& client);
+
+// A call context carrying the key, with a deadline `timeout` from now (none when infinite).
+std::unique_ptr<grpc::ClientContext> ClientContextFor(const ClientOptions& client, absl::Duration timeout);
+
+// Prints a failed call for people ("tessera: NOT_FOUND: ..." plus a hint when the server is
+// unreachable) and returns the exit code: 2 for INVALID_ARGUMENT, else 1.
+int ReportClientError(const absl::Status& status, FILE* err);
 
 // Reads the key from `key_file` if given, else from $TESSERA_KEY.
 // INVALID_ARGUMENT when neither holds one.

@@ -12,6 +12,7 @@
 #include <pthread.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -38,6 +39,10 @@
 #include "services/mcp/http_server.h"
 #include "services/mcp/mcp_command.h"
 #include "services/sync/sync_command.h"
+#include "services/agents/agent_commands.h"
+#include "services/agents/agent_service.h"
+#include "services/agents/agents_config.h"
+#include "common/http/curl_http_transport.h"
 #include "services/engine/engine_service.h"
 #include "services/retrieval/retrieval_service.h"
 
@@ -73,8 +78,8 @@ ABSL_FLAG(std::string, tls_ca, "", "Client commands: PEM roots to verify a TLS s
 ABSL_FLAG(std::vector<std::string>, collection, {},
           "search: collections to search (default all); ingest: the one collection to fill.");
 ABSL_FLAG(int32_t, top_k, 10, "search: how many hits.");
-ABSL_FLAG(std::string, as, "", "search: search as this user (admin keys only).");
-ABSL_FLAG(std::vector<std::string>, as_groups, {}, "search: the groups of --as.");
+ABSL_FLAG(std::string, as, "", "search, ask: act as this user (admin keys only).");
+ABSL_FLAG(std::vector<std::string>, as_groups, {}, "search, ask: the groups of --as.");
 ABSL_FLAG(std::string, fusion, "rrf", "search: rrf (reciprocal rank fusion, k=60) or weighted.");
 ABSL_FLAG(bool, json, false, "search: print the response as JSON.");
 ABSL_FLAG(std::string, index, "Flat",
@@ -108,6 +113,14 @@ ABSL_FLAG(int32_t, dimensions, 0, "collection create: embedding size of --model.
 ABSL_FLAG(std::vector<std::string>, acl, {"anyone"},
           "ingest: who may see the files (user:EMAIL, group:EMAIL, domain:NAME, anyone).");
 ABSL_FLAG(std::string, source, "files", "ingest: the source name recorded for the files.");
+ABSL_FLAG(std::string, agents_config, "",
+          "serve: JSON with OpenAI-compatible model servers for agents (see docs/AGENTS.md).");
+ABSL_FLAG(std::string, agent_id, "", "agent import: the agent's id (default: from the file name).");
+ABSL_FLAG(int64_t, agent_version, 0, "agent get: the version to show (0: latest).");
+ABSL_FLAG(std::string, conversation, "", "ask: continue this conversation (its id).");
+ABSL_FLAG(std::string, approve, "ask",
+          "ask: tool calls needing approval: ask (on a terminal), all or none.");
+ABSL_FLAG(bool, show_tools, true, "ask: print tool calls and their results to stderr.");
 
 namespace tessera {
 namespace {
@@ -117,7 +130,7 @@ constexpr char kUsage[] = R"(tessera: self-hosted enterprise RAG and agents.
 Commands:
   tessera serve --data_dir=DIR [--listen=127.0.0.1:7600] [--only=SERVICES] [--peers=SVC=HOST:PORT,...]
                 [--tls_cert=FILE --tls_key=FILE] [--engine_config=FILE.json] [--mcp_listen=127.0.0.1:7610]
-                [--config=FILE.json]
+                [--agents_config=FILE.json] [--config=FILE.json]
   tessera admin create-key --data_dir=DIR --principal=USER [--groups=G1,G2] [--role=user|admin]
                 [--tenant=T] [--description=TEXT] [--expires_in=720h]
   tessera admin list-keys --data_dir=DIR [--tenant=T]
@@ -140,6 +153,10 @@ Client commands (call a running server; key from TESSERA_KEY or --key_file; --se
   tessera ingest PATH... --collection=NAME [--acl=group:fin@x.com,...] [--source=files]
   tessera sync --sync_config=FILE.json [--sync_state_dir=DIR] [--once]   (admin key; connectors -> retrieval)
   tessera search "QUERY" [--collection=NAME,...] [--top_k=10] [--as=USER --as_groups=G,...] [--json]
+  tessera agent import FILE.json [--agent_id=ID]    create an agent, or its next version
+  tessera agent list | get ID [--agent_version=N]
+  tessera ask AGENT "QUESTION" [--conversation=ID] [--as=USER --as_groups=G,...] [--approve=ask|all|none]
+                [--json]
 
 Every flag may also be set in a JSON config file (--config); run with --help for all flags.)";
 
@@ -288,6 +305,27 @@ int Serve(const sigset_t& signals) {
     ro.data_dir = JoinPath(absl::GetFlag(FLAGS_data_dir), "retrieval");
     ro.engine_channel = [server] { return server->Channel("engine"); };
     ASSIGN_OR_RETURN(auto service, retrieval::RetrievalServiceImpl::Create(ro));
+    return std::unique_ptr<grpc::Service>(std::move(service));
+  };
+  opts.factories["agents"] = [](TesseraServer* server) -> absl::StatusOr<std::unique_ptr<grpc::Service>> {
+    agents_service::AgentServiceOptions ao;
+    ao.db_path = JoinPath(absl::GetFlag(FLAGS_data_dir), "agents.db");
+    ao.engine_channel = [server] { return server->Channel("engine"); };
+    ao.retrieval_channel = [server] { return server->Channel("retrieval"); };
+    ASSIGN_OR_RETURN(std::shared_ptr<HttpTransport> http, CurlHttpTransport::Create({}));
+    ao.http = std::move(http);
+    auto env = [](const char* name) -> const char* { return std::getenv(name); };
+    if (const std::string path = absl::GetFlag(FLAGS_agents_config); !path.empty()) {
+      ASSIGN_OR_RETURN(std::string text, LocalFileSystem()->ReadFile(path, 1 << 20));
+      auto config = agents_service::ParseAgentsConfig(text, env);
+      if (!config.ok()) return Annotate(config.status(), absl::StrCat("--agents_config ", path));
+      ao.openai_models = config->openai_models;
+      ao.history_messages = config->history_messages;
+    }
+    ao.credentials = [env](const std::string&, const std::string& ref) {
+      return agents_service::ResolveEnvCredential(ref, env);
+    };
+    ASSIGN_OR_RETURN(auto service, agents_service::AgentServiceImpl::Create(ao));
     return std::unique_ptr<grpc::Service>(std::move(service));
   };
   auto server = TesseraServer::Start(opts);
@@ -464,13 +502,39 @@ int Main(int argc, char** argv) {
     o.inputs.assign(cmd.begin() + 1, cmd.end());
     return engine_service::EmbedCommand(target, o, stdout, stderr);
   }
-  if (cmd[0] == "search" || cmd[0] == "collection" || cmd[0] == "ingest") {
+  if (cmd[0] == "search" || cmd[0] == "collection" || cmd[0] == "ingest" || cmd[0] == "agent" ||
+      cmd[0] == "ask") {
     ClientOptions client;
     client.server = absl::GetFlag(FLAGS_server);
     client.tls_ca = absl::GetFlag(FLAGS_tls_ca);
     auto key = ResolveKey(absl::GetFlag(FLAGS_key_file));
     if (!key.ok()) return Fail(key.status());
     client.key = *key;
+    if (cmd[0] == "agent") {
+      if (cmd.size() < 2 || cmd.size() > 3) return UsageError("agent import FILE.json | list | get ID");
+      agents_service::AgentCommandOptions o;
+      o.action = cmd[1];
+      if (o.action == "import" && cmd.size() == 3) o.path = cmd[2];
+      o.agent_id = absl::GetFlag(FLAGS_agent_id);
+      if (o.action == "get" && cmd.size() == 3) o.agent_id = cmd[2];
+      o.version = absl::GetFlag(FLAGS_agent_version);
+      return agents_service::AgentCommand(client, o, stdout, stderr);
+    }
+    if (cmd[0] == "ask") {
+      if (cmd.size() != 3) return UsageError("ask takes an AGENT id and one quoted QUESTION");
+      agents_service::AskCommandOptions o;
+      o.agent_id = cmd[1];
+      o.message = cmd[2];
+      o.conversation_id = absl::GetFlag(FLAGS_conversation);
+      o.as_user = absl::GetFlag(FLAGS_as);
+      for (const auto& g : absl::GetFlag(FLAGS_as_groups)) {
+        if (!g.empty()) o.as_groups.push_back(g);
+      }
+      o.approve = absl::GetFlag(FLAGS_approve);
+      o.show_tools = absl::GetFlag(FLAGS_show_tools);
+      o.json = absl::GetFlag(FLAGS_json);
+      return agents_service::AskCommand(client, o, stdin, stdout, stderr);
+    }
     if (cmd[0] == "search") {
       if (cmd.size() != 2) return UsageError("search takes one quoted QUERY");
       SearchCommandOptions o;
