@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "agents/mcp/test_util.h"
 #include "agents/orchestrator/agent_runner.h"
 #include "common/clock.h"
 #include "grpcpp/grpcpp.h"
@@ -336,6 +337,61 @@ TEST_F(AgentServiceTest, AClientThatLeavesCancelsTheRunAndFreesTheConversation) 
   }
   ASSERT_TRUE(again.status.ok()) << again.status.error_message();
   EXPECT_EQ(again.answer, "short");
+}
+
+// A real MCP server (the reference server-everything over stdio) as an agent's tool, with a call
+// that waits for the user's approval given over ApproveToolCall.
+TEST_F(AgentServiceTest, McpToolCallsWaitForApproval) {
+  const std::string root = mcp::testing::FindNodeModulesRoot();
+  const std::string node = mcp::testing::FindNode();
+  if (root.empty() || node.empty()) GTEST_SKIP() << "node or node_modules missing (run scripts/setup.sh)";
+  script_ = [](const ScriptTurn& t) -> ScriptReply {
+    const auto& last = t.request.messages(t.request.messages_size() - 1);
+    if (last.role() == v1::ROLE_USER) {
+      EXPECT_TRUE(absl::StrContains(t.prompt_text, "everything__echo")) << t.prompt_text;
+      return {R"([TOOL_CALLS][{"name": "everything__echo", "arguments": {"message": "hello from the agent"}}])"};
+    }
+    return {absl::StrCat("The server answered: ", last.content())};
+  };
+  const std::string def = absl::StrCat(R"({"name": "Echo", "model": "scripted", "tools": [{"mcpServer": {
+      "name": "everything", "transport": "MCP_TRANSPORT_STDIO", "command": ")", node, R"(",
+      "args": [")", root, R"(/node_modules/@modelcontextprotocol/server-everything/dist/index.js", "stdio"],
+      "allowedTools": ["echo"], "confirmTools": ["echo"]}}]})");
+  const std::string agent = CreateAgent(ann_, def);
+  for (bool approve : {true, false}) {
+    int approvals = 0;
+    RunResult r = RunAgent(ann_, agent, "echo something", "", [&](const v1::RunResponse& e) {
+      if (!e.has_approval_required()) return;
+      ++approvals;
+      EXPECT_EQ(e.approval_required().server(), "everything");
+      // Only the run's own user may decide.
+      v1::ApproveToolCallRequest a;
+      a.set_run_id(e.run_id());
+      a.set_call_id(e.approval_required().call_id());
+      a.set_approved(approve);
+      v1::ApproveToolCallResponse ar;
+      EXPECT_EQ(agents_->ApproveToolCall(Ctx(bob_).get(), a, &ar).error_code(), grpc::StatusCode::NOT_FOUND);
+      grpc::Status s = agents_->ApproveToolCall(Ctx(ann_).get(), a, &ar);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      EXPECT_EQ(agents_->ApproveToolCall(Ctx(ann_).get(), a, &ar).error_code(),
+                grpc::StatusCode::FAILED_PRECONDITION);
+    });
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    EXPECT_EQ(approvals, 1);
+    for (const auto& e : r.events) {
+      if (e.has_error()) ADD_FAILURE() << e.error().message();
+      if (!e.has_tool_call_result()) continue;
+      if (approve) {
+        EXPECT_FALSE(e.tool_call_result().is_error());
+        EXPECT_TRUE(absl::StrContains(e.tool_call_result().content(), "hello from the agent"))
+            << e.tool_call_result().content();
+      } else {
+        EXPECT_TRUE(e.tool_call_result().is_error());
+      }
+    }
+    EXPECT_EQ(r.done.finish_reason(), v1::RUN_FINISH_REASON_STOP);
+    EXPECT_EQ(absl::StrContains(r.answer, "hello from the agent"), approve) << r.answer;
+  }
 }
 
 }  // namespace
