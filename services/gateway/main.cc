@@ -36,6 +36,7 @@
 #include "services/gateway/server.h"
 #include "agents/mcp/cli.h"
 #include "services/engine/engine_commands.h"
+#include "services/mcp/agent_tools.h"
 #include "services/mcp/http_server.h"
 #include "services/mcp/mcp_command.h"
 #include "services/sync/sync_command.h"
@@ -366,6 +367,11 @@ int Serve(const sigset_t& signals) {
     auto started = mcp::StartMcpHttpServer(std::move(mo));
     if (!started.ok()) return Fail(started.status());
     mcp_server = std::move(*started);
+    mcp::AgentToolsOptions agent_tools;
+    agent_tools.agents_channel = [channel] { return channel; };
+    if (absl::Status s = mcp::AddAgentTools(mcp_server->server(), std::move(agent_tools)); !s.ok()) {
+      return Fail(s);
+    }
     std::fprintf(stderr, "tessera MCP endpoint on %s\n", mcp_server->url().c_str());
   }
   int sig = 0;

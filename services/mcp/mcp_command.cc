@@ -1,6 +1,7 @@
 #include "services/mcp/mcp_command.h"
 
 #include "grpcpp/create_channel.h"
+#include "services/mcp/agent_tools.h"
 #include "services/mcp/mcp_server.h"
 #include "services/mcp/stdio_server.h"
 
@@ -18,6 +19,9 @@ absl::Status RunMcpStdioCommand(const McpStdioCommandOptions& options, std::istr
   server_options.retrieval_channel = [channel] { return channel; };
   server_options.default_collections = options.default_collections;
   McpServer server(std::move(server_options));
+  AgentToolsOptions agent_tools;
+  agent_tools.agents_channel = [channel] { return channel; };
+  if (absl::Status s = AddAgentTools(server, std::move(agent_tools)); !s.ok()) return s;
   McpCallContext context;
   context.bearer_key = options.key;
   return RunMcpStdio(in, out, server, context);

@@ -12,6 +12,8 @@
 #include "services/agents/agent_service.h"
 #include "services/gateway/api_key_store.h"
 #include "services/gateway/server.h"
+#include "services/mcp/agent_tools.h"
+#include "services/mcp/mcp_server.h"
 #include "services/retrieval/retrieval_service.h"
 #include "tessera/v1/agents.grpc.pb.h"
 #include "tessera/v1/retrieval.grpc.pb.h"
@@ -392,6 +394,46 @@ TEST_F(AgentServiceTest, McpToolCallsWaitForApproval) {
     EXPECT_EQ(r.done.finish_reason(), v1::RUN_FINISH_REASON_STOP);
     EXPECT_EQ(absl::StrContains(r.answer, "hello from the agent"), approve) << r.answer;
   }
+}
+
+// Tessera's agents as MCP tools: an MCP client asks an agent with the caller's key.
+TEST_F(AgentServiceTest, AgentsAreMcpToolsActingAsTheCaller) {
+  CreateAgent(admin_, kExtractive, "acme-search");
+  mcp::McpServerOptions so;
+  mcp::McpServer server(so);
+  mcp::AgentToolsOptions ao;
+  auto channel = channel_;
+  ao.agents_channel = [channel] { return channel; };
+  ASSERT_TRUE(mcp::AddAgentTools(server, ao).ok());
+  auto call = [&](const std::string& key, const mcp::Json& request) {
+    mcp::McpSession session;
+    mcp::McpCallContext ctx{key};
+    auto init = server.Handle({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"},
+                               {"params", {{"protocolVersion", "2025-11-25"}, {"capabilities", mcp::Json::object()},
+                                           {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}},
+                              session, ctx);
+    EXPECT_TRUE(init.has_value());
+    (void)server.Handle({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}, session, ctx);
+    auto r = server.Handle(request, session, ctx);
+    EXPECT_TRUE(r.has_value());
+    return r.value_or(mcp::Json());
+  };
+  mcp::Json ask = {{"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/call"},
+                   {"params", {{"name", "ask_agent"}, {"arguments", {{"agent_id", "acme-search"}, {"message", "salary bands"}}}}}};
+  mcp::Json ann = call(ann_, ask);
+  ASSERT_TRUE(ann.contains("result")) << ann.dump();
+  EXPECT_TRUE(absl::StrContains(ann["result"]["structuredContent"]["answer"].get<std::string>(), "Salary bands 2026"))
+      << ann.dump();
+  EXPECT_FALSE(ann["result"]["structuredContent"]["citations"].empty());
+  mcp::Json bob = call(bob_, ask);
+  EXPECT_FALSE(absl::StrContains(bob["result"]["structuredContent"]["answer"].get<std::string>(), "Salary"))
+      << bob.dump();
+  mcp::Json list = call(bob_, {{"jsonrpc", "2.0"}, {"id", 3}, {"method", "tools/call"},
+                               {"params", {{"name", "list_agents"}, {"arguments", mcp::Json::object()}}}});
+  EXPECT_EQ(list["result"]["structuredContent"]["agents"][0]["id"], "acme-search") << list.dump();
+  mcp::Json missing = call(ann_, {{"jsonrpc", "2.0"}, {"id", 4}, {"method", "tools/call"},
+                                  {"params", {{"name", "ask_agent"}, {"arguments", {{"agent_id", "nope"}, {"message", "hi"}}}}}});
+  EXPECT_TRUE(missing["result"].value("isError", false)) << missing.dump();
 }
 
 }  // namespace
