@@ -301,10 +301,16 @@ RunOutcome AgentRunner::Run(const RunInput& input, const RunDeps& deps, Cancella
     std::optional<v1::FinishEvent> fin;
     absl::Status gen = deps.model->Generate(req, cancel, [&](const v1::GenerateResponse& r) {
       switch (r.event_case()) {
-        case v1::GenerateResponse::kToken:
+        case v1::GenerateResponse::kToken: {
+          std::string text = r.token().text();
+          // Text of an earlier turn (said before calling tools) and this turn's stay apart.
+          if (turn_text.empty() && !text.empty() && !st.answer.empty() && st.answer.back() != '\n') {
+            text = "\n\n" + text;
+          }
           turn_text += r.token().text();
-          st.Text(r.token().text(), citations_enabled);
+          st.Text(text, citations_enabled);
           break;
+        }
         case v1::GenerateResponse::kToolCall:
           calls.push_back(r.tool_call().tool_call());
           break;

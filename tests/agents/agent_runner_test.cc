@@ -549,5 +549,15 @@ TEST_F(AgentRunnerTest, CitationsCanBeTurnedOff) {
   EXPECT_TRUE(r.outcome.citations.empty());
 }
 
+TEST_F(AgentRunnerTest, TextBeforeAToolCallStaysApartFromTheAnswer) {
+  Script([](const ScriptTurn& t) -> ScriptReply {
+    if (t.index == 0) return {"Let me look that up." + Call("search_knowledge", R"({"query": "travel"})")};
+    return {"Economy class [1]."};
+  });
+  RunLog r = Go("q");
+  EXPECT_EQ(r.outcome.answer, "Let me look that up.\n\nEconomy class [1].");
+  EXPECT_EQ(r.outcome.citations.size(), 1u);
+}
+
 }  // namespace
 }  // namespace tessera::agents
