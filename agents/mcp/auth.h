@@ -24,16 +24,19 @@ class AuthProvider {
   // credential exists (the message says what to configure).
   [[nodiscard]] virtual absl::StatusOr<std::string> GetAuthorization() = 0;
   // The server answered `status` (401, or 403 with insufficient_scope) with
-  // `headers`. OK means a retry may now succeed (a token was refreshed);
-  // otherwise UNAUTHENTICATED / PERMISSION_DENIED saying why.
-  [[nodiscard]] virtual absl::Status OnUnauthorized(int status, const HttpHeaders& headers) = 0;
+  // `headers` to a request sent with Authorization `sent_authorization` (""
+  // when none). OK means a retry may now succeed (a token was refreshed or
+  // obtained, possibly by another request meanwhile); otherwise
+  // UNAUTHENTICATED / PERMISSION_DENIED saying why.
+  [[nodiscard]] virtual absl::Status OnUnauthorized(int status, const HttpHeaders& headers,
+                                                    const std::string& sent_authorization) = 0;
 };
 
 class StaticBearerAuth : public AuthProvider {
  public:
   explicit StaticBearerAuth(std::string token) : token_(std::move(token)) {}
   absl::StatusOr<std::string> GetAuthorization() override { return "Bearer " + token_; }
-  absl::Status OnUnauthorized(int status, const HttpHeaders& headers) override {
+  absl::Status OnUnauthorized(int status, const HttpHeaders& headers, const std::string&) override {
     return absl::UnauthenticatedError(
         "the MCP server rejected the configured bearer token (HTTP " + std::to_string(status) +
         "); check auth.bearer in the server config");

@@ -1,23 +1,24 @@
 // conformance_client: runs one client scenario of the official MCP conformance
 // suite (@modelcontextprotocol/conformance) with McpClient over Streamable HTTP.
 //
-//   node node_modules/@modelcontextprotocol/conformance/dist/index.js client \
+//   node node_modules/@modelcontextprotocol/conformance/dist/index.js client
 //     --command "bazel-bin/agents/mcp/conformance_client" --scenario initialize
+//   (one command line)
 //
 // The suite appends the scenario server's URL as the last argument and names
 // the scenario in MCP_CONFORMANCE_SCENARIO (extra data, e.g. client
 // credentials, as JSON in MCP_CONFORMANCE_CONTEXT). Exit status 0 when the
 // client side of the scenario ran without error.
 //
-// Auth scenarios: OAuthAuth with the context's client_id/client_secret (or a
-// placeholder id; we do no dynamic client registration). When the connect is
-// refused with UNAUTHENTICATED, the interactive login is done headless: the
-// authorization URL is fetched without following redirects and the code from
-// the Location header is exchanged, as the suite's authorization server
-// approves without a user.
+// Auth scenarios: OAuthAuth with the context's client_id and client_secret or
+// private_key_pem (none: dynamic client registration). Its interactive login
+// (on 401, and scope step-up on 403) is done headless: the authorization URL
+// is fetched without following redirects and the Location header handed
+// back, as the suite's authorization server approves without a user.
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -35,51 +36,19 @@
 namespace tessera::mcp {
 namespace {
 
-std::string UrlDecode(const std::string& in) {
-  std::string out;
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%' && i + 2 < in.size()) {
-      out.push_back(static_cast<char>(std::strtol(in.substr(i + 1, 2).c_str(), nullptr, 16)));
-      i += 2;
-    } else if (in[i] == '+') {
-      out.push_back(' ');
-    } else {
-      out.push_back(in[i]);
-    }
-  }
-  return out;
-}
-
-// The value of query parameter `key` in `url`, or "".
-std::string QueryParam(const std::string& url, const std::string& key) {
-  size_t q = url.find('?');
-  if (q == std::string::npos) return "";
-  for (absl::string_view part : absl::StrSplit(url.substr(q + 1), '&')) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
-    if (kv.first == key) return UrlDecode(kv.second);
-  }
-  return "";
-}
-
-// Headless authorization-code login: the suite's authorization server
-// redirects straight back with a code.
-absl::Status Login(OAuthAuth& auth, HttpTransport& http) {
-  absl::StatusOr<PkcePair> pkce = GeneratePkce();
-  if (!pkce.ok()) return pkce.status();
-  const std::string state = "conformance-state";
-  absl::StatusOr<std::string> url = auth.BuildAuthorizationUrl(*pkce, state);
-  if (!url.ok()) return url.status();
+// Headless authorization: the suite's authorization server approves without
+// a user and redirects straight back; the redirect target is the answer.
+absl::StatusOr<std::string> HeadlessAuthorize(HttpTransport& http, const std::string& url) {
   HttpRequest req;
-  req.url = *url;
+  req.url = url;
   absl::StatusOr<HttpResponse> resp = http.Send(req);
   if (!resp.ok()) return resp.status();
-  std::string location = resp->headers.Get("Location").value_or("");
-  std::string code = QueryParam(location, "code");
-  if (code.empty()) {
+  std::optional<std::string> location = resp->headers.Get("Location");
+  if (!location.has_value()) {
     return absl::UnauthenticatedError(
-        absl::StrCat("authorization endpoint answered HTTP ", resp->status_code, " without a code"));
+        absl::StrCat("authorization endpoint answered HTTP ", resp->status_code, " without a redirect"));
   }
-  return auth.ExchangeAuthorizationCode(code, *pkce, QueryParam(location, "iss"));
+  return *location;
 }
 
 int Run(const std::string& url, const std::string& scenario, const Json& context) {
@@ -93,11 +62,17 @@ int Run(const std::string& url, const std::string& scenario, const Json& context
   std::shared_ptr<OAuthAuth> oauth;
   if (absl::StartsWith(scenario, "auth/")) {
     OAuthAuth::Options oo;
-    oo.config.client_id = context.value("client_id", "tessera-conformance-client");
+    oo.config.client_id = context.value("client_id", "");  // empty: dynamic registration
     oo.config.client_secret = context.value("client_secret", "");
+    oo.config.private_key_pem = context.value("private_key_pem", "");
+    oo.config.signing_algorithm = context.value("signing_algorithm", "");
     oo.config.redirect_uri = "http://localhost:3000/callback";
     oo.server_url = url;
     oo.http = http;
+    oo.client_name = "tessera-conformance-client";
+    // The suite's placeholder Client ID Metadata Document (auth/basic-cimd).
+    oo.config.client_metadata_url = "https://conformance-test.local/client-metadata.json";
+    oo.authorize = [http](const std::string& authorization_url) { return HeadlessAuthorize(*http, authorization_url); };
     auto created = OAuthAuth::Create(std::move(oo));
     if (!created.ok()) {
       std::cerr << created.status() << "\n";
@@ -122,14 +97,6 @@ int Run(const std::string& url, const std::string& scenario, const Json& context
   };
 
   absl::StatusOr<std::unique_ptr<McpClient>> client = connect();
-  if (!client.ok() && oauth != nullptr && absl::IsUnauthenticated(client.status())) {
-    absl::Status login = Login(*oauth, *http);
-    if (!login.ok()) {
-      std::cerr << "login: " << login << "\n";
-      return 1;
-    }
-    client = connect();
-  }
   if (!client.ok()) {
     std::cerr << "connect: " << client.status() << "\n";
     return 1;

@@ -119,6 +119,14 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> BaseHeaders(Sha
   return headers;
 }
 
+// The Authorization header `request` carried, or "".
+std::string SentAuthorization(const HttpRequest& request) {
+  for (const auto& [k, v] : request.headers) {
+    if (absl::EqualsIgnoreCase(k, "Authorization")) return v;
+  }
+  return "";
+}
+
 bool SessionGoneResponse(int status, absl::string_view body) {
   if (status == 404) return true;
   if (status != 400) return false;
@@ -288,7 +296,7 @@ void RunRequest(std::shared_ptr<Shared> shared, Json message) {
     ex = Perform(*shared, request, key, abandoned);
     if (shared->Closing() || (abandoned && abandoned->load())) return finish();
     if ((ex.status == 401 || ex.status == 403) && shared->options.auth != nullptr && attempt == 0) {
-      absl::Status refreshed = shared->options.auth->OnUnauthorized(ex.status, ex.headers);
+      absl::Status refreshed = shared->options.auth->OnUnauthorized(ex.status, ex.headers, SentAuthorization(request));
       if (refreshed.ok()) continue;
       return fail(refreshed);
     }
@@ -410,7 +418,7 @@ void RunGetStream(std::shared_ptr<Shared> shared, int64_t generation) {
       continue;
     }
     if (ex.status == 401 && shared->options.auth != nullptr &&
-        shared->options.auth->OnUnauthorized(ex.status, ex.headers).ok()) {
+        shared->options.auth->OnUnauthorized(ex.status, ex.headers, SentAuthorization(request)).ok()) {
       continue;
     }
     if (SessionGoneResponse(ex.status, ex.body) || (ex.status >= 400 && ex.status < 500)) {
@@ -490,7 +498,7 @@ absl::Status StreamableHttpTransport::Send(const Json& message) {
     Exchange ex = Perform(*shared_, request, "", nullptr, /*deliver=*/false);
     if (ex.status == 0) return Annotate(ex.transport_status, absl::StrCat("MCP server '", shared_->options.name, "'"));
     if ((ex.status == 401 || ex.status == 403) && shared_->options.auth != nullptr && attempt == 0) {
-      absl::Status refreshed = shared_->options.auth->OnUnauthorized(ex.status, ex.headers);
+      absl::Status refreshed = shared_->options.auth->OnUnauthorized(ex.status, ex.headers, SentAuthorization(request));
       if (refreshed.ok()) continue;
       return refreshed;
     }

@@ -183,12 +183,20 @@ absl::StatusOr<ServerConfig> ParseServerConfig(absl::string_view name, const Jso
       } else if (const Json* oauth = ap.Object("oauth")) {
         if (!oauth->is_object()) return ap.Error("oauth", "must be an object");
         FieldParser op(prefix + ".auth.oauth", *oauth);
-        RETURN_IF_ERROR(CheckKnownFields(op, *oauth, {"client_id", "client_secret", "access_token", "refresh_token",
+        RETURN_IF_ERROR(CheckKnownFields(op, *oauth, {"client_id", "client_secret", "private_key_pem", "signing_algorithm",
+                                                      "client_metadata_url",
+                                                      "access_token", "refresh_token",
                                                       "scopes", "authorization_server", "token_endpoint",
                                                       "resource", "redirect_uri"}));
         OAuthConfig o;
         ASSIGN_OR_RETURN(o.client_id, op.String("client_id", true));
         ASSIGN_OR_RETURN(o.client_secret, op.String("client_secret", false));
+        ASSIGN_OR_RETURN(o.private_key_pem, op.String("private_key_pem", false));
+        ASSIGN_OR_RETURN(o.signing_algorithm, op.String("signing_algorithm", false));
+        ASSIGN_OR_RETURN(o.client_metadata_url, op.String("client_metadata_url", false));
+        if (!o.client_metadata_url.empty() && !absl::StartsWith(o.client_metadata_url, "https://")) {
+          return op.Error("client_metadata_url", "must be an https URL");
+        }
         ASSIGN_OR_RETURN(o.access_token, op.String("access_token", false));
         ASSIGN_OR_RETURN(o.refresh_token, op.String("refresh_token", false));
         ASSIGN_OR_RETURN(o.scopes, op.StringList("scopes"));
@@ -196,10 +204,11 @@ absl::StatusOr<ServerConfig> ParseServerConfig(absl::string_view name, const Jso
         ASSIGN_OR_RETURN(o.token_endpoint, op.String("token_endpoint", false));
         ASSIGN_OR_RETURN(o.resource, op.String("resource", false));
         ASSIGN_OR_RETURN(o.redirect_uri, op.String("redirect_uri", false));
-        if (o.access_token.empty() && o.refresh_token.empty() && o.client_secret.empty()) {
+        if (o.access_token.empty() && o.refresh_token.empty() && o.client_secret.empty() &&
+            o.private_key_pem.empty()) {
           return op.Error("refresh_token",
                           "give a refresh_token (from an authorization-code login), an access_token, or a "
-                          "client_secret (client-credentials)");
+                          "client_secret or private_key_pem (client-credentials)");
         }
         config.oauth = std::move(o);
       } else {

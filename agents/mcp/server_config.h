@@ -37,6 +37,16 @@ namespace tessera::mcp {
 struct OAuthConfig {
   std::string client_id;
   std::string client_secret;  // empty for public clients
+  // private_key_jwt client authentication (RFC 7523) for the
+  // client_credentials grant: a PEM private key (EC P-256 for ES256, RSA for
+  // RS256) and the JWS algorithm (empty: ES256 for EC keys, RS256 for RSA).
+  std::string private_key_pem;
+  std::string signing_algorithm;
+  // Without a client_id: the https URL of this client's Client ID Metadata
+  // Document, used as the client_id where the authorization server
+  // advertises client_id_metadata_document_supported (else the client
+  // registers dynamically, RFC 7591).
+  std::string client_metadata_url;
   std::string access_token;   // optional starting token
   std::string refresh_token;
   std::vector<std::string> scopes;

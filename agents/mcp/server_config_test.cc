@@ -72,6 +72,19 @@ TEST(ServerConfigTest, ErrorsNameTheField) {
   EXPECT_THAT(ErrorOf(R"({"mcpServers":{}})"), HasSubstr("\"servers\""));
 }
 
+TEST(ServerConfigTest, OAuthPrivateKeyJwtAndClientMetadataUrl) {
+  auto servers = Parse(R"({"servers":{"m2m":{"transport":"http","url":"https://m2m.example.com/mcp",
+    "auth":{"oauth":{"client_id":"svc","private_key_pem":"-----BEGIN PRIVATE KEY-----","signing_algorithm":"ES256",
+                     "client_metadata_url":"https://tessera.example/client.json"}}}}})");
+  ASSERT_TRUE(servers.ok()) << servers.status();
+  ASSERT_TRUE((*servers)[0].oauth.has_value());
+  EXPECT_EQ((*servers)[0].oauth->signing_algorithm, "ES256");
+  EXPECT_EQ((*servers)[0].oauth->client_metadata_url, "https://tessera.example/client.json");
+  EXPECT_THAT(ErrorOf(R"({"servers":{"x":{"transport":"http","url":"http://a","auth":{"oauth":{"client_id":"c",
+                        "client_secret":"s","client_metadata_url":"http://insecure/c.json"}}}}})"),
+              HasSubstr("client_metadata_url: must be an https URL"));
+}
+
 TEST(ServerConfigTest, MissingFileIsNotFound) {
   EXPECT_EQ(LoadServersConfigFile("/nonexistent/mcp.json").status().code(), absl::StatusCode::kNotFound);
 }
