@@ -134,7 +134,9 @@ class DriveConnector::Impl {
     json cp = json::parse(checkpoint, nullptr, /*allow_exceptions=*/false);
     std::string mode = cp.is_object() ? Str(cp, "mode") : "";
     if (mode == "list" && !Str(cp, "start").empty()) {
-      RETURN_IF_ERROR(ListFrom(Str(cp, "start"), Str(cp, "page"), on_page));
+      // Restart an interrupted listing from its beginning (keeping the change-feed start token): list
+      // page tokens are positions, and files removed while we were down would shift the rest past us.
+      RETURN_IF_ERROR(ListFrom(Str(cp, "start"), "", on_page));
       return Changes(Str(cp, "start"), on_page);
     }
     if (mode == "changes" && !Str(cp, "token").empty()) return Changes(Str(cp, "token"), on_page);

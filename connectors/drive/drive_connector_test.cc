@@ -449,5 +449,34 @@ TEST_F(DriveConnectorTest, ResumesMidListingAfterCrash) {
   EXPECT_THAT(Ids(), ElementsAre("doc", "during", "sheet", "slides", "txt"));
 }
 
+// files.list page tokens are positions in a listing that changes under them
+// (the fake's "FL<offset>", and Drive documents no stability either): a
+// resumed listing must not skip the files that moved up when files before the
+// checkpoint were deleted or trashed while the sync was down.
+TEST_F(DriveConnectorTest, ResumedListingSkipsNothingWhenEarlierFilesVanish) {
+  Seed();
+  MakeConnector();
+  SyncRunner::Options crashing;
+  crashing.connector_id = "gdrive:test";
+  int pages = 0;
+  crashing.before_commit = [&](const ChangePage &) {
+    return ++pages == 2 ? absl::AbortedError("crash") : absl::OkStatus();
+  };
+  SyncRunner crashy(connector_.get(), &sink_, store_.get(), crashing);
+  EXPECT_FALSE(crashy.SyncScope("drive").ok());
+  ASSERT_TRUE(Checkpoint().has_value());
+  EXPECT_THAT(*Checkpoint(), HasSubstr("list"));
+  // Page 1 (doc, folder) was committed, page 2 (sheet, slides) written but
+  // not committed; then three of those four go away while the sync is down.
+  // "txt" was never written: a listing resumed at offset 2 of what is left
+  // (slides, txt) would skip it.
+  ASSERT_TRUE(server_->DeleteFile("doc").ok());
+  ASSERT_TRUE(server_->DeleteFile("folder").ok());
+  ASSERT_TRUE(server_->TrashFile("sheet").ok());
+  auto stats = Sync();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_THAT(Ids(), ElementsAre("slides", "txt"));
+}
+
 }  // namespace
 }  // namespace tessera::connectors::drive

@@ -1,10 +1,22 @@
 // fake_drive: serves a small sample company's Google Drive (FakeDriveServer)
 // on 127.0.0.1 for demos, printing the base URL on stdout, until SIGINT or
 // SIGTERM. Any bearer token is accepted.
+//
+//   fake_drive [--empty]
+//
+// --empty: start with no files (tests build their own company). Commands
+// read on stdin, one JSON object per line (see fake_drive_admin.h), mutate
+// the drive; each is answered with one JSON line on stdout. End of stdin
+// leaves the server running.
 #include <signal.h>
 
 #include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <thread>
 
+#include "connectors/drive/fake_drive_admin.h"
 #include "connectors/drive/fake_drive_server.h"
 
 namespace {
@@ -47,7 +59,23 @@ absl::Status Seed(FakeDriveServer &s) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char **argv) {
+  bool empty = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--empty") == 0) {
+      empty = true;
+    } else {
+      std::fprintf(stderr, "fake_drive: unknown argument %s (usage: fake_drive [--empty])\n",
+                   argv[i]);
+      return 2;
+    }
+  }
+  // Block the stop signals before any thread starts, for sigwait below.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
   FakeDriveServer::Options options;
   options.user_email = "admin@acme.example";
   options.user_groups = {"finance@acme.example"};
@@ -56,17 +84,22 @@ int main() {
     std::fprintf(stderr, "fake_drive: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  if (absl::Status st = Seed(**server); !st.ok()) {
+  if (absl::Status st = empty ? absl::OkStatus() : Seed(**server); !st.ok()) {
     std::fprintf(stderr, "fake_drive: seed: %s\n", st.ToString().c_str());
     return 1;
   }
   std::printf("%s\n", (*server)->base_url().c_str());
   std::fflush(stdout);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  FakeDriveServer *drive = server->get();
+  std::thread([drive] {
+    std::string line;
+    while (std::getline(std::cin, line)) {
+      if (line.empty()) continue;
+      std::string answer = tessera::connectors::drive::ExecuteFakeDriveCommand(*drive, line);
+      std::fprintf(stdout, "%s\n", answer.c_str());
+      std::fflush(stdout);
+    }
+  }).detach();
   int sig = 0;
   sigwait(&set, &sig);
   return 0;

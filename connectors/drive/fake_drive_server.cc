@@ -295,6 +295,11 @@ void FakeDriveServer::ExpireToken(absl::string_view token) {
   accepted_tokens_.erase(std::string(token));
 }
 
+void FakeDriveServer::SetLatency(absl::Duration latency) {
+  absl::MutexLock lock(&mu_);
+  latency_ = latency;
+}
+
 int FakeDriveServer::RequestCount(absl::string_view prefix) const {
   int n = 0;
   for (const FakeHttpRequest &r : http_->requests()) {
@@ -348,6 +353,7 @@ FakeHttpResponse FakeDriveServer::Serve(const FakeHttpRequest &request) {
   }
   FakeHttpResponse r = ServeLocked(request, fault);
   if (fault == DriveFault::kDisconnect) r.close_mid_body = true;
+  r.delay_before_headers = latency_;  // waited on the connection thread, not under mu_
   return r;
 }
 

@@ -161,6 +161,10 @@ class FakeDriveServer {
   void AcceptToken(std::string token);
   void ExpireToken(absl::string_view token);
 
+  // Every response waits this long before its headers (a slow network; lets
+  // a test catch a sync mid-way). Default zero.
+  void SetLatency(absl::Duration latency);
+
   // Requests received whose path starts with `prefix` (e.g.
   // "/drive/v3/changes").
   [[nodiscard]] int RequestCount(absl::string_view prefix) const;
@@ -211,6 +215,7 @@ class FakeDriveServer {
   std::set<std::string> accepted_tokens_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Time> touch_time_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::Duration latency_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
 };
 
 }  // namespace tessera::connectors::drive

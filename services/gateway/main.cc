@@ -39,6 +39,7 @@
 #include "services/mcp/agent_tools.h"
 #include "services/mcp/http_server.h"
 #include "services/mcp/mcp_command.h"
+#include "services/sync/connector_command.h"
 #include "services/sync/sync_command.h"
 #include "services/agents/agent_commands.h"
 #include "services/agents/agent_service.h"
@@ -98,6 +99,9 @@ ABSL_FLAG(std::string, args, "{}", "mcp call: the tool's arguments, a JSON objec
 ABSL_FLAG(std::string, sync_config, "", "sync: the connectors' JSON file (see docs/CONNECTORS.md).");
 ABSL_FLAG(std::string, sync_state_dir, "", "sync: checkpoint directory; default SYNC_CONFIG.state.");
 ABSL_FLAG(bool, once, false, "sync: run every connector once, then exit.");
+ABSL_FLAG(std::string, sync_progress, "auto",
+          "sync: progress display: auto (live on a terminal, else plain lines), tty, plain or off.");
+ABSL_FLAG(std::string, name, "", "connector add: the connector's name (its id in --sync_config).");
 ABSL_FLAG(std::string, engine_config, "",
           "serve, generate, embed: the engine's JSON configuration (models by path; see docs/ENGINE.md).");
 ABSL_FLAG(std::string, model_path, "",
@@ -152,7 +156,10 @@ Client commands (call a running server; key from TESSERA_KEY or --key_file; --se
   tessera collection create NAME [--index=Flat|HNSW32|IVF1024,PQ32] [--model=M --dimensions=N]
   tessera collection list | get NAME | delete NAME
   tessera ingest PATH... --collection=NAME [--acl=group:fin@x.com,...] [--source=files]
-  tessera sync --sync_config=FILE.json [--sync_state_dir=DIR] [--once]   (admin key; connectors -> retrieval)
+  tessera sync --sync_config=FILE.json [--sync_state_dir=DIR] [--once] [--sync_progress=auto|tty|plain|off]
+                (admin key; connectors -> retrieval)
+  tessera connector add drive --config=CONNECTOR.json [--name=NAME] --sync_config=FILE.json
+  tessera connector list --sync_config=FILE.json [--sync_state_dir=DIR]
   tessera search "QUERY" [--collection=NAME,...] [--top_k=10] [--as=USER --as_groups=G,...] [--json]
   tessera agent import FILE.json [--agent_id=ID]    create an agent, or its next version
   tessera agent list | get ID [--agent_version=N]
@@ -402,6 +409,8 @@ int Main(int argc, char** argv) {
                "protobuf", file, line)
         .Field("detail", message);
   });
+  // `connector add --config=FILE` names the connector's JSON, not a flags file.
+  const std::string connector_config = sync::TakeConnectorConfigArg(&argc, argv);
   auto args = ParseFlagsAndConfig(argc, argv, kUsage);
   if (!args.ok()) return Fail(args.status());
   LogLevel level;
@@ -437,11 +446,27 @@ int Main(int argc, char** argv) {
     o.tls_ca = absl::GetFlag(FLAGS_tls_ca);
     o.state_dir = absl::GetFlag(FLAGS_sync_state_dir);
     o.once = absl::GetFlag(FLAGS_once);
+    if (!sync::ParseProgressMode(absl::GetFlag(FLAGS_sync_progress), &o.progress)) {
+      return UsageError("--sync_progress: one of auto, tty, plain, off");
+    }
     o.wait_for_stop = [&signals] {
       int sig = 0;
       sigwait(&signals, &sig);  // SIGTERM/SIGINT are blocked in every thread
     };
     return sync::SyncCommand(o, stdout, stderr);
+  }
+  if (cmd[0] == "connector") {
+    sync::ConnectorCommandOptions o;
+    o.sync_config = absl::GetFlag(FLAGS_sync_config);
+    o.state_dir = absl::GetFlag(FLAGS_sync_state_dir);
+    if (cmd.size() == 3 && cmd[1] == "add") {
+      o.kind = cmd[2];
+      o.config_path = connector_config;
+      o.name = absl::GetFlag(FLAGS_name);
+      return sync::ConnectorAddCommand(o, stdout, stderr);
+    }
+    if (cmd.size() == 2 && cmd[1] == "list") return sync::ConnectorListCommand(o, stdout, stderr);
+    return UsageError("connector add KIND --config=FILE [--name=NAME] | connector list");
   }
   if (cmd[0] == "mcp") {
     if (cmd.size() != 2) return UsageError("mcp tools|call|stdio");

@@ -1,15 +1,20 @@
 #include "services/sync/sync_command.h"
 
+#include <unistd.h>
+
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/file_system.h"
 #include "common/http/curl_http_transport.h"
 #include "grpcpp/grpcpp.h"
+#include "services/sync/progress_display.h"
 #include "services/sync/sync_config.h"
 #include "services/sync/sync_daemon.h"
 
@@ -28,6 +33,21 @@ std::string Counts(const SyncCounts &c) {
 }
 
 }  // namespace
+
+bool ParseProgressMode(const std::string &text, ProgressMode *out) {
+  if (text == "auto") {
+    *out = ProgressMode::kAuto;
+  } else if (text == "tty" || text == "terminal") {
+    *out = ProgressMode::kTerminal;
+  } else if (text == "plain") {
+    *out = ProgressMode::kPlain;
+  } else if (text == "off") {
+    *out = ProgressMode::kOff;
+  } else {
+    return false;
+  }
+  return true;
+}
 
 int SyncCommand(const SyncCommandOptions &o, FILE *out, FILE *err) {
   if (o.config_path.empty()) {
@@ -67,7 +87,20 @@ int SyncCommand(const SyncCommandOptions &o, FILE *out, FILE *err) {
   absl::StatusOr<std::unique_ptr<CurlHttpTransport>> http = CurlHttpTransport::Create({});
   if (!http.ok()) return Report(http.status(), err);
 
-  absl::Mutex print_mu;
+  const bool err_tty = isatty(fileno(err)) == 1;
+  const bool terminal =
+      o.progress == ProgressMode::kTerminal || (o.progress == ProgressMode::kAuto && err_tty);
+  const bool plain = !terminal && o.progress != ProgressMode::kOff;
+  ProgressDisplay::Options po;
+  po.terminal = terminal;
+  po.shared_terminal = terminal && isatty(fileno(out)) == 1 && err_tty;
+  po.plain_interval = o.progress_interval;
+  std::vector<std::string> ids;
+  for (const ConnectorConfig &c : config->connectors) {
+    if (c.enabled) ids.push_back(c.id);
+  }
+  ProgressDisplay display(po, ids, out, err);
+
   SyncDaemon::Options d;
   d.config = *std::move(config);
   d.state_dir = o.state_dir.empty() ? o.config_path + ".state" : o.state_dir;
@@ -80,38 +113,57 @@ int SyncCommand(const SyncCommandOptions &o, FILE *out, FILE *err) {
   };
   d.create_missing_collections = o.create_collections;
   d.http = http->get();
-  d.on_progress = [&print_mu, out](const SyncProgress &p) {
-    absl::MutexLock l(&print_mu);
-    const char *id = p.connector_id.c_str();
+  d.on_progress = [&display, terminal](const SyncProgress &p) {
+    display.Update(p, absl::Now());
+    const std::string &id = p.connector_id;
     switch (p.event) {
       case SyncProgress::Event::kStarted:
-        std::fprintf(out, "%s: started (%s -> %s)\n", id, p.source.c_str(), p.collection.c_str());
+        display.PrintLine(absl::StrCat(id, ": started (", p.source, " -> ", p.collection, ")"));
         break;
       case SyncProgress::Event::kPage:
-        std::fprintf(out, "%s: page %lld: %s\n", id, static_cast<long long>(p.run.pages),
-                     Counts(p.run).c_str());
+        // On a terminal the live display stands for the per-page lines.
+        if (!terminal) {
+          display.PrintLine(absl::StrFormat("%s: page %lld: %s", id,
+                                            static_cast<long long>(p.run.pages), Counts(p.run)));
+        }
         for (const auto &f : p.failures) {
-          std::fprintf(out, "%s:   failed %s (%s): %s\n", id, f.id.c_str(), f.title.c_str(),
-                       f.status.ToString().c_str());
+          display.PrintLine(
+              absl::StrCat(id, ":   failed ", f.id, " (", f.title, "): ", f.status.ToString()));
         }
         break;
       case SyncProgress::Event::kFinished:
         if (p.status.ok()) {
-          std::fprintf(out, "%s: done%s: %s\n", id, p.full_sync ? " (full sync)" : "",
-                       Counts(p.run).c_str());
+          display.PrintLine(
+              absl::StrCat(id, ": done", p.full_sync ? " (full sync)" : "", ": ", Counts(p.run)));
         } else {
-          std::fprintf(out, "%s: FAILED: %s (%s)\n", id, p.status.ToString().c_str(),
-                       Counts(p.run).c_str());
+          display.PrintLine(
+              absl::StrCat(id, ": FAILED: ", p.status.ToString(), " (", Counts(p.run), ")"));
         }
         break;
     }
-    std::fflush(out);
   };
   absl::StatusOr<std::unique_ptr<SyncDaemon>> daemon = SyncDaemon::Create(std::move(d));
   if (!daemon.ok()) return Report(daemon.status(), err);
 
+  // Redraws the display (terminal) or logs plain progress lines.
+  absl::Notification ticker_stop;
+  std::thread ticker;
+  if (terminal || plain) {
+    const absl::Duration period = terminal ? absl::Milliseconds(200) : absl::Seconds(1);
+    ticker = std::thread([&display, &ticker_stop, period] {
+      while (!ticker_stop.WaitForNotificationWithTimeout(period)) display.Tick(absl::Now());
+    });
+  }
+  auto stop_ticker = [&] {
+    if (!ticker.joinable()) return;
+    ticker_stop.Notify();
+    ticker.join();
+    display.Finish(absl::Now());
+  };
+
   if (o.once) {
     absl::Status s = (*daemon)->RunOnce();
+    stop_ticker();
     if (!s.ok()) {
       std::fprintf(err, "tessera sync: %s\n", s.ToString().c_str());
       return 1;
@@ -120,8 +172,9 @@ int SyncCommand(const SyncCommandOptions &o, FILE *out, FILE *err) {
   }
   (*daemon)->Start();
   o.wait_for_stop();
-  std::fprintf(err, "tessera sync: stopping after the runs in progress\n");
+  display.PrintLine("tessera sync: stopping after the runs in progress");
   (*daemon)->Stop();
+  stop_ticker();
   return 0;
 }
 

@@ -48,5 +48,18 @@ TEST(SyncCommandTest, UsageAndConfigErrorsExitWithTwo) {
   EXPECT_EQ(code, 1);
 }
 
+TEST(SyncCommandTest, ParsesProgressModes) {
+  ProgressMode m = ProgressMode::kOff;
+  ASSERT_TRUE(ParseProgressMode("auto", &m));
+  EXPECT_EQ(m, ProgressMode::kAuto);
+  ASSERT_TRUE(ParseProgressMode("tty", &m));
+  EXPECT_EQ(m, ProgressMode::kTerminal);
+  ASSERT_TRUE(ParseProgressMode("plain", &m));
+  EXPECT_EQ(m, ProgressMode::kPlain);
+  ASSERT_TRUE(ParseProgressMode("off", &m));
+  EXPECT_EQ(m, ProgressMode::kOff);
+  EXPECT_FALSE(ParseProgressMode("fancy", &m));
+}
+
 }  // namespace
 }  // namespace tessera::sync

@@ -24,9 +24,15 @@ bool ValidName(absl::string_view s) {
   return true;
 }
 
+// "path.key", or "key" at the top level.
+std::string Sub(absl::string_view path, absl::string_view key) {
+  return path.empty() ? std::string(key) : absl::StrCat(path, ".", key);
+}
+
 class Parser {
  public:
-  explicit Parser(absl::string_view origin) : origin_(origin) {}
+  Parser(absl::string_view origin, const SyncConfigParseOptions &options)
+      : origin_(origin), options_(options) {}
 
   absl::Status Error(absl::string_view field, absl::string_view what) const {
     return absl::InvalidArgumentError(absl::StrCat(origin_, ": ", field, ": ", what));
@@ -45,7 +51,7 @@ class Parser {
 
   absl::Status String(const Json &obj, const char *key, absl::string_view path, std::string *out,
                       bool required) const {
-    const std::string field = absl::StrCat(path, ".", key);
+    const std::string field = Sub(path, key);
     auto it = obj.find(key);
     if (it == obj.end()) {
       return required ? Error(field, "required") : absl::OkStatus();
@@ -59,9 +65,82 @@ class Parser {
   absl::Status Bool(const Json &obj, const char *key, absl::string_view path, bool *out) const {
     auto it = obj.find(key);
     if (it == obj.end()) return absl::OkStatus();
-    if (!it->is_boolean()) return Error(absl::StrCat(path, ".", key), "must be true or false");
+    if (!it->is_boolean()) return Error(Sub(path, key), "must be true or false");
     *out = it->get<bool>();
     return absl::OkStatus();
+  }
+
+  // Exactly one of "token" and "token_env" (resolved unless the options say not to).
+  absl::Status Token(const Json &obj, absl::string_view path, std::string *out) const {
+    std::string token, token_env;
+    RETURN_IF_ERROR(String(obj, "token", path, &token, false));
+    RETURN_IF_ERROR(String(obj, "token_env", path, &token_env, false));
+    if (token.empty() == token_env.empty()) {
+      return Error(Sub(path, "token"), "set exactly one of token and token_env");
+    }
+    if (!token_env.empty() && options_.resolve_token_env) {
+      const char *v = std::getenv(token_env.c_str());
+      if (v == nullptr || *v == '\0') {
+        return Error(Sub(path, "token_env"),
+                     absl::StrCat("environment variable ", token_env, " is not set"));
+      }
+      token = v;
+    }
+    *out = std::string(absl::StripAsciiWhitespace(token));
+    return absl::OkStatus();
+  }
+
+  // An http(s) base URL with `suffix` appended unless present.
+  absl::Status ApiBase(const Json &obj, absl::string_view path, std::string base,
+                       absl::string_view suffix, std::string *out) const {
+    RETURN_IF_ERROR(String(obj, "api_base", path, &base, false));
+    if (!absl::StartsWith(base, "http://") && !absl::StartsWith(base, "https://")) {
+      return Error(Sub(path, "api_base"), "must start with http:// or https://");
+    }
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    *out = absl::EndsWith(base, suffix) ? base : absl::StrCat(base, suffix);
+    return absl::OkStatus();
+  }
+
+  absl::Status PageSize(const Json &obj, absl::string_view path, int max, int *out) const {
+    if (auto it = obj.find("page_size"); it != obj.end()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > max) {
+        return Error(Sub(path, "page_size"), absl::StrCat("must be an integer in [1, ", max, "]"));
+      }
+      *out = static_cast<int>(it->get<int64_t>());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status StringList(const Json &obj, const char *key, absl::string_view path,
+                          std::vector<std::string> *out) const {
+    if (auto it = obj.find(key); it != obj.end()) {
+      if (!it->is_array()) return Error(Sub(path, key), "must be an array");
+      out->clear();
+      for (size_t i = 0; i < it->size(); ++i) {
+        const Json &v = (*it)[i];
+        if (!v.is_string() || v.get<std::string>().empty()) {
+          return Error(absl::StrCat(Sub(path, key), "[", i, "]"), "must be a non-empty string");
+        }
+        out->push_back(v.get<std::string>());
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Gmail(const Json &obj, absl::string_view path, GmailSyncConfig *out) const {
+    if (!obj.is_object()) return Error(path, "must be an object");
+    RETURN_IF_ERROR(OnlyKeys(obj, path,
+                             {"api_base", "token", "token_env", "mailboxes", "recipients_can_see",
+                              "include_spam_trash", "query", "page_size"}));
+    RETURN_IF_ERROR(ApiBase(obj, path, "https://gmail.googleapis.com", "/gmail/v1", &out->base_url));
+    RETURN_IF_ERROR(Token(obj, path, &out->token));
+    RETURN_IF_ERROR(StringList(obj, "mailboxes", path, &out->mailboxes));
+    if (out->mailboxes.empty()) return Error(Sub(path, "mailboxes"), "must not be empty");
+    RETURN_IF_ERROR(Bool(obj, "recipients_can_see", path, &out->recipients_can_see));
+    RETURN_IF_ERROR(Bool(obj, "include_spam_trash", path, &out->include_spam_trash));
+    RETURN_IF_ERROR(String(obj, "query", path, &out->query, false));
+    return PageSize(obj, path, 500, &out->page_size);
   }
 
   absl::Status Drive(const Json &obj, absl::string_view path, DriveSyncConfig *out) const {
@@ -69,96 +148,82 @@ class Parser {
     RETURN_IF_ERROR(OnlyKeys(obj, path,
                              {"api_base", "token", "token_env", "folder_ids", "include_my_drive",
                               "include_shared_with_me", "include_shared_drives", "page_size"}));
-    std::string base = "https://www.googleapis.com";
-    RETURN_IF_ERROR(String(obj, "api_base", path, &base, false));
-    if (!absl::StartsWith(base, "http://") && !absl::StartsWith(base, "https://")) {
-      return Error(absl::StrCat(path, ".api_base"), "must start with http:// or https://");
-    }
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    out->base_url = absl::EndsWith(base, "/drive/v3") ? base : absl::StrCat(base, "/drive/v3");
-    std::string token, token_env;
-    RETURN_IF_ERROR(String(obj, "token", path, &token, false));
-    RETURN_IF_ERROR(String(obj, "token_env", path, &token_env, false));
-    if (token.empty() == token_env.empty()) {
-      return Error(absl::StrCat(path, ".token"), "set exactly one of token and token_env");
-    }
-    if (!token_env.empty()) {
-      const char *v = std::getenv(token_env.c_str());
-      if (v == nullptr || *v == '\0') {
-        return Error(absl::StrCat(path, ".token_env"),
-                     absl::StrCat("environment variable ", token_env, " is not set"));
-      }
-      token = v;
-    }
-    out->token = std::string(absl::StripAsciiWhitespace(token));
-    if (auto it = obj.find("folder_ids"); it != obj.end()) {
-      if (!it->is_array()) return Error(absl::StrCat(path, ".folder_ids"), "must be an array");
-      for (size_t i = 0; i < it->size(); ++i) {
-        const Json &v = (*it)[i];
-        if (!v.is_string() || v.get<std::string>().empty()) {
-          return Error(absl::StrCat(path, ".folder_ids[", i, "]"), "must be a non-empty string");
-        }
-        out->folder_ids.push_back(v.get<std::string>());
-      }
-    }
+    RETURN_IF_ERROR(ApiBase(obj, path, "https://www.googleapis.com", "/drive/v3", &out->base_url));
+    RETURN_IF_ERROR(Token(obj, path, &out->token));
+    RETURN_IF_ERROR(StringList(obj, "folder_ids", path, &out->folder_ids));
     RETURN_IF_ERROR(Bool(obj, "include_my_drive", path, &out->include_my_drive));
     RETURN_IF_ERROR(Bool(obj, "include_shared_with_me", path, &out->include_shared_with_me));
     RETURN_IF_ERROR(Bool(obj, "include_shared_drives", path, &out->include_shared_drives));
-    if (auto it = obj.find("page_size"); it != obj.end()) {
-      if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > 1000) {
-        return Error(absl::StrCat(path, ".page_size"), "must be an integer in [1, 1000]");
-      }
-      out->page_size = static_cast<int>(it->get<int64_t>());
-    }
-    return absl::OkStatus();
+    return PageSize(obj, path, 1000, &out->page_size);
   }
 
   absl::Status Connector(const Json &obj, absl::string_view path, ConnectorConfig *out) const {
     if (!obj.is_object()) return Error(path, "must be an object");
     RETURN_IF_ERROR(
-        OnlyKeys(obj, path, {"id", "type", "interval", "collection", "enabled", "drive"}));
+        OnlyKeys(obj, path, {"id", "type", "interval", "collection", "enabled", "drive", "gmail"}));
     RETURN_IF_ERROR(String(obj, "id", path, &out->id, true));
     if (!ValidName(out->id)) {
-      return Error(absl::StrCat(path, ".id"),
+      return Error(Sub(path, "id"),
                    absl::StrCat("\"", out->id,
                                 "\" must be 1 to 63 lowercase letters, digits and '-', starting "
                                 "with a letter"));
     }
     RETURN_IF_ERROR(String(obj, "type", path, &out->type, true));
-    if (out->type != "drive") {
-      return Error(absl::StrCat(path, ".type"),
-                   absl::StrCat("unsupported \"", out->type, "\"; supported: drive"));
+    if (out->type != "drive" && out->type != "gmail") {
+      return Error(Sub(path, "type"),
+                   absl::StrCat("unsupported \"", out->type, "\"; supported: drive, gmail"));
     }
     std::string interval;
     RETURN_IF_ERROR(String(obj, "interval", path, &interval, false));
     if (!interval.empty()) {
       if (!absl::ParseDuration(interval, &out->interval)) {
-        return Error(absl::StrCat(path, ".interval"),
+        return Error(Sub(path, "interval"),
                      absl::StrCat("bad duration \"", interval, "\" (use e.g. 90s, 5m, 1h)"));
       }
       if (out->interval < absl::Seconds(1)) {
-        return Error(absl::StrCat(path, ".interval"), "must be at least 1s");
+        return Error(Sub(path, "interval"), "must be at least 1s");
       }
     }
     RETURN_IF_ERROR(String(obj, "collection", path, &out->collection, true));
     if (!ValidName(out->collection)) {
-      return Error(absl::StrCat(path, ".collection"),
+      return Error(Sub(path, "collection"),
                    absl::StrCat("\"", out->collection, "\" is not a collection name"));
     }
     RETURN_IF_ERROR(Bool(obj, "enabled", path, &out->enabled));
-    auto drive = obj.find("drive");
-    if (drive == obj.end()) return Error(absl::StrCat(path, ".drive"), "required for type drive");
-    return Drive(*drive, absl::StrCat(path, ".drive"), &out->drive);
+    const std::string other = out->type == "drive" ? "gmail" : "drive";
+    if (obj.contains(other)) {
+      return Error(Sub(path, other), absl::StrCat("not allowed for type ", out->type));
+    }
+    auto own = obj.find(out->type);
+    if (own == obj.end()) return Error(Sub(path, out->type), absl::StrCat("required for type ", out->type));
+    if (out->type == "gmail") return Gmail(*own, Sub(path, "gmail"), &out->gmail);
+    return Drive(*own, Sub(path, "drive"), &out->drive);
   }
 
  private:
   const std::string origin_;
+  const SyncConfigParseOptions options_;
 };
 
 }  // namespace
 
-absl::StatusOr<SyncConfig> ParseSyncConfig(absl::string_view json, absl::string_view origin) {
-  Parser p(origin);
+absl::StatusOr<ConnectorConfig> ParseConnectorConfig(absl::string_view json,
+                                                     absl::string_view origin,
+                                                     const SyncConfigParseOptions &options) {
+  Parser p(origin, options);
+  Json root = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": not valid JSON"));
+  }
+  ConnectorConfig c;
+  if (!root.is_object()) return p.Error("(top level)", "must be an object");
+  RETURN_IF_ERROR(p.Connector(root, "", &c));
+  return c;
+}
+
+absl::StatusOr<SyncConfig> ParseSyncConfig(absl::string_view json, absl::string_view origin,
+                                           const SyncConfigParseOptions &options) {
+  Parser p(origin, options);
   Json root = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) {
     return absl::InvalidArgumentError(absl::StrCat(origin, ": not valid JSON"));
@@ -176,12 +241,12 @@ absl::StatusOr<SyncConfig> ParseSyncConfig(absl::string_view json, absl::string_
     ConnectorConfig c;
     RETURN_IF_ERROR(p.Connector((*list)[i], path, &c));
     if (!ids.insert(c.id).second) {
-      return p.Error(absl::StrCat(path, ".id"), absl::StrCat("duplicate id \"", c.id, "\""));
+      return p.Error(Sub(path, "id"), absl::StrCat("duplicate id \"", c.id, "\""));
     }
     // Documents are keyed by (collection, source, id): two connectors of one
     // type filling one collection would overwrite and prune each other.
     if (!targets.insert(absl::StrCat(c.type, "\n", c.collection)).second) {
-      return p.Error(absl::StrCat(path, ".collection"),
+      return p.Error(Sub(path, "collection"),
                      absl::StrCat("another ", c.type, " connector already fills \"", c.collection,
                                   "\"; use one collection per connector of a type"));
     }
@@ -190,9 +255,10 @@ absl::StatusOr<SyncConfig> ParseSyncConfig(absl::string_view json, absl::string_
   return config;
 }
 
-absl::StatusOr<SyncConfig> LoadSyncConfig(absl::string_view path, FileSystem *fs) {
+absl::StatusOr<SyncConfig> LoadSyncConfig(absl::string_view path, FileSystem *fs,
+                                          const SyncConfigParseOptions &options) {
   ASSIGN_OR_RETURN(std::string text, fs->ReadFile(path, 4 << 20));
-  return ParseSyncConfig(text, path);
+  return ParseSyncConfig(text, path, options);
 }
 
 }  // namespace tessera::sync

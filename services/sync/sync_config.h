@@ -6,9 +6,15 @@
 //
 // Connector fields: id (required; 1..63 of [a-z0-9-], starting with a letter,
 // unique: it keys the checkpoints, so renaming it means a full resync), type
-// (required; "drive"), interval (an absl duration: "90s", "5m", "1h"; default
+// (required; "drive" or "gmail"), interval (an absl duration: "90s", "5m", "1h"; default
 // "15m"; at least 1s), collection (required; a retrieval collection name),
 // enabled (default true), and the type's own object.
+//
+// "gmail": api_base (default "https://gmail.googleapis.com"; "/gmail/v1" is
+// appended unless present), token or token_env, mailboxes (required: the
+// addresses to sync, or ["me"] for the token's own user), recipients_can_see
+// (default false: a message is visible to its mailbox owner only),
+// include_spam_trash, query (messages.list q for full listings), page_size.
 //
 // "drive": api_base (default "https://www.googleapis.com"; "/drive/v3" is
 // appended unless present), exactly one of token (a static bearer token) and
@@ -42,6 +48,16 @@ struct DriveSyncConfig {
   int page_size = 100;
 };
 
+struct GmailSyncConfig {
+  std::string base_url;  // with "/gmail/v1"
+  std::string token;     // resolved; never logged
+  std::vector<std::string> mailboxes;  // addresses, or "me"
+  bool recipients_can_see = false;
+  bool include_spam_trash = false;
+  std::string query;
+  int page_size = 100;
+};
+
 struct ConnectorConfig {
   std::string id;
   std::string type;  // "drive"
@@ -49,18 +65,32 @@ struct ConnectorConfig {
   std::string collection;
   bool enabled = true;
   DriveSyncConfig drive;
+  GmailSyncConfig gmail;
 };
 
 struct SyncConfig {
   std::vector<ConnectorConfig> connectors;
 };
 
+struct SyncConfigParseOptions {
+  // Read token_env's variable (an error when unset). Off for tools that only
+  // edit or list the file (`tessera connector add|list`), which may run
+  // where the daemon's environment is not; `token` then stays empty.
+  bool resolve_token_env = true;
+};
+
 // Parses and validates `json`; `origin` (a file name) prefixes error messages.
-[[nodiscard]] absl::StatusOr<SyncConfig> ParseSyncConfig(absl::string_view json,
-                                                         absl::string_view origin);
+[[nodiscard]] absl::StatusOr<SyncConfig> ParseSyncConfig(
+    absl::string_view json, absl::string_view origin, const SyncConfigParseOptions &options = {});
+
+// Parses and validates one connector object (an element of "connectors");
+// errors name its fields from the top, e.g. "drive.json: interval: ...".
+[[nodiscard]] absl::StatusOr<ConnectorConfig> ParseConnectorConfig(
+    absl::string_view json, absl::string_view origin, const SyncConfigParseOptions &options = {});
 
 // Reads `path` through `fs` and parses it. NOT_FOUND when it does not exist.
-[[nodiscard]] absl::StatusOr<SyncConfig> LoadSyncConfig(absl::string_view path, FileSystem *fs);
+[[nodiscard]] absl::StatusOr<SyncConfig> LoadSyncConfig(absl::string_view path, FileSystem *fs,
+                                                        const SyncConfigParseOptions &options = {});
 
 }  // namespace tessera::sync
 

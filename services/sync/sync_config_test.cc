@@ -57,7 +57,7 @@ TEST(SyncConfigTest, ErrorsNameTheField) {
   ExpectError(
       R"({"connectors": [{"id": "Bad_Id", "type": "drive", "collection": "c", )" + drive + "}]}",
       "connectors[0].id");
-  ExpectError(R"({"connectors": [{"id": "a", "type": "gmail", "collection": "c", )" + drive + "}]}",
+  ExpectError(R"({"connectors": [{"id": "a", "type": "dropbox", "collection": "c", )" + drive + "}]}",
               "connectors[0].type");
   ExpectError(R"({"connectors": [{"id": "a", "type": "drive", "interval": "5 minutes", )"
               R"("collection": "c", )" +

@@ -1,21 +1,26 @@
 #include "services/sync/sync_daemon.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/file_system.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/sqlite.h"
 #include "common/status.h"
 #include "connectors/auth/token_source.h"
 #include "connectors/drive/drive_connector.h"
+#include "connectors/gmail/gmail_connector.h"
 #include "connectors/framework/checkpoint_store.h"
 #include "connectors/framework/sync_runner.h"
 #include "connectors/http/retrying_client.h"
 #include "services/sync/retrieval_sink.h"
+#include "services/sync/sync_state.h"
 
 namespace tessera::sync {
 
@@ -38,8 +43,27 @@ struct SyncDaemon::Worker {
   SyncCounts run;
   int64_t sink_failed = 0;
   bool ensured = false;
+  SyncRunRecord record;  // belongs to the thread holding run_mu
   ConnectorStatus status;
 };
+
+namespace {
+
+void StoreRecord(const std::string &state_dir, SyncRunRecord *r, const SyncCounts &c) {
+  r->pages = c.pages;
+  r->seen = c.seen;
+  r->indexed = c.indexed;
+  r->deleted = c.deleted;
+  r->failed = c.failed;
+  absl::Status s = WriteSyncRunRecord(state_dir, *r, LocalFileSystem());
+  if (!s.ok()) {
+    TLOG(WARNING, "cannot write the sync run record")
+        .Field("connector", r->connector_id)
+        .Field("status", s.ToString());
+  }
+}
+
+}  // namespace
 
 SyncDaemon::SyncDaemon(Options options)
     : options_(std::move(options)), clock_(options_.clock ? options_.clock : RealClock()) {}
@@ -69,13 +93,29 @@ absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) 
     Worker *wp = w.get();
     w->config = c;
     const std::string ctx = absl::StrCat("connector ", c.id);
-    if (c.type != "drive") {
+    if (c.type != "drive" && c.type != "gmail") {
       return absl::InvalidArgumentError(absl::StrCat(ctx, ": unsupported type \"", c.type, "\""));
     }
-    w->tokens = std::make_unique<connectors::StaticTokenSource>(c.drive.token);
+    w->tokens = std::make_unique<connectors::StaticTokenSource>(c.type == "gmail" ? c.gmail.token : c.drive.token);
     connectors::RetryingHttpClient::Options ho;
     ho.token_source = w->tokens.get();
     w->client = std::make_unique<connectors::RetryingHttpClient>(d->options_.http, d->clock_, ho);
+    if (c.type == "gmail") {
+      connectors::gmail::GmailConnector::Options gopt;
+      gopt.base_url = c.gmail.base_url;
+      gopt.mailboxes = c.gmail.mailboxes;
+      gopt.recipients_can_see = c.gmail.recipients_can_see;
+      gopt.include_spam_trash = c.gmail.include_spam_trash;
+      gopt.query = c.gmail.query;
+      gopt.page_size = c.gmail.page_size;
+      connectors::RetryingHttpClient *client = w->client.get();
+      // One static token for every mailbox (an admin or delegated token the operator provides).
+      auto connector = connectors::gmail::GmailConnector::Create(
+          [client](const std::string &) -> absl::StatusOr<connectors::RetryingHttpClient *> { return client; },
+          d->clock_, gopt);
+      if (!connector.ok()) return Annotate(connector.status(), ctx);
+      w->connector = std::move(*connector);
+    }
     connectors::drive::DriveConnector::Options dopt;
     dopt.base_url = c.drive.base_url;
     dopt.include_my_drive = c.drive.include_my_drive;
@@ -83,9 +123,11 @@ absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) 
     dopt.include_shared_drives = c.drive.include_shared_drives;
     dopt.folder_ids = c.drive.folder_ids;
     dopt.page_size = c.drive.page_size;
-    auto connector = connectors::drive::DriveConnector::Create(w->client.get(), d->clock_, dopt);
-    if (!connector.ok()) return Annotate(connector.status(), ctx);
-    w->connector = std::move(*connector);
+    if (c.type == "drive") {
+      auto connector = connectors::drive::DriveConnector::Create(w->client.get(), d->clock_, dopt);
+      if (!connector.ok()) return Annotate(connector.status(), ctx);
+      w->connector = std::move(*connector);
+    }
 
     ASSIGN_OR_RETURN(w->checkpoint_db, SqliteDatabase::Open(cp_path, {}));
     ASSIGN_OR_RETURN(w->checkpoints,
@@ -121,6 +163,9 @@ absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) 
             .Field("id", f.id)
             .Field("status", f.status.ToString());
       }
+      if (self->options_.write_run_records) {
+        StoreRecord(self->options_.state_dir, &wp->record, wp->run);
+      }
       if (self->options_.on_progress) {
         SyncProgress p;
         p.event = SyncProgress::Event::kPage;
@@ -140,6 +185,13 @@ absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) 
     w->status.connector_id = c.id;
     w->status.source = w->connector->Source();
     w->status.collection = c.collection;
+    w->record.connector_id = c.id;
+    if (d->options_.write_run_records) {
+      // Keeps last_success across daemon restarts.
+      absl::StatusOr<std::optional<SyncRunRecord>> old =
+          ReadSyncRunRecord(d->options_.state_dir, c.id, LocalFileSystem());
+      if (old.ok() && old->has_value()) w->record.last_success = (*old)->last_success;
+    }
     d->workers_.push_back(std::move(w));
   }
   return d;
@@ -188,6 +240,16 @@ absl::Status SyncDaemon::Run(Worker *w) {
     w->status.running = true;
     w->status.last_start = start;
   }
+  if (options_.write_run_records) {
+    SyncRunRecord &r = w->record;
+    r.running = true;
+    r.pid = static_cast<int64_t>(getpid());
+    r.started = start;
+    r.finished = absl::InfinitePast();
+    r.full_sync = false;
+    r.error.clear();
+    StoreRecord(options_.state_dir, &r, w->run);
+  }
   if (options_.on_progress) {
     SyncProgress p;
     p.connector_id = w->config.id;
@@ -214,6 +276,16 @@ absl::Status SyncDaemon::Run(Worker *w) {
   p.full_sync = full;
   p.run = w->run;
   p.status = status;
+  const absl::Time end = clock_->Now();
+  if (options_.write_run_records) {
+    SyncRunRecord &r = w->record;
+    r.running = false;
+    r.finished = end;
+    r.full_sync = full;
+    r.error = status.ok() ? "" : status.ToString();
+    if (status.ok()) r.last_success = end;
+    StoreRecord(options_.state_dir, &r, w->run);
+  }
   {
     absl::MutexLock l(&mu_);
     ConnectorStatus &st = w->status;
@@ -221,7 +293,7 @@ absl::Status SyncDaemon::Run(Worker *w) {
     ++st.runs;
     st.last_run = w->run;
     st.last_status = status;
-    st.last_end = clock_->Now();
+    st.last_end = end;
     st.totals.pages += w->run.pages;
     st.totals.seen += w->run.seen;
     st.totals.indexed += w->run.indexed;

@@ -14,6 +14,10 @@
 // every connector: running or not, the last run's counts and error, totals
 // since the daemon started, and the next scheduled run.
 //
+// Run records: the daemon also keeps, per connector, a SyncRunRecord in
+// STATE_DIR/runs/ (see sync_state.h), rewritten when a run starts, after each
+// acknowledged page and when it ends, for `tessera connector list`.
+//
 // Counting: `indexed` counts documents retrieval acknowledged as written;
 // documents retrieval refused for good (bad ACL, no content) count as
 // `failed`, with the connector's own fetch/parse failures.
@@ -94,6 +98,8 @@ class SyncDaemon {
     Clock *clock = nullptr;         // null: RealClock()
     std::function<void(const SyncProgress &)> on_progress;  // optional; called on sync threads
     int max_reported_failures = 20;
+    // Keep STATE_DIR/runs/ID.json up to date (failures to write are logged).
+    bool write_run_records = true;
   };
 
   // Opens the state, builds every enabled connector. INVALID_ARGUMENT for bad

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/file_system.h"
 #include "common/http/curl_http_transport.h"
 #include "connectors/drive/fake_drive_server.h"
 #include "grpcpp/grpcpp.h"
@@ -22,6 +23,7 @@
 #include "services/sync/retrieval_sink.h"
 #include "services/sync/sync_config.h"
 #include "services/sync/sync_daemon.h"
+#include "services/sync/sync_state.h"
 #include "tessera/v1/retrieval.grpc.pb.h"
 
 namespace tessera::sync {
@@ -159,6 +161,14 @@ TEST_F(SyncIntegrationTest, SyncsDriveWithAclsAppliesChangesAndResumes) {
     EXPECT_EQ(st.source, "gdrive");
     EXPECT_EQ(st.runs, 1);
     EXPECT_EQ(st.last_run.indexed, 3);
+    // The run record `tessera connector list` reads.
+    auto rec = ReadSyncRunRecord(dir_ + "/sync", "acme-drive", LocalFileSystem());
+    ASSERT_TRUE(rec.ok()) << rec.status();
+    ASSERT_TRUE(rec->has_value());
+    EXPECT_FALSE((*rec)->running);
+    EXPECT_EQ((*rec)->indexed, 3);
+    EXPECT_EQ((*rec)->error, "");
+    EXPECT_NE((*rec)->last_success, absl::InfinitePast());
     EXPECT_EQ(st.last_run.failed, 0);
     EXPECT_EQ(st.last_run.deleted, 0);
     {

@@ -298,6 +298,79 @@ class SearchCommandsTest(unittest.TestCase):
             server.stop()
 
 
+class AgentCommandsTest(unittest.TestCase):
+    """Agents as a user drives them: import from JSON, list, get, ask as two people."""
+
+    def test_import_and_ask(self):
+        server = Server("cli_agents")
+        admin = create_key(server.data_dir, "it@acme.example", "--role=admin")
+        ann = create_key(server.data_dir, "ann@acme.example", "--groups=finance@acme.example")
+        bob = create_key(server.data_dir, "bob@acme.example", "--groups=engineering@acme.example")
+        fin = os.path.join(TMP, "agent_docs_fin")
+        pub = os.path.join(TMP, "agent_docs_pub")
+        os.makedirs(fin, exist_ok=True)
+        os.makedirs(pub, exist_ok=True)
+        with open(os.path.join(fin, "budget.md"), "w") as f:
+            f.write("# Q3 budget\n\nThe Q3 budget is 4.2 million euros; travel is cut by ten percent.\n")
+        with open(os.path.join(pub, "holidays.md"), "w") as f:
+            f.write("# Holidays\n\nThe office closes for the summer party; the party budget is small.\n")
+        example = os.path.join(os.environ.get("TEST_SRCDIR", "."), os.environ.get("TEST_WORKSPACE", "tessera"),
+                               "examples/agents/extractive-search.json")
+        if not os.path.exists(example):
+            example = "examples/agents/extractive-search.json"
+        server.start()
+        try:
+            def cli(key, *args, check=True):
+                env = dict(os.environ, TESSERA_KEY=key)
+                p = subprocess.run([tessera_binary(), *args, "--server=" + server.address()],
+                                   capture_output=True, text=True, timeout=60, env=env)
+                if check and p.returncode != 0:
+                    raise AssertionError("%s: %s" % (args, p.stderr))
+                return p
+            cli(admin, "collection", "create", "acme")
+            cli(admin, "ingest", fin, "--collection=acme", "--acl=group:finance@acme.example")
+            cli(admin, "ingest", pub, "--collection=acme", "--acl=domain:acme.example")
+            p = cli(admin, "agent", "import", example, "--agent_id=acme-search")
+            self.assertIn("imported acme-search version 1", p.stdout)
+            p = cli(admin, "agent", "import", example, "--agent_id=acme-search")
+            self.assertIn("version 2", p.stdout)
+            self.assertIn("acme-search", cli(ann, "agent", "list").stdout)
+            self.assertIn('"model": "extractive"', cli(ann, "agent", "get", "acme-search").stdout)
+
+            ann_answer = cli(ann, "ask", "acme-search", "What is the Q3 budget?")
+            self.assertIn("Q3 budget", ann_answer.stdout)
+            self.assertIn("Sources:", ann_answer.stdout)
+            self.assertIn("[1]", ann_answer.stdout)
+            self.assertIn("search_knowledge", ann_answer.stderr)
+            bob_answer = cli(bob, "ask", "acme-search", "What is the Q3 budget?")
+            self.assertNotIn("4.2 million", bob_answer.stdout)
+            self.assertIn("Holidays", bob_answer.stdout)
+
+            # A conversation continues; someone else's cannot be.
+            conv = ann_answer.stderr.split("conversation ")[1].split(",")[0]
+            cli(ann, "ask", "acme-search", "And travel?", "--conversation=" + conv)
+            p = cli(bob, "ask", "acme-search", "hi", "--conversation=" + conv, check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("NOT_FOUND", p.stderr)
+
+            # Mistakes are named.
+            broken = os.path.join(TMP, "broken-agent.json")
+            with open(broken, "w") as f:
+                f.write('{"name": "B", "model": "extractive", "knowledge": {"collections": ["acme"], "topK": 99}}')
+            p = cli(admin, "agent", "import", broken, check=False)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("knowledge.topK", p.stderr)
+            p = cli(ann, "ask", "no-such-agent", "hi", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("NOT_FOUND", p.stderr)
+            p = cli(ann, "ask", "acme-search", "", check=False)
+            self.assertEqual(p.returncode, 2)
+            p = cli(ann, "ask", "acme-search", "hi", "--approve=maybe", check=False)
+            self.assertEqual(p.returncode, 2)
+        finally:
+            server.stop()
+
+
 class LifecycleTest(unittest.TestCase):
     def test_sigterm_shuts_down_gracefully(self):
         server = Server("sigterm").start()

@@ -1,0 +1,122 @@
+// Gmail into retrieval through the sync daemon: a FakeGmailServer with two mailboxes, the daemon
+// configured by JSON ("type": "gmail"), a real RetrievalServiceImpl. Each message is searchable by
+// its mailbox owner only; a deletion is applied on the next round through the history feed.
+#include <cstdlib>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/http/curl_http_transport.h"
+#include "connectors/gmail/fake_gmail_server.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "services/gateway/caller.h"
+#include "services/retrieval/retrieval_service.h"
+#include "services/sync/sync_config.h"
+#include "services/sync/sync_daemon.h"
+#include "tessera/v1/retrieval.grpc.pb.h"
+
+namespace tessera::sync {
+namespace {
+
+using connectors::gmail::FakeGmailServer;
+using connectors::gmail::FakeMessage;
+
+Caller MakeCaller(const std::string &user, KeyRole role) {
+  Caller c;
+  c.principal.user = user;
+  c.role = role;
+  c.key_id = "test-" + user;
+  return c;
+}
+
+std::string Mail(const std::string &to, const std::string &subject, const std::string &body) {
+  return absl::StrCat("From: boss@x.com\r\nTo: ", to, "\r\nSubject: ", subject,
+                      "\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n", body, "\r\n");
+}
+
+TEST(GmailSyncTest, MailboxesAreSyncedPrivatelyAndDeletionsFollow) {
+  const char *tmp = std::getenv("TEST_TMPDIR");
+  const std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/gmail_sync");
+  FakeGmailServer::Options fo;
+  fo.mailboxes = {"ann@x.com", "bob@x.com"};
+  auto gmail = FakeGmailServer::Start(fo);
+  ASSERT_TRUE(gmail.ok()) << gmail.status();
+  (*gmail)->AcceptToken("mail-token");
+  FakeMessage m1;
+  m1.raw = Mail("ann@x.com", "Bonus letter", "Your bonus is twelve percent.");
+  auto ann_msg = (*gmail)->AddMessage("ann@x.com", m1);
+  ASSERT_TRUE(ann_msg.ok());
+  FakeMessage m2;
+  m2.raw = Mail("bob@x.com", "On-call rota", "Bob is on call in December; bonus rules unchanged.");
+  ASSERT_TRUE((*gmail)->AddMessage("bob@x.com", m2).ok());
+
+  retrieval::RetrievalServiceImpl::Options ro;
+  ro.data_dir = dir + "/retrieval";
+  auto service = retrieval::RetrievalServiceImpl::Create(ro);
+  ASSERT_TRUE(service.ok()) << service.status();
+  grpc::ServerBuilder builder;
+  builder.RegisterService(service->get());
+  auto server = builder.BuildAndStart();
+  auto channel = server->InProcessChannel(grpc::ChannelArguments());
+  auto http = CurlHttpTransport::Create({});
+  ASSERT_TRUE(http.ok());
+
+  auto config = ParseSyncConfig(absl::StrCat(R"({"connectors": [{"id": "acme-mail", "type": "gmail",
+      "collection": "mail", "gmail": {"api_base": ")", (*gmail)->base_url(), R"(", "token": "mail-token",
+      "mailboxes": ["ann@x.com", "bob@x.com"]}}]})"),
+                                "test.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  SyncDaemon::Options o;
+  o.config = *config;
+  o.state_dir = dir + "/sync";
+  o.new_retrieval_stub = [channel]() -> std::unique_ptr<v1::RetrievalService::StubInterface> {
+    return v1::RetrievalService::NewStub(channel);
+  };
+  const Caller admin = MakeCaller("sync@x.com", KeyRole::kAdmin);
+  o.prepare_context = [admin](grpc::ClientContext *ctx) { AttachCaller(admin, ctx); };
+  o.create_missing_collections = true;
+  o.http = http->get();
+  auto daemon = SyncDaemon::Create(std::move(o));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+
+  auto search = [&](const std::string &user) {
+    auto stub = v1::RetrievalService::NewStub(channel);
+    grpc::ClientContext ctx;
+    AttachCaller(MakeCaller(user, KeyRole::kUser), &ctx);
+    v1::SearchRequest req;
+    req.add_collections("mail");
+    req.set_query("bonus");
+    req.set_top_k(10);
+    v1::SearchResponse resp;
+    EXPECT_TRUE(stub->Search(&ctx, req, &resp).ok());
+    std::set<std::string> titles;
+    for (const auto &h : resp.hits()) titles.insert(h.title());
+    return titles;
+  };
+  ASSERT_TRUE((*daemon)->RunOnce().ok());
+  EXPECT_EQ(search("ann@x.com"), std::set<std::string>{"Bonus letter"});
+  EXPECT_EQ(search("bob@x.com"), std::set<std::string>{"On-call rota"});
+  EXPECT_TRUE(search("eve@x.com").empty());
+
+  ASSERT_TRUE((*gmail)->DeleteMessage("ann@x.com", *ann_msg).ok());
+  ASSERT_TRUE((*daemon)->RunOnce().ok());
+  EXPECT_TRUE(search("ann@x.com").empty());
+  EXPECT_EQ(search("bob@x.com"), std::set<std::string>{"On-call rota"});
+  server->Shutdown();
+}
+
+TEST(GmailSyncTest, ConfigErrorsNameTheField) {
+  auto bad = ParseSyncConfig(R"({"connectors": [{"id": "m", "type": "gmail", "collection": "mail",
+      "gmail": {"token": "t"}}]})",
+                             "s.json");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("connectors[0].gmail.mailboxes"), std::string::npos) << bad.status();
+  auto mixed = ParseSyncConfig(R"({"connectors": [{"id": "m", "type": "gmail", "collection": "mail",
+      "gmail": {"token": "t", "mailboxes": ["me"]}, "drive": {"token": "t"}}]})",
+                               "s.json");
+  EXPECT_NE(mixed.status().message().find("connectors[0].drive: not allowed for type gmail"), std::string::npos)
+      << mixed.status();
+}
+
+}  // namespace
+}  // namespace tessera::sync
