@@ -3,10 +3,11 @@
 # authentication, API keys, health and reflection, permission-filtered hybrid
 # search over a sample company's documents, driven by an outside gRPC client
 # (Debian's python3-grpcio), Acme's Google Drive synced by its change feed (a
-# faithful fake Drive), agents imported from JSON answering Ann and Bob with
-# citations from what each may see, an MCP tool call against the reference
-# filesystem server, and the inference engine streaming generated text.
-# Gmail and SharePoint come with their milestone.
+# faithful fake Drive) and Gmail (a fake Gmail with Ann's and Bob's mailboxes),
+# agents imported from JSON answering Ann, Bob and Eve with citations from what
+# each may see, an MCP tool call against the reference filesystem server, and
+# the inference engine streaming generated text. SharePoint comes with its
+# milestone.
 #
 # Usage: scripts/demo.sh [--keep]   (--keep leaves the server running)
 set -euo pipefail
@@ -24,9 +25,11 @@ done
 cache_dir="${TESSERA_BAZEL_CACHE:-$HOME/.cache/tessera/bazel-disk-cache}"
 mkdir -p "$cache_dir"
 echo "== building //services/gateway:tessera"
-bazel build --disk_cache="$cache_dir" //services/gateway:tessera //connectors/drive:fake_drive 2>&1 | tail -1
+bazel build --disk_cache="$cache_dir" //services/gateway:tessera //connectors/drive:fake_drive \
+  //connectors/gmail:fake_gmail 2>&1 | tail -1
 tessera="$(bazel info bazel-bin 2>/dev/null)/services/gateway/tessera"
 fake_drive="$(bazel info bazel-bin 2>/dev/null)/connectors/drive/fake_drive"
+fake_gmail="$(bazel info bazel-bin 2>/dev/null)/connectors/gmail/fake_gmail"
 client="/usr/bin/python3 tests/e2e/reflection_client.py"
 
 work="$(mktemp -d /tmp/tessera-demo.XXXXXX)"
@@ -36,6 +39,7 @@ cleanup() {
   if [[ $keep -eq 0 ]]; then
     if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; fi
     if [[ -n "${drive_pid:-}" ]]; then kill "$drive_pid" 2>/dev/null || true; fi
+    if [[ -n "${gmail_pid:-}" ]]; then kill "$gmail_pid" 2>/dev/null || true; fi
     rm -rf "$work"
   fi
 }
@@ -123,28 +127,40 @@ show "Bob asks as Ann (a user key may not)"
 TESSERA_KEY="$bob_key" $client "$addr" call tessera.v1.RetrievalService/Search \
   '{"collections": ["acme"], "query": "budget", "principal": {"user": "ann@acme.example"}}' || true
 
-step "Acme's Google Drive, synced by its change feed with its permissions (a faithful fake Drive)"
-"$fake_drive" >"$work/drive.url" 2>"$work/drive.log" &
+step "Acme's Google Drive and Gmail, synced by their change feeds with their permissions (faithful fakes)"
+"$fake_drive" >"$work/drive.url" 2>"$work/drive.log" </dev/null &
 drive_pid=$!
-for _ in $(seq 1 100); do [[ -s "$work/drive.url" ]] && break; sleep 0.05; done
+"$fake_gmail" >"$work/gmail.url" 2>"$work/gmail.log" &
+gmail_pid=$!
+for _ in $(seq 1 100); do [[ -s "$work/drive.url" && -s "$work/gmail.url" ]] && break; sleep 0.05; done
 drive_url="$(head -1 "$work/drive.url")"
-cat >"$work/sync.json" <<JSON
-{"connectors": [{"id": "acme-drive", "type": "drive", "interval": "5m", "collection": "drive",
-                 "drive": {"api_base": "$drive_url", "token": "demo-token"}}]}
+gmail_url="$(head -1 "$work/gmail.url")"
+cat >"$work/drive.json" <<JSON
+{"type": "drive", "interval": "5m", "collection": "drive", "drive": {"api_base": "$drive_url", "token": "demo-token"}}
 JSON
-show "tessera sync --sync_config=sync.json --once   (admin key; Drive at $drive_url)"
+cat >"$work/gmail.json" <<JSON
+{"type": "gmail", "interval": "5m", "collection": "mail",
+ "gmail": {"api_base": "$gmail_url", "token": "demo-token", "mailboxes": ["ann@acme.example", "bob@acme.example"]}}
+JSON
+show "tessera connector add drive --config=drive.json --name=acme-drive --sync_config=sync.json"
+"$tessera" connector add drive --config="$work/drive.json" --name=acme-drive --sync_config="$work/sync.json"
+show "tessera connector add gmail --config=gmail.json --name=acme-mail --sync_config=sync.json"
+"$tessera" connector add gmail --config="$work/gmail.json" --name=acme-mail --sync_config="$work/sync.json"
+show "tessera sync --sync_config=sync.json --once   (admin key; Drive at $drive_url, Gmail at $gmail_url)"
 TESSERA_KEY="$admin_key" "$tessera" sync --sync_config="$work/sync.json" --server="$addr" --once \
-  --log_level=warning
+  --log_level=warning --sync_progress=plain
+show "tessera connector list --sync_config=sync.json"
+"$tessera" connector list --sync_config="$work/sync.json"
 drive_q='{"collections": ["drive"], "query": "budget salaries vacation offsite", "topK": 5}'
 show "Ann (finance) searches the synced Drive"; TESSERA_KEY="$ann_key" $client "$addr" call tessera.v1.RetrievalService/Search "$drive_q" | hits
 show "Bob (engineering): the finance shared drive stays hidden"; TESSERA_KEY="$bob_key" $client "$addr" call tessera.v1.RetrievalService/Search "$drive_q" | hits
 echo "(\"Offsite ideas\" is shared by link only: not public, so nobody finds it by search.)"
 
 step "Agents, defined in JSON (examples/agents), imported and versioned"
-show "tessera agent import examples/agents/extractive-search.json --agent_id=acme-search   (as the admin)"
-TESSERA_KEY="$admin_key" "$tessera" agent import examples/agents/extractive-search.json --agent_id=acme-search --server="$addr"
+show "tessera agent import examples/agents/company-search.json --agent_id=acme-search   (as the admin)"
+TESSERA_KEY="$admin_key" "$tessera" agent import examples/agents/company-search.json --agent_id=acme-search --server="$addr"
 show "the same file again: a new version, the old one stays readable"
-TESSERA_KEY="$admin_key" "$tessera" agent import examples/agents/extractive-search.json --agent_id=acme-search --server="$addr"
+TESSERA_KEY="$admin_key" "$tessera" agent import examples/agents/company-search.json --agent_id=acme-search --server="$addr"
 show "tessera agent import examples/agents/hr-assistant.json   (names mistral-7b, which this engine does not serve)"
 TESSERA_KEY="$admin_key" "$tessera" agent import examples/agents/hr-assistant.json --server="$addr" || true
 show "a definition with mistakes: every bad field is named"
@@ -213,5 +229,5 @@ user may see (extractive here; the tool-calling loop with a Mistral model or
 an OpenAI-compatible server, see docs/AGENTS.md), MCP tools, and the inference
 engine (here with the only real weights we ship, a 260K-parameter story model;
 point --engine_config at your own GGUF or safetensors models, see
-docs/ENGINE.md). Gmail and SharePoint arrive with their milestone.
+docs/ENGINE.md). Gmail is synced too; SharePoint arrives with its milestone.
 MSG

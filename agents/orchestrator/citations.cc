@@ -35,7 +35,7 @@ std::string SourceTable::FormatForModel(const std::vector<tessera::v1::SearchHit
   for (size_t i = 0; i < hits.size() && i < numbers.size(); ++i) {
     const auto& h = hits[i];
     absl::StrAppend(&out, i ? "\n\n" : "", "[", numbers[i], "] ", h.title().empty() ? h.external_id() : h.title());
-    if (!h.heading().empty()) absl::StrAppend(&out, " > ", h.heading());
+    if (!h.heading().empty() && h.heading() != h.title()) absl::StrAppend(&out, " > ", h.heading());
     if (!h.uri().empty()) absl::StrAppend(&out, " (", h.uri(), ")");
     const std::string& body = h.text().empty() ? h.snippet() : h.text();
     std::string cut = TruncateUtf8(body, max_chars_per_hit);
