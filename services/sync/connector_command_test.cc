@@ -83,7 +83,7 @@ TEST_F(ConnectorCommandTest, AddCreatesTheFileAndListShowsIt) {
   ASSERT_EQ(c->connectors.size(), 1u);
   EXPECT_EQ(c->connectors[0].id, "acme-drive");
   EXPECT_EQ(c->connectors[0].type, "drive");
-  EXPECT_EQ(c->connectors[0].drive.token, "s3cret-token");
+  EXPECT_EQ(c->connectors[0].drive.auth.token, "s3cret-token");
   // No temporary file is left next to it.
   absl::StatusOr<std::vector<std::string>> names = LocalFileSystem()->ListDirectory(dir_);
   ASSERT_TRUE(names.ok());
@@ -167,7 +167,7 @@ TEST_F(ConnectorCommandTest, BadConfigsNameTheFieldAndChangeNothing) {
       {R"({"collection": "acme", "drive": {"token": "t", "page_size": 0}})",
        "drive.json: drive.page_size: must be an integer in [1, 1000]"},
       {R"({"collection": "acme", "drive": {}})",
-       "drive.json: drive.token: set exactly one of token and token_env"},
+       "drive.json: drive.token: set exactly one of token, token_env, oauth and service_account"},
       {R"({"drive": {"token": "t"}})", "drive.json: collection: required"},
       {R"({"collection": "acme", "colection": "x", "drive": {"token": "t"}})",
        "drive.json: colection: unknown field"},

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/http/curl_http_transport.h"
+#include "common/http/fake_http_server.h"
 #include "connectors/gmail/fake_gmail_server.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -61,8 +62,25 @@ TEST(GmailSyncTest, MailboxesAreSyncedPrivatelyAndDeletionsFollow) {
   auto http = CurlHttpTransport::Create({});
   ASSERT_TRUE(http.ok());
 
+  // The daemon gets its access token by the OAuth2 refresh-token flow from a token endpoint.
+  auto token_endpoint = FakeHttpServer::Start();
+  ASSERT_TRUE(token_endpoint.ok());
+  (*token_endpoint)->Handle("POST", "/token", [](const FakeHttpRequest &r) {
+    FakeHttpResponse resp;
+    if (r.body.find("refresh_token=r-123") == std::string::npos) {
+      resp.status = 400;
+      resp.body = R"({"error": "invalid_grant"})";
+      return resp;
+    }
+    resp.headers.Set("Content-Type", "application/json");
+    resp.body = R"({"access_token": "mail-token", "expires_in": 3600, "token_type": "Bearer"})";
+    return resp;
+  });
+  setenv("GMAIL_SYNC_TEST_REFRESH", "r-123", 1);
   auto config = ParseSyncConfig(absl::StrCat(R"({"connectors": [{"id": "acme-mail", "type": "gmail",
-      "collection": "mail", "gmail": {"api_base": ")", (*gmail)->base_url(), R"(", "token": "mail-token",
+      "collection": "mail", "gmail": {"api_base": ")", (*gmail)->base_url(), R"(",
+      "oauth": {"client_id": "tessera", "refresh_token_env": "GMAIL_SYNC_TEST_REFRESH", "token_url": ")",
+                                             (*token_endpoint)->url(), R"(/token"},
       "mailboxes": ["ann@x.com", "bob@x.com"]}}]})"),
                                 "test.json");
   ASSERT_TRUE(config.ok()) << config.status();

@@ -70,23 +70,54 @@ class Parser {
     return absl::OkStatus();
   }
 
-  // Exactly one of "token" and "token_env" (resolved unless the options say not to).
-  absl::Status Token(const Json &obj, absl::string_view path, std::string *out) const {
-    std::string token, token_env;
-    RETURN_IF_ERROR(String(obj, "token", path, &token, false));
-    RETURN_IF_ERROR(String(obj, "token_env", path, &token_env, false));
-    if (token.empty() == token_env.empty()) {
-      return Error(Sub(path, "token"), "set exactly one of token and token_env");
+  // A secret from the environment variable named by obj[key] (required).
+  absl::Status EnvSecret(const Json &obj, const char *key, absl::string_view path,
+                         std::string *out) const {
+    std::string var;
+    RETURN_IF_ERROR(String(obj, key, path, &var, true));
+    if (!options_.resolve_token_env) return absl::OkStatus();
+    const char *v = std::getenv(var.c_str());
+    if (v == nullptr || *v == '\0') {
+      return Error(Sub(path, key), absl::StrCat("environment variable ", var, " is not set"));
     }
-    if (!token_env.empty() && options_.resolve_token_env) {
-      const char *v = std::getenv(token_env.c_str());
-      if (v == nullptr || *v == '\0') {
-        return Error(Sub(path, "token_env"),
-                     absl::StrCat("environment variable ", token_env, " is not set"));
-      }
-      token = v;
+    *out = std::string(absl::StripAsciiWhitespace(v));
+    return absl::OkStatus();
+  }
+
+  // The credentials: exactly one of token, token_env, oauth, service_account.
+  absl::Status Credentials(const Json &obj, absl::string_view path, CredentialConfig *out) const {
+    int given = 0;
+    for (const char *k : {"token", "token_env", "oauth", "service_account"}) given += obj.contains(k) ? 1 : 0;
+    if (given != 1) {
+      return Error(Sub(path, "token"), "set exactly one of token, token_env, oauth and service_account");
     }
-    *out = std::string(absl::StripAsciiWhitespace(token));
+    if (obj.contains("token")) {
+      RETURN_IF_ERROR(String(obj, "token", path, &out->token, true));
+      out->token = std::string(absl::StripAsciiWhitespace(out->token));
+      return absl::OkStatus();
+    }
+    if (obj.contains("token_env")) return EnvSecret(obj, "token_env", path, &out->token);
+    if (auto it = obj.find("oauth"); it != obj.end()) {
+      const std::string p = Sub(path, "oauth");
+      if (!it->is_object()) return Error(p, "must be an object");
+      RETURN_IF_ERROR(OnlyKeys(*it, p, {"client_id", "client_secret_env", "refresh_token_env", "token_url", "scopes"}));
+      out->kind = CredentialConfig::Kind::kOAuthRefresh;
+      RETURN_IF_ERROR(String(*it, "client_id", p, &out->client_id, true));
+      if (it->contains("client_secret_env")) RETURN_IF_ERROR(EnvSecret(*it, "client_secret_env", p, &out->client_secret));
+      RETURN_IF_ERROR(EnvSecret(*it, "refresh_token_env", p, &out->refresh_token));
+      RETURN_IF_ERROR(String(*it, "token_url", p, &out->token_url, false));
+      return StringList(*it, "scopes", p, &out->scopes);
+    }
+    const Json &sa = obj["service_account"];
+    const std::string p = Sub(path, "service_account");
+    if (!sa.is_object()) return Error(p, "must be an object");
+    RETURN_IF_ERROR(OnlyKeys(sa, p, {"key_file", "subject", "scopes", "token_url"}));
+    out->kind = CredentialConfig::Kind::kServiceAccount;
+    RETURN_IF_ERROR(String(sa, "key_file", p, &out->key_file, true));
+    RETURN_IF_ERROR(String(sa, "subject", p, &out->subject, false));
+    RETURN_IF_ERROR(String(sa, "token_url", p, &out->token_url, false));
+    RETURN_IF_ERROR(StringList(sa, "scopes", p, &out->scopes));
+    if (out->scopes.empty()) return Error(Sub(p, "scopes"), "at least one scope is required");
     return absl::OkStatus();
   }
 
@@ -131,10 +162,11 @@ class Parser {
   absl::Status Gmail(const Json &obj, absl::string_view path, GmailSyncConfig *out) const {
     if (!obj.is_object()) return Error(path, "must be an object");
     RETURN_IF_ERROR(OnlyKeys(obj, path,
-                             {"api_base", "token", "token_env", "mailboxes", "recipients_can_see",
+                             {"api_base", "token", "token_env", "oauth", "service_account", "mailboxes",
+                              "recipients_can_see",
                               "include_spam_trash", "query", "page_size"}));
     RETURN_IF_ERROR(ApiBase(obj, path, "https://gmail.googleapis.com", "/gmail/v1", &out->base_url));
-    RETURN_IF_ERROR(Token(obj, path, &out->token));
+    RETURN_IF_ERROR(Credentials(obj, path, &out->auth));
     RETURN_IF_ERROR(StringList(obj, "mailboxes", path, &out->mailboxes));
     if (out->mailboxes.empty()) return Error(Sub(path, "mailboxes"), "must not be empty");
     RETURN_IF_ERROR(Bool(obj, "recipients_can_see", path, &out->recipients_can_see));
@@ -146,10 +178,11 @@ class Parser {
   absl::Status Drive(const Json &obj, absl::string_view path, DriveSyncConfig *out) const {
     if (!obj.is_object()) return Error(path, "must be an object");
     RETURN_IF_ERROR(OnlyKeys(obj, path,
-                             {"api_base", "token", "token_env", "folder_ids", "include_my_drive",
+                             {"api_base", "token", "token_env", "oauth", "service_account", "folder_ids",
+                              "include_my_drive",
                               "include_shared_with_me", "include_shared_drives", "page_size"}));
     RETURN_IF_ERROR(ApiBase(obj, path, "https://www.googleapis.com", "/drive/v3", &out->base_url));
-    RETURN_IF_ERROR(Token(obj, path, &out->token));
+    RETURN_IF_ERROR(Credentials(obj, path, &out->auth));
     RETURN_IF_ERROR(StringList(obj, "folder_ids", path, &out->folder_ids));
     RETURN_IF_ERROR(Bool(obj, "include_my_drive", path, &out->include_my_drive));
     RETURN_IF_ERROR(Bool(obj, "include_shared_with_me", path, &out->include_shared_with_me));

@@ -11,14 +11,13 @@
 // enabled (default true), and the type's own object.
 //
 // "gmail": api_base (default "https://gmail.googleapis.com"; "/gmail/v1" is
-// appended unless present), token or token_env, mailboxes (required: the
+// appended unless present), the credentials, mailboxes (required: the
 // addresses to sync, or ["me"] for the token's own user), recipients_can_see
 // (default false: a message is visible to its mailbox owner only),
 // include_spam_trash, query (messages.list q for full listings), page_size.
 //
 // "drive": api_base (default "https://www.googleapis.com"; "/drive/v3" is
-// appended unless present), exactly one of token (a static bearer token) and
-// token_env (the environment variable holding one), folder_ids,
+// appended unless present), the credentials (see CredentialConfig), folder_ids,
 // include_my_drive / include_shared_with_me / include_shared_drives (default
 // true), page_size (default 100).
 //
@@ -38,9 +37,28 @@
 
 namespace tessera::sync {
 
+// How a connector gets its access tokens: exactly one of
+//   "token" / "token_env": a static bearer token (or the variable holding one);
+//   "oauth": {"client_id", "client_secret_env", "refresh_token_env", "token_url"?, "scopes"?}:
+//            the OAuth2 refresh-token flow (refreshed as needed, on 401 once);
+//   "service_account": {"key_file", "subject"?, "scopes", "token_url"?}: a Google service account
+//            (JWT RS256), impersonating `subject` by domain-wide delegation; for Gmail, each
+//            mailbox is impersonated in turn when subject is empty.
+// Secrets come from the environment, never from the file.
+struct CredentialConfig {
+  enum class Kind { kStaticToken, kOAuthRefresh, kServiceAccount };
+  Kind kind = Kind::kStaticToken;
+  std::string token;  // kStaticToken, resolved
+  std::string client_id, client_secret, refresh_token;  // kOAuthRefresh, resolved
+  std::string key_file;  // kServiceAccount
+  std::string subject;
+  std::vector<std::string> scopes;
+  std::string token_url;  // optional override
+};
+
 struct DriveSyncConfig {
   std::string base_url;  // with "/drive/v3"
-  std::string token;     // resolved (from token or token_env); never logged
+  CredentialConfig auth;
   std::vector<std::string> folder_ids;
   bool include_my_drive = true;
   bool include_shared_with_me = true;
@@ -50,7 +68,7 @@ struct DriveSyncConfig {
 
 struct GmailSyncConfig {
   std::string base_url;  // with "/gmail/v1"
-  std::string token;     // resolved; never logged
+  CredentialConfig auth;
   std::vector<std::string> mailboxes;  // addresses, or "me"
   bool recipients_can_see = false;
   bool include_spam_trash = false;

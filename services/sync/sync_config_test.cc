@@ -22,7 +22,7 @@ TEST(SyncConfigTest, ParsesADriveConnector) {
   EXPECT_EQ(x.collection, "acme");
   EXPECT_TRUE(x.enabled);
   EXPECT_EQ(x.drive.base_url, "http://127.0.0.1:9000/drive/v3");
-  EXPECT_EQ(x.drive.token, "t0k");
+  EXPECT_EQ(x.drive.auth.token, "t0k");
   EXPECT_EQ(x.drive.folder_ids, std::vector<std::string>{"f1"});
   EXPECT_EQ(x.drive.page_size, 50);
 }
@@ -35,7 +35,7 @@ TEST(SyncConfigTest, DefaultsAndTokenFromEnvironment) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->connectors[0].interval, absl::Minutes(15));
   EXPECT_EQ(c->connectors[0].drive.base_url, "https://www.googleapis.com/drive/v3");
-  EXPECT_EQ(c->connectors[0].drive.token, "from-env");
+  EXPECT_EQ(c->connectors[0].drive.auth.token, "from-env");
 }
 
 void ExpectError(const std::string &json, const std::string &field) {
@@ -83,4 +83,36 @@ TEST(SyncConfigTest, ErrorsNameTheField) {
 }
 
 }  // namespace
+TEST(SyncConfigCredentials, OAuthAndServiceAccountsAreRead) {
+  setenv("TEST_CLIENT_SECRET", "s3cret", 1);
+  setenv("TEST_REFRESH", "r-token", 1);
+  auto c = ParseSyncConfig(R"({"connectors": [
+      {"id": "d", "type": "drive", "collection": "c",
+       "drive": {"oauth": {"client_id": "cid", "client_secret_env": "TEST_CLIENT_SECRET",
+                           "refresh_token_env": "TEST_REFRESH"}}},
+      {"id": "m", "type": "gmail", "collection": "mail",
+       "gmail": {"service_account": {"key_file": "/etc/tessera/sa.json",
+                                     "scopes": ["https://www.googleapis.com/auth/gmail.readonly"]},
+                 "mailboxes": ["ann@x.com"]}}]})",
+                           "sync.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const CredentialConfig &o = c->connectors[0].drive.auth;
+  EXPECT_EQ(o.kind, CredentialConfig::Kind::kOAuthRefresh);
+  EXPECT_EQ(o.client_secret, "s3cret");
+  EXPECT_EQ(o.refresh_token, "r-token");
+  const CredentialConfig &sa = c->connectors[1].gmail.auth;
+  EXPECT_EQ(sa.kind, CredentialConfig::Kind::kServiceAccount);
+  EXPECT_EQ(sa.key_file, "/etc/tessera/sa.json");
+  EXPECT_TRUE(sa.subject.empty());
+  ExpectError(R"({"connectors": [{"id": "d", "type": "drive", "collection": "c",
+      "drive": {"token": "t", "oauth": {"client_id": "x", "refresh_token_env": "TEST_REFRESH"}}}]})",
+              "connectors[0].drive.token: set exactly one");
+  ExpectError(R"({"connectors": [{"id": "d", "type": "drive", "collection": "c",
+      "drive": {"oauth": {"client_id": "x", "refresh_token_env": "NOT_SET_ANYWHERE"}}}]})",
+              "connectors[0].drive.oauth.refresh_token_env: environment variable NOT_SET_ANYWHERE");
+  ExpectError(R"({"connectors": [{"id": "d", "type": "gmail", "collection": "c",
+      "gmail": {"service_account": {"key_file": "k.json"}, "mailboxes": ["me"]}}]})",
+              "connectors[0].gmail.service_account.scopes");
+}
+
 }  // namespace tessera::sync

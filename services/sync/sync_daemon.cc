@@ -13,6 +13,8 @@
 #include "common/logging.h"
 #include "common/sqlite.h"
 #include "common/status.h"
+#include "connectors/auth/oauth2.h"
+#include "connectors/auth/service_account.h"
 #include "connectors/auth/token_source.h"
 #include "connectors/drive/drive_connector.h"
 #include "connectors/gmail/gmail_connector.h"
@@ -31,6 +33,7 @@ struct SyncDaemon::Worker {
   ConnectorConfig config;
   std::unique_ptr<connectors::TokenSource> tokens;
   std::unique_ptr<connectors::RetryingHttpClient> client;
+  std::unique_ptr<connectors::gmail::DelegatedClients> delegated;  // Gmail, one token per mailbox
   std::unique_ptr<connectors::Connector> connector;
   std::unique_ptr<SqliteDatabase> checkpoint_db;
   std::unique_ptr<connectors::SqliteCheckpointStore> checkpoints;
@@ -70,6 +73,47 @@ SyncDaemon::SyncDaemon(Options options)
 
 SyncDaemon::~SyncDaemon() { Stop(); }
 
+namespace {
+
+absl::StatusOr<connectors::ServiceAccountTokenSource::Options> ServiceAccountOptions(const CredentialConfig &c) {
+  ASSIGN_OR_RETURN(std::string json, LocalFileSystem()->ReadFile(c.key_file, 1 << 20));
+  auto key = connectors::ServiceAccountKey::FromJson(json);
+  if (!key.ok()) return Annotate(key.status(), absl::StrCat("service account key ", c.key_file));
+  connectors::ServiceAccountTokenSource::Options o;
+  o.key = *key;
+  o.scopes = c.scopes;
+  o.subject = c.subject;
+  o.token_url = c.token_url;
+  return o;
+}
+
+// The token source a connector's credentials describe.
+absl::StatusOr<std::unique_ptr<connectors::TokenSource>> MakeTokenSource(const CredentialConfig &c,
+                                                                        HttpTransport *http, Clock *clock) {
+  switch (c.kind) {
+    case CredentialConfig::Kind::kStaticToken:
+      return std::unique_ptr<connectors::TokenSource>(std::make_unique<connectors::StaticTokenSource>(c.token));
+    case CredentialConfig::Kind::kOAuthRefresh: {
+      connectors::OAuth2RefreshTokenSource::Options o;
+      if (!c.token_url.empty()) o.token_url = c.token_url;
+      o.client_id = c.client_id;
+      o.client_secret = c.client_secret;
+      o.refresh_token = c.refresh_token;
+      o.scopes = c.scopes;
+      ASSIGN_OR_RETURN(auto source, connectors::OAuth2RefreshTokenSource::Create(http, clock, o));
+      return std::unique_ptr<connectors::TokenSource>(std::move(source));
+    }
+    case CredentialConfig::Kind::kServiceAccount: {
+      ASSIGN_OR_RETURN(auto o, ServiceAccountOptions(c));
+      ASSIGN_OR_RETURN(auto source, connectors::ServiceAccountTokenSource::Create(http, clock, o));
+      return std::unique_ptr<connectors::TokenSource>(std::move(source));
+    }
+  }
+  return absl::InternalError("unknown credential kind");
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) {
   if (options.state_dir.empty()) return absl::InvalidArgumentError("sync: state_dir is required");
   if (!options.new_retrieval_stub) {
@@ -96,8 +140,18 @@ absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) 
     if (c.type != "drive" && c.type != "gmail") {
       return absl::InvalidArgumentError(absl::StrCat(ctx, ": unsupported type \"", c.type, "\""));
     }
-    w->tokens = std::make_unique<connectors::StaticTokenSource>(c.type == "gmail" ? c.gmail.token : c.drive.token);
+    const CredentialConfig &auth = c.type == "gmail" ? c.gmail.auth : c.drive.auth;
     connectors::RetryingHttpClient::Options ho;
+    const bool per_mailbox = c.type == "gmail" && auth.kind == CredentialConfig::Kind::kServiceAccount &&
+                             auth.subject.empty();
+    if (per_mailbox) {
+      ASSIGN_OR_RETURN(connectors::ServiceAccountTokenSource::Options sa, ServiceAccountOptions(auth));
+      w->delegated = std::make_unique<connectors::gmail::DelegatedClients>(d->options_.http, d->clock_, sa, ho);
+    } else {
+      auto tokens = MakeTokenSource(auth, d->options_.http, d->clock_);
+      if (!tokens.ok()) return Annotate(tokens.status(), ctx);
+      w->tokens = std::move(*tokens);
+    }
     ho.token_source = w->tokens.get();
     w->client = std::make_unique<connectors::RetryingHttpClient>(d->options_.http, d->clock_, ho);
     if (c.type == "gmail") {
@@ -109,10 +163,14 @@ absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) 
       gopt.query = c.gmail.query;
       gopt.page_size = c.gmail.page_size;
       connectors::RetryingHttpClient *client = w->client.get();
-      // One static token for every mailbox (an admin or delegated token the operator provides).
-      auto connector = connectors::gmail::GmailConnector::Create(
-          [client](const std::string &) -> absl::StatusOr<connectors::RetryingHttpClient *> { return client; },
-          d->clock_, gopt);
+      // Service account without a subject: each mailbox impersonated in turn; otherwise one token
+      // (a user's OAuth grant, or one impersonated subject) for every mailbox.
+      connectors::gmail::ClientProvider provider =
+          w->delegated ? w->delegated->provider()
+                       : [client](const std::string &) -> absl::StatusOr<connectors::RetryingHttpClient *> {
+                           return client;
+                         };
+      auto connector = connectors::gmail::GmailConnector::Create(provider, d->clock_, gopt);
       if (!connector.ok()) return Annotate(connector.status(), ctx);
       w->connector = std::move(*connector);
     }
