@@ -198,6 +198,13 @@ void AgentServiceImpl::CancelAll() {
   for (auto& [id, c] : active_runs_) c->Cancel();
 }
 
+absl::StatusOr<v1::Agent> AgentServiceImpl::VisibleAgent(const Caller& caller, const std::string& id) {
+  auto agent = store_->GetAgent(caller.principal.tenant, id, 0);
+  // An agent the caller may not see does not exist for them.
+  if (!agent.ok() || !CanSee(*agent, caller)) return absl::NotFoundError(absl::StrCat("agent '", id, "' not found"));
+  return agent;
+}
+
 absl::Status AgentServiceImpl::CheckModel(const v1::AgentDefinition& d) {
   if (agents::IsExtractive(d) || options_.openai_models.count(d.model())) return absl::OkStatus();
   if (options_.model_factory && options_.model_factory(d.model()) != nullptr) return absl::OkStatus();
@@ -255,10 +262,8 @@ grpc::Status AgentServiceImpl::GetAgent(grpc::ServerContext* ctx, const v1::GetA
   auto caller = CallerFromContext(*ctx);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (req->version() < 0) return ToGrpcStatus(absl::InvalidArgumentError("version: must be >= 0"));
-  auto latest = store_->GetAgent(caller->principal.tenant, req->agent_id(), 0);
-  if (!latest.ok() || !CanSee(*latest, *caller)) {
-    return ToGrpcStatus(absl::NotFoundError(absl::StrCat("agent '", req->agent_id(), "' not found")));
-  }
+  auto latest = VisibleAgent(*caller, req->agent_id());
+  if (!latest.ok()) return ToGrpcStatus(latest.status());
   auto agent = req->version() == 0 ? latest : store_->GetAgent(caller->principal.tenant, req->agent_id(), req->version());
   if (!agent.ok()) return ToGrpcStatus(agent.status());
   *resp->mutable_agent() = *agent;
@@ -283,10 +288,8 @@ grpc::Status AgentServiceImpl::UpdateAgent(grpc::ServerContext* ctx, const v1::U
                                            v1::UpdateAgentResponse* resp) {
   auto caller = CallerFromContext(*ctx);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
-  auto current = store_->GetAgent(caller->principal.tenant, req->agent_id(), 0);
-  if (!current.ok() || !CanSee(*current, *caller)) {
-    return ToGrpcStatus(absl::NotFoundError(absl::StrCat("agent '", req->agent_id(), "' not found")));
-  }
+  auto current = VisibleAgent(*caller, req->agent_id());
+  if (!current.ok()) return ToGrpcStatus(current.status());
   if (!CanChange(*current, *caller)) {
     return ToGrpcStatus(absl::PermissionDeniedError(
         absl::StrCat("agent '", req->agent_id(), "' can be changed only by its owner (", current->owner(),
@@ -306,10 +309,8 @@ grpc::Status AgentServiceImpl::DeleteAgent(grpc::ServerContext* ctx, const v1::D
                                            v1::DeleteAgentResponse*) {
   auto caller = CallerFromContext(*ctx);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
-  auto current = store_->GetAgent(caller->principal.tenant, req->agent_id(), 0);
-  if (!current.ok() || !CanSee(*current, *caller)) {
-    return ToGrpcStatus(absl::NotFoundError(absl::StrCat("agent '", req->agent_id(), "' not found")));
-  }
+  auto current = VisibleAgent(*caller, req->agent_id());
+  if (!current.ok()) return ToGrpcStatus(current.status());
   if (!CanChange(*current, *caller)) {
     return ToGrpcStatus(absl::PermissionDeniedError(
         absl::StrCat("agent '", req->agent_id(), "' can be deleted only by its owner or an admin")));
@@ -321,10 +322,8 @@ grpc::Status AgentServiceImpl::ListAgentVersions(grpc::ServerContext* ctx, const
                                                  v1::ListAgentVersionsResponse* resp) {
   auto caller = CallerFromContext(*ctx);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
-  auto current = store_->GetAgent(caller->principal.tenant, req->agent_id(), 0);
-  if (!current.ok() || !CanSee(*current, *caller)) {
-    return ToGrpcStatus(absl::NotFoundError(absl::StrCat("agent '", req->agent_id(), "' not found")));
-  }
+  auto current = VisibleAgent(*caller, req->agent_id());
+  if (!current.ok()) return ToGrpcStatus(current.status());
   auto all = store_->ListAgentVersions(caller->principal.tenant, req->agent_id());
   if (!all.ok()) return ToGrpcStatus(all.status());
   return ToGrpcStatus(Page(*all, req->page_size(), req->page_token(), resp->mutable_next_page_token(),
@@ -354,10 +353,8 @@ grpc::Status AgentServiceImpl::Run(grpc::ServerContext* ctx, const v1::RunReques
     principal.principal.groups.assign(req->principal().groups().begin(), req->principal().groups().end());
     principal.role = KeyRole::kUser;
   }
-  auto latest = store_->GetAgent(tenant, req->agent_id(), 0);
-  if (!latest.ok() || !CanSee(*latest, principal)) {
-    return ToGrpcStatus(absl::NotFoundError(absl::StrCat("agent '", req->agent_id(), "' not found")));
-  }
+  auto latest = VisibleAgent(principal, req->agent_id());
+  if (!latest.ok()) return ToGrpcStatus(latest.status());
   auto agent = req->agent_version() == 0 ? latest : store_->GetAgent(tenant, req->agent_id(), req->agent_version());
   if (!agent.ok()) return ToGrpcStatus(agent.status());
 

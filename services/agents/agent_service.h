@@ -20,6 +20,7 @@
 #include "common/http/http_transport.h"
 #include "grpcpp/grpcpp.h"
 #include "services/agents/agent_store.h"
+#include "services/gateway/caller.h"
 #include "tessera/v1/agents.grpc.pb.h"
 
 namespace tessera::agents_service {
@@ -76,6 +77,8 @@ class AgentServiceImpl final : public tessera::v1::AgentService::Service {
   class Approvals;
   explicit AgentServiceImpl(AgentServiceOptions options);
   absl::Status CheckModel(const v1::AgentDefinition& d);
+  // The latest version of an agent `caller` may see; NOT_FOUND otherwise.
+  absl::StatusOr<v1::Agent> VisibleAgent(const Caller& caller, const std::string& id);
 
   AgentServiceOptions options_;
   std::unique_ptr<SqliteAgentStore> store_;
