@@ -1,0 +1,538 @@
+// Randomised convergence test for the SharePoint connector and the SyncRunner
+// (20 seeds x 8 rounds, page size 2, a SimulatedClock: retries never sleep).
+//
+// Two document libraries on two sites. Between sync rounds the fake Graph is
+// mutated at random (create, edit, rename, move between folders, delete files;
+// move, rename and delete folders with their subtrees, which Graph reports as
+// the folder alone; add, remove and replace permissions of every kind) and
+// faults are injected (429 with Retry-After as seconds or a date, 500/503,
+// 401 from token expiry, disconnects, empty pages, duplicated entries, a page
+// served twice, expired delta tokens answering 410). Some rounds "kill the
+// daemon": a runner is abandoned mid-round (its sink or its before_commit
+// hook fails after K pages) and a NEW connector and runner over the same
+// checkpoint database finish the round. After every round the index must
+// equal an oracle computed from a mirror of the fake's state: ids, titles,
+// text, ACLs and uris (webUrls, which change when an ancestor folder moves).
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/clock.h"
+#include "common/http/curl_http_transport.h"
+#include "common/sqlite.h"
+#include "connectors/auth/testing/rotating_token_source.h"
+#include "connectors/framework/checkpoint_store.h"
+#include "connectors/framework/in_memory.h"
+#include "connectors/framework/sync_runner.h"
+#include "connectors/http/retrying_client.h"
+#include "connectors/parse/document_parser.h"
+#include "connectors/sharepoint/fake_graph_server.h"
+#include "connectors/sharepoint/sharepoint_connector.h"
+#include "gtest/gtest.h"
+
+namespace tessera::connectors::sharepoint {
+namespace {
+
+constexpr int kRounds = 8;
+const std::vector<std::string> &Drives() {
+  static const auto *const kDrives = new std::vector<std::string>{"b!alpha", "b!beta"};
+  return *kDrives;
+}
+std::string SiteKey(const std::string &drive) {
+  return drive == "b!alpha" ? "contoso.sharepoint.com/sites/alpha"
+                            : "contoso.sharepoint.com/sites/beta";
+}
+
+// Forwards to an InMemorySink; when armed, the `fail_at`-th call from then on
+// applies the change and then fails (the acknowledgement is lost: a crash).
+class CrashingSink : public DocumentSink {
+ public:
+  explicit CrashingSink(InMemorySink *inner) : inner_(inner) {}
+  void Arm(int fail_at) { countdown_ = fail_at; }
+  void Disarm() { countdown_ = -1; }
+
+  absl::Status Upsert(absl::string_view source,
+                      const std::vector<ConnectorDocument> &documents) override {
+    absl::Status s = inner_->Upsert(source, documents);
+    return s.ok() ? Tick() : s;
+  }
+  absl::Status Delete(absl::string_view source, const std::vector<std::string> &ids) override {
+    absl::Status s = inner_->Delete(source, ids);
+    return s.ok() ? Tick() : s;
+  }
+  absl::StatusOr<std::vector<std::string>> ListIds(absl::string_view source) override {
+    return inner_->ListIds(source);
+  }
+
+ private:
+  absl::Status Tick() {
+    if (countdown_ > 0 && --countdown_ == 0) return absl::UnavailableError("sink crashed");
+    return absl::OkStatus();
+  }
+  InMemorySink *const inner_;
+  int countdown_ = -1;
+};
+
+// The fake's items, mirrored by the test: "<drive>/<id>" -> item.
+struct Model {
+  std::map<std::string, FakeDriveItem> items;
+
+  static std::string Key(const std::string &drive, const std::string &id) {
+    return absl::StrCat(drive, "/", id);
+  }
+  std::vector<std::string> Keys(bool folders) const {
+    std::vector<std::string> out;
+    for (const auto &[k, it] : items) {
+      if (it.folder == folders) out.push_back(k);
+    }
+    return out;
+  }
+  void DeleteSubtree(const std::string &drive, const std::string &id) {
+    std::vector<std::string> doomed = {id};
+    for (size_t i = 0; i < doomed.size(); ++i) {
+      for (const auto &[k, it] : items) {
+        if (k.rfind(drive + "/", 0) == 0 && it.parent_id == doomed[i]) doomed.push_back(it.id);
+      }
+    }
+    for (const std::string &d : doomed) items.erase(Key(drive, d));
+  }
+  bool Below(const std::string &drive, std::string id, const std::string &ancestor) const {
+    while (!id.empty()) {
+      if (id == ancestor) return true;
+      auto it = items.find(Key(drive, id));
+      if (it == items.end()) return false;
+      id = it->second.parent_id;
+    }
+    return false;
+  }
+
+  static GraphIdentity Identity(const FakeIdentity &who) {
+    if (who.kind == "user") return {.user_email = who.email};
+    if (who.kind == "group") return {.group_email = who.email};
+    return {.site_group_name = who.display_name};
+  }
+
+  std::map<std::string, ConnectorDocument> Oracle(const FakeGraphServer &server,
+                                                  absl::Time now) const {
+    std::map<std::string, ConnectorDocument> out;
+    for (const auto &[key, f] : items) {
+      if (f.folder) continue;
+      std::string drive = key.substr(0, key.find('/'));
+      ConnectorDocument d;
+      d.id = key;
+      d.title = f.name;
+      d.mime_type = f.mime_type;
+      d.uri = server.WebUrl(drive, f.id);
+      auto parsed = parse::ParseDocument(f.content, f.mime_type);
+      if (!parsed.ok()) continue;
+      for (parse::ParsedSection &s : parsed->sections) {
+        d.sections.push_back({std::move(s.heading), std::move(s.text), s.page});
+      }
+      std::vector<GraphPermission> perms;
+      for (const FakeGraphPermission &p : f.permissions) {
+        GraphPermission gp;
+        if (p.granted_to) gp.granted_to = Identity(*p.granted_to);
+        gp.link_scope = p.link_scope;
+        for (const FakeIdentity &who : p.link_recipients) {
+          gp.link_recipients.push_back(Identity(who));
+        }
+        perms.push_back(std::move(gp));
+      }
+      d.acl = MapGraphPermissions(perms, SiteKey(drive), "x.com", now);
+      out[key] = std::move(d);
+    }
+    return out;
+  }
+};
+
+std::string Describe(const ConnectorDocument &d) {
+  std::vector<std::string> texts;
+  for (const DocumentSection &s : d.sections) texts.push_back(absl::StrCat(s.heading, "|", s.text));
+  return absl::StrCat("{id=", d.id, " title=", d.title, " uri=", d.uri, " text=[",
+                      absl::StrJoin(texts, ";"), "] acl=[", absl::StrJoin(d.acl, ","), "]}");
+}
+
+bool SameDoc(const ConnectorDocument &a, const ConnectorDocument &b) {
+  if (a.id != b.id || a.title != b.title || a.uri != b.uri || a.mime_type != b.mime_type ||
+      a.acl != b.acl || a.sections.size() != b.sections.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.sections.size(); ++i) {
+    if (a.sections[i].heading != b.sections[i].heading || a.sections[i].text != b.sections[i].text)
+      return false;
+  }
+  return true;
+}
+
+std::string FirstDifference(const std::map<std::string, ConnectorDocument> &want,
+                            const std::map<std::string, ConnectorDocument> &got) {
+  std::set<std::string> ids;
+  for (const auto &[id, d] : want) ids.insert(id);
+  for (const auto &[id, d] : got) ids.insert(id);
+  for (const std::string &id : ids) {
+    auto w = want.find(id);
+    auto g = got.find(id);
+    if (w == want.end()) return absl::StrCat("index has extra ", Describe(g->second));
+    if (g == got.end()) return absl::StrCat("index misses ", Describe(w->second));
+    if (!SameDoc(w->second, g->second)) {
+      return absl::StrCat("differs: want ", Describe(w->second), " got ", Describe(g->second));
+    }
+  }
+  return "";
+}
+
+class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
+ protected:
+  void SetUp() override {
+    rng_.seed(GetParam());
+    auto server = FakeGraphServer::Start({.clock = &clock_});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    AcceptUpcomingTokens();
+    server_->AcceptToken("tok-1");
+    auto transport = CurlHttpTransport::Create({});
+    ASSERT_TRUE(transport.ok());
+    transport_ = std::move(*transport);
+    RetryingHttpClient::Options graph_options;
+    graph_options.token_source = &tokens_;
+    graph_options.jitter = [] { return 0.5; };
+    graph_options.policy.max_attempts = 8;
+    graph_ = std::make_unique<RetryingHttpClient>(transport_.get(), &clock_, graph_options);
+    RetryingHttpClient::Options download_options;
+    download_options.jitter = [] { return 0.5; };
+    download_options.policy.max_attempts = 8;
+    download_ = std::make_unique<RetryingHttpClient>(transport_.get(), &clock_, download_options);
+    auto db = SqliteDatabase::Open(":memory:", {});
+    ASSERT_TRUE(db.ok());
+    db_ = std::move(*db);
+    auto store = SqliteCheckpointStore::Create(db_.get(), &clock_);
+    ASSERT_TRUE(store.ok());
+    store_ = std::move(*store);
+
+    server_->AddSite({"contoso.sharepoint.com,1,a", "alpha", "Alpha",
+                      "https://contoso.sharepoint.com/sites/alpha"});
+    server_->AddSite({"contoso.sharepoint.com,2,b", "beta", "Beta",
+                      "https://contoso.sharepoint.com/sites/beta"});
+    ASSERT_TRUE(
+        server_->AddLibrary({"b!alpha", "contoso.sharepoint.com,1,a", "Shared Documents"}).ok());
+    ASSERT_TRUE(server_->AddLibrary({"b!beta", "contoso.sharepoint.com,2,b", "Documents"}).ok());
+    for (const std::string &drive : Drives()) {
+      for (int i = 0; i < 3; ++i) ASSERT_NO_FATAL_FAILURE(CreateFolder(drive));
+    }
+    for (int i = 0; i < 14; ++i) ASSERT_NO_FATAL_FAILURE(CreateFile());
+  }
+
+  void StartDaemon(SyncRunner::Options runner_options = {}) {
+    SharePointConnector::Options options;
+    options.base_url = server_->base_url();
+    options.page_size = 2;
+    options.tenant_domain = "x.com";
+    auto connector = SharePointConnector::Create(graph_.get(), download_.get(), &clock_, options);
+    ASSERT_TRUE(connector.ok()) << connector.status();
+    connector_ = std::move(*connector);
+    runner_options.connector_id = "sharepoint:convergence";
+    runner_ = std::make_unique<SyncRunner>(connector_.get(), &crashing_sink_, store_.get(),
+                                           runner_options);
+  }
+
+  void AcceptUpcomingTokens() {
+    int g = tokens_.generation();
+    for (int i = g + 1; i <= g + 4; ++i) server_->AcceptToken(absl::StrCat("tok-", i));
+  }
+
+  int Rand(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
+  bool Chance(double p) { return std::bernoulli_distribution(p)(rng_); }
+  template <typename T>
+  const T &Pick(const std::vector<T> &v) {
+    return v[Rand(static_cast<int>(v.size()))];
+  }
+
+  std::string Words() {
+    static const std::vector<std::string> kWords = {"alpha", "beta",   "gamma", "delta",
+                                                    "plan",  "budget", "q3",    "notes"};
+    std::string s = Pick(kWords);
+    int n = 1 + Rand(4);
+    for (int i = 0; i < n; ++i) absl::StrAppend(&s, " ", Pick(kWords));
+    return s;
+  }
+
+  FakeIdentity RandomIdentity() {
+    switch (Rand(4)) {
+      case 0:
+        return {.kind = "user", .email = absl::StrCat("u", Rand(3), "@x.com")};
+      case 1:
+        return {.kind = "group", .email = absl::StrCat("g", Rand(2), "@x.com")};
+      case 2:
+        return {.kind = "siteGroup", .display_name = Chance(0.5) ? "Members" : "Owners"};
+      default:
+        return {.kind = "user", .email = "Ann@X.com"};
+    }
+  }
+
+  FakeGraphPermission RandomPermission() {
+    FakeGraphPermission p;
+    p.id = absl::StrCat("p", next_perm_++);
+    switch (Rand(5)) {
+      case 0:
+        p.link_scope = "anonymous";
+        break;
+      case 1:
+        p.link_scope = "organization";
+        break;
+      case 2:
+        p.link_scope = "users";
+        for (int i = 0, n = 1 + Rand(2); i < n; ++i) p.link_recipients.push_back(RandomIdentity());
+        break;
+      default:
+        p.granted_to = RandomIdentity();
+    }
+    return p;
+  }
+
+  // A parent in `drive`: the root ("") or one of its folders.
+  std::string RandomParent(const std::string &drive) {
+    std::vector<std::string> options = {""};
+    for (const std::string &k : model_.Keys(/*folders=*/true)) {
+      if (k.rfind(drive + "/", 0) == 0) options.push_back(model_.items[k].id);
+    }
+    return Pick(options);
+  }
+
+  void CreateFolder(const std::string &drive) {
+    FakeDriveItem f{.id = absl::StrCat("d", next_item_++), .folder = true};
+    f.name = absl::StrCat("Folder ", f.id);
+    f.parent_id = RandomParent(drive);
+    auto id = server_->CreateItem(drive, f);
+    ASSERT_TRUE(id.ok()) << id.status();
+    model_.items[Model::Key(drive, f.id)] = f;
+  }
+
+  void CreateFile() {
+    std::string drive = Pick(Drives());
+    FakeDriveItem f;
+    f.id = absl::StrCat("f", next_item_++);
+    f.mime_type = Chance(0.7) ? "text/plain" : "text/html";
+    f.name = absl::StrCat(f.id, f.mime_type == "text/plain" ? ".txt" : ".html");
+    f.parent_id = RandomParent(drive);
+    f.content = f.mime_type == "text/html" ? absl::StrCat("<p>", Words(), "</p>") : Words();
+    for (int i = 0, n = Rand(3); i < n; ++i) f.permissions.push_back(RandomPermission());
+    ASSERT_TRUE(server_->CreateItem(drive, f).ok());
+    model_.items[Model::Key(drive, f.id)] = f;
+  }
+
+  void MutateFolder() {
+    std::vector<std::string> folders = model_.Keys(/*folders=*/true);
+    if (folders.empty()) {
+      CreateFolder(Pick(Drives()));
+      return;
+    }
+    std::string key = Pick(folders);
+    std::string drive = key.substr(0, key.find('/'));
+    FakeDriveItem &f = model_.items[key];
+    switch (Rand(4)) {
+      case 0: {  // move (not below itself)
+        std::string parent = RandomParent(drive);
+        if (model_.Below(drive, parent, f.id)) return;
+        ASSERT_TRUE(server_->MoveItem(drive, f.id, parent).ok());
+        f.parent_id = parent;
+        break;
+      }
+      case 1: {
+        std::string name = absl::StrCat("Folder ", f.id, " r", Rand(100));
+        ASSERT_TRUE(server_->RenameItem(drive, f.id, name).ok());
+        f.name = name;
+        break;
+      }
+      case 2: {
+        std::string id = f.id;
+        ASSERT_TRUE(server_->DeleteItem(drive, id).ok());
+        model_.DeleteSubtree(drive, id);
+        break;
+      }
+      default:
+        CreateFolder(drive);
+    }
+  }
+
+  void Mutate() {
+    if (folder_ops_ && Chance(0.15)) {
+      MutateFolder();
+      return;
+    }
+    std::vector<std::string> files = model_.Keys(/*folders=*/false);
+    int op = Rand(10);
+    if (files.empty() || op == 0) {
+      CreateFile();
+      return;
+    }
+    std::string key = Pick(files);
+    std::string drive = key.substr(0, key.find('/'));
+    FakeDriveItem &f = model_.items[key];
+    switch (op) {
+      case 1:
+      case 2: {
+        std::string content =
+            f.mime_type == "text/html" ? absl::StrCat("<p>", Words(), "</p>") : Words();
+        ASSERT_TRUE(server_->EditItem(drive, f.id, content).ok());
+        f.content = content;
+        break;
+      }
+      case 3: {
+        std::string name =
+            absl::StrCat(f.id, "-r", Rand(1000), f.mime_type == "text/plain" ? ".txt" : ".html");
+        ASSERT_TRUE(server_->RenameItem(drive, f.id, name).ok());
+        f.name = name;
+        break;
+      }
+      case 4: {
+        std::string parent = RandomParent(drive);
+        ASSERT_TRUE(server_->MoveItem(drive, f.id, parent).ok());
+        f.parent_id = parent;
+        break;
+      }
+      case 5: {
+        ASSERT_TRUE(server_->DeleteItem(drive, f.id).ok());
+        model_.items.erase(key);
+        break;
+      }
+      case 6:
+      case 7: {
+        FakeGraphPermission p = RandomPermission();
+        ASSERT_TRUE(server_->AddPermission(drive, f.id, p).ok());
+        f.permissions.push_back(p);
+        break;
+      }
+      case 8: {
+        if (f.permissions.empty()) return;
+        size_t k = Rand(static_cast<int>(f.permissions.size()));
+        ASSERT_TRUE(server_->RemovePermission(drive, f.id, f.permissions[k].id).ok());
+        f.permissions.erase(f.permissions.begin() + k);
+        break;
+      }
+      default: {
+        std::vector<FakeGraphPermission> perms = {RandomPermission()};
+        ASSERT_TRUE(server_->SetPermissions(drive, f.id, perms).ok());
+        f.permissions = perms;
+      }
+    }
+  }
+
+  void InjectFaults(std::vector<std::string> *log) {
+    static const std::vector<GraphFault> kFaults = {GraphFault::k429RetryAfterSeconds,
+                                                    GraphFault::k429RetryAfterDate,
+                                                    GraphFault::k503,
+                                                    GraphFault::k500,
+                                                    GraphFault::kDisconnect,
+                                                    GraphFault::kEmptyPage,
+                                                    GraphFault::kDuplicate,
+                                                    GraphFault::kRepeatPage};
+    static const std::vector<std::string> kPrefixes = {
+        "/v1.0/drives/b!alpha/root/delta", "/v1.0/drives/b!beta/root/delta",
+        "/v1.0/drives/b!alpha/items/", "/download/", "/v1.0/sites"};
+    for (int i = 0, n = Rand(4); i < n; ++i) {
+      GraphFault fault = Pick(kFaults);
+      std::string prefix = Pick(kPrefixes);
+      server_->InjectFault(prefix, fault);
+      log->push_back(absl::StrCat("fault ", static_cast<int>(fault), " on ", prefix));
+    }
+    if (Chance(0.2)) {
+      server_->ExpireToken(absl::StrCat("tok-", tokens_.generation()));
+      log->push_back("token expired");
+    }
+    if (Chance(0.15)) {
+      std::string drive = Chance(0.5) ? Pick(Drives()) : "";
+      server_->ExpireDeltaTokens(drive);
+      log->push_back(absl::StrCat("delta tokens expired (", drive.empty() ? "all" : drive, ")"));
+    }
+  }
+
+  std::string Context(int round, const std::vector<std::string> &log) {
+    return absl::StrCat("seed=", GetParam(), " round=", round,
+                        " events: ", absl::StrJoin(log, "; "));
+  }
+
+  void CheckConverged(int round, const std::vector<std::string> &log) {
+    std::string diff =
+        FirstDifference(model_.Oracle(*server_, clock_.Now()), sink_.Documents("sharepoint"));
+    ASSERT_EQ(diff, "") << Context(round, log);
+  }
+
+  void RunRounds() {
+    StartDaemon();
+    for (int round = 0; round < kRounds; ++round) {
+      std::vector<std::string> log;
+      if (round > 0) {
+        int n = 2 + Rand(7);
+        for (int i = 0; i < n; ++i) ASSERT_NO_FATAL_FAILURE(Mutate());
+        log.push_back(absl::StrCat(n, " mutations"));
+      }
+      InjectFaults(&log);
+      AcceptUpcomingTokens();
+
+      if (Chance(0.35)) {
+        int k = 1 + Rand(4);
+        SyncRunner::Options crashing;
+        bool in_sink = Chance(0.5);
+        if (in_sink) {
+          crashing_sink_.Arm(k);
+        } else {
+          auto pages = std::make_shared<int>(0);
+          crashing.before_commit = [pages, k](const ChangePage &) {
+            return ++*pages == k ? absl::AbortedError("killed") : absl::OkStatus();
+          };
+        }
+        log.push_back(absl::StrCat("crash ", in_sink ? "in sink" : "before commit", " at ", k));
+        StartDaemon(crashing);
+        (void)runner_->SyncAll();  // may finish before the crash point
+        crashing_sink_.Disarm();
+        if (Chance(0.5)) {
+          for (int i = 0, n = 1 + Rand(3); i < n; ++i) ASSERT_NO_FATAL_FAILURE(Mutate());
+          log.push_back("mutations while down");
+        }
+        StartDaemon();  // a new process over the same checkpoint database
+      }
+      auto stats = runner_->SyncAll();
+      ASSERT_TRUE(stats.ok()) << stats.status() << " " << Context(round, log);
+      ASSERT_NO_FATAL_FAILURE(CheckConverged(round, log));
+    }
+  }
+
+  std::mt19937 rng_;
+  SimulatedClock clock_{SimulatedClock::Options{.auto_advance = true}};
+  RotatingTokenSource tokens_;
+  std::unique_ptr<FakeGraphServer> server_;
+  std::unique_ptr<HttpTransport> transport_;
+  std::unique_ptr<RetryingHttpClient> graph_;
+  std::unique_ptr<RetryingHttpClient> download_;
+  std::unique_ptr<SqliteDatabase> db_;
+  std::unique_ptr<SqliteCheckpointStore> store_;
+  InMemorySink sink_;
+  CrashingSink crashing_sink_{&sink_};
+  std::unique_ptr<SharePointConnector> connector_;
+  std::unique_ptr<SyncRunner> runner_;
+  Model model_;
+  bool folder_ops_ = false;
+  int next_item_ = 0;
+  int next_perm_ = 0;
+};
+
+TEST_P(ConvergenceTest, IndexEqualsSourceAfterEveryRound) { RunRounds(); }
+
+// Also moves, renames and deletes folders with everything below them (Graph
+// reports only the folder).
+TEST_P(ConvergenceTest, WithFolderOperations) {
+  folder_ops_ = true;
+  RunRounds();
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, ConvergenceTest, ::testing::Range(1u, 21u));
+
+}  // namespace
+}  // namespace tessera::connectors::sharepoint

@@ -1,0 +1,763 @@
+#include "connectors/sharepoint/sharepoint_connector.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/status.h"
+#include "connectors/parse/document_parser.h"
+#include "nlohmann/json.hpp"
+
+namespace tessera::connectors::sharepoint {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int kMaxEmptyPages = 100;
+constexpr int kMaxResyncs = 3;
+// Asks delta to report sharing changes and removals as `deleted` items.
+constexpr char kDeltaPrefer[] =
+    "deltashowremovedasdeleted, deltatraversepermissiongaps, deltashowsharingchanges";
+
+// The only accessors used on parsed JSON: they never throw.
+std::string Str(const json &j, const char *key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+const json &Obj(const json &j, const char *key) {
+  static const json *const kEmpty = new json(json::object());
+  if (!j.is_object()) return *kEmpty;
+  auto it = j.find(key);
+  return it != j.end() && it->is_object() ? *it : *kEmpty;
+}
+bool Has(const json &j, const char *key) {
+  return j.is_object() && j.contains(key) && !j[key].is_null();
+}
+const json &Arr(const json &j, const char *key) {
+  static const json *const kEmpty = new json(json::array());
+  if (!j.is_object()) return *kEmpty;
+  auto it = j.find(key);
+  return it != j.end() && it->is_array() ? *it : *kEmpty;
+}
+int64_t Int(const json &j, const char *key) {
+  if (!j.is_object()) return 0;
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+std::optional<absl::Time> Iso(const std::string &s) {
+  absl::Time t;
+  std::string err;
+  if (s.empty() || !absl::ParseTime(absl::RFC3339_full, s, &t, &err)) return std::nullopt;
+  return t;
+}
+
+std::string UrlEncode(absl::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '!' ||
+        c == ',') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  return out;
+}
+
+// "https://host:port" of an absolute URL; empty when it is not one.
+std::string Origin(absl::string_view url) {
+  size_t scheme = url.find("://");
+  if (scheme == absl::string_view::npos) return "";
+  size_t slash = url.find('/', scheme + 3);
+  return absl::AsciiStrToLower(url.substr(0, slash));
+}
+
+// The user's address in a SharePoint claims login ("i:0#.f|membership|ann@x.com").
+std::string EmailFromLogin(absl::string_view login) {
+  size_t bar = login.rfind('|');
+  absl::string_view tail = bar == absl::string_view::npos ? login : login.substr(bar + 1);
+  return absl::StrContains(tail, '@') ? std::string(tail) : "";
+}
+
+GraphIdentity ParseIdentity(const json &j) {
+  GraphIdentity id;
+  id.user_email = Str(Obj(j, "user"), "email");
+  if (id.user_email.empty()) id.user_email = EmailFromLogin(Str(Obj(j, "siteUser"), "loginName"));
+  id.group_email = Str(Obj(j, "group"), "email");
+  id.site_group_name = Str(Obj(j, "siteGroup"), "displayName");
+  return id;
+}
+
+GraphPermission ParsePermission(const json &p) {
+  GraphPermission gp;
+  if (Has(p, "grantedToV2")) gp.granted_to = ParseIdentity(p["grantedToV2"]);
+  gp.link_scope = Str(Obj(p, "link"), "scope");
+  for (const json &who : Arr(p, "grantedToIdentitiesV2")) {
+    gp.link_recipients.push_back(ParseIdentity(who));
+  }
+  gp.expiration = Iso(Str(p, "expirationDateTime"));
+  return gp;
+}
+
+// What one item means for the index.
+struct Outcome {
+  enum Kind { kUpsert, kDelete, kSkip, kFailure } kind = kSkip;
+  ConnectorDocument doc;
+  DocumentFailure failure;
+};
+
+// A drive's folder tree as far as the index has seen it.
+struct Node {
+  std::string parent;
+  std::string name;
+  bool folder = false;
+};
+struct Tree {
+  absl::flat_hash_map<std::string, Node> nodes;
+  // Built from the current state, not tracked since a full listing: deletes
+  // it cannot place may hide a folder's files, and folders may have moved.
+  bool from_snapshot = false;
+};
+
+}  // namespace
+
+std::vector<std::string> MapGraphPermissions(const std::vector<GraphPermission> &perms,
+                                             absl::string_view site,
+                                             absl::string_view tenant_domain, absl::Time now) {
+  std::vector<std::string> acl;
+  auto add = [&](const GraphIdentity &id) {
+    if (!id.user_email.empty()) {
+      acl.push_back(absl::StrCat("user:", absl::AsciiStrToLower(id.user_email)));
+    } else if (!id.group_email.empty()) {
+      acl.push_back(absl::StrCat("group:", absl::AsciiStrToLower(id.group_email)));
+    } else if (!id.site_group_name.empty() && !site.empty()) {
+      acl.push_back(absl::AsciiStrToLower(absl::StrCat("group:", site, "/", id.site_group_name)));
+    }
+  };
+  for (const GraphPermission &p : perms) {
+    if (p.expiration.has_value() && *p.expiration <= now) continue;
+    if (p.link_scope.empty()) {
+      if (p.granted_to) add(*p.granted_to);
+    } else if (p.link_scope == "organization") {
+      if (!tenant_domain.empty()) {
+        acl.push_back(absl::StrCat("domain:", absl::AsciiStrToLower(tenant_domain)));
+      }
+    } else if (p.link_scope == "users" || p.link_scope == "existingAccess") {
+      for (const GraphIdentity &id : p.link_recipients) add(id);
+      if (p.granted_to) add(*p.granted_to);
+    }
+    // "anonymous": link-only sharing grants nothing.
+  }
+  std::sort(acl.begin(), acl.end());
+  acl.erase(std::unique(acl.begin(), acl.end()), acl.end());
+  return acl;
+}
+
+class SharePointConnector::Impl {
+ public:
+  Impl(RetryingHttpClient *graph, RetryingHttpClient *download, Clock *clock, Options options)
+      : graph_(graph),
+        download_(download),
+        clock_(clock),
+        options_(std::move(options)),
+        origin_(Origin(options_.base_url)) {}
+
+  absl::Status ValidateConfig() {
+    if (!options_.drive_ids.empty()) {
+      for (const std::string &d : options_.drive_ids) {
+        RETURN_IF_ERROR(
+            Annotate(GetJson(Url("/drives/" + UrlEncode(d))).status(), absl::StrCat("drive ", d)));
+      }
+      return absl::OkStatus();
+    }
+    if (!options_.site_ids.empty()) {
+      for (const std::string &s : options_.site_ids) {
+        RETURN_IF_ERROR(
+            Annotate(GetJson(Url("/sites/" + UrlEncode(s))).status(), absl::StrCat("site ", s)));
+      }
+      return absl::OkStatus();
+    }
+    return GetJson(Url("/sites?search=*&$top=1")).status();
+  }
+
+  absl::StatusOr<std::vector<std::string>> Scopes() {
+    if (!options_.drive_ids.empty()) return options_.drive_ids;
+    std::vector<std::string> sites = options_.site_ids;
+    if (sites.empty()) {
+      ASSIGN_OR_RETURN(std::vector<json> all, ListAll(Url("/sites?search=*")));
+      for (const json &s : all) {
+        if (!Str(s, "id").empty()) sites.push_back(Str(s, "id"));
+      }
+    }
+    std::vector<std::string> drives;
+    for (const std::string &site : sites) {
+      ASSIGN_OR_RETURN(std::vector<json> all,
+                       ListAll(Url(absl::StrCat("/sites/", UrlEncode(site), "/drives"))));
+      for (const json &d : all) {
+        std::string type = Str(d, "driveType");
+        if (!Str(d, "id").empty() && (type.empty() || type == "documentLibrary")) {
+          drives.push_back(Str(d, "id"));
+        }
+      }
+    }
+    std::sort(drives.begin(), drives.end());
+    drives.erase(std::unique(drives.begin(), drives.end()), drives.end());
+    return drives;
+  }
+
+  absl::Status FullSync(const std::string &drive, const PageCallback &on_page) {
+    return Round(drive, DeltaUrl(drive), FullCheckpoint(drive), /*full=*/true, Tree(), on_page,
+                 kMaxResyncs);
+  }
+
+  absl::Status IncrementalSync(const std::string &drive, absl::string_view checkpoint,
+                               const PageCallback &on_page) {
+    json cp = json::parse(checkpoint, nullptr, /*allow_exceptions=*/false);
+    std::string mode = Str(cp, "mode");
+    if (!cp.is_object() || Str(cp, "drive") != drive) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unreadable SharePoint checkpoint for drive ", drive));
+    }
+    if (mode == "full") return FullSync(drive, on_page);
+    std::string link = Str(cp, "link");
+    if (mode != "delta" || link.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unreadable SharePoint checkpoint for drive ", drive));
+    }
+    if (Origin(link) != origin_) {
+      return absl::InvalidArgumentError(
+          "SharePoint checkpoint points at another service than base_url");
+    }
+    Tree tree;
+    auto known = trees_.find(drive);
+    if (known != trees_.end() && known->second.first == link) {
+      tree = known->second.second;
+    } else {
+      ASSIGN_OR_RETURN(tree, SnapshotTree(drive));
+    }
+    return Round(drive, link, std::string(checkpoint), /*full=*/false, std::move(tree), on_page,
+                 kMaxResyncs);
+  }
+
+  absl::StatusOr<std::vector<SlimDocument>> SlimListing(const std::string &drive) {
+    std::vector<SlimDocument> out;
+    absl::flat_hash_set<std::string> seen;
+    RETURN_IF_ERROR(Enumerate(drive, [&](const json &item) -> absl::Status {
+      if (Has(item, "deleted") || !Has(item, "file")) return absl::OkStatus();
+      std::string id = Str(item, "id");
+      if (id.empty() || !seen.insert(id).second) return absl::OkStatus();
+      ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> acl, Acl(drive, item));
+      if (acl) out.push_back({DocId(drive, id), std::move(*acl)});
+      return absl::OkStatus();
+    }));
+    return out;
+  }
+
+  absl::StatusOr<ConnectorDocument> FetchDocument(absl::string_view id) {
+    size_t slash = id.find('/');
+    if (slash == absl::string_view::npos || slash == 0 || slash + 1 == id.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("SharePoint document id '", id, "' is not <drive id>/<item id>"));
+    }
+    std::string drive(id.substr(0, slash));
+    std::string item_id(id.substr(slash + 1));
+    if (!options_.drive_ids.empty() &&
+        std::find(options_.drive_ids.begin(), options_.drive_ids.end(), drive) ==
+            options_.drive_ids.end()) {
+      return absl::NotFoundError(absl::StrCat("drive ", drive, " is not synced"));
+    }
+    std::string url =
+        Url(absl::StrCat("/drives/", UrlEncode(drive), "/items/", UrlEncode(item_id)));
+    ASSIGN_OR_RETURN(HttpResponse r, Get(url));
+    if (r.status_code == 404) return absl::NotFoundError(absl::StrCat("item ", id, " not found"));
+    RETURN_IF_ERROR(CheckHttpStatus(r, "GET", url));
+    ASSIGN_OR_RETURN(json item, ParseJson(r, url));
+    if (Has(item, "deleted") || !Has(item, "file")) {
+      return absl::NotFoundError(absl::StrCat("item ", id, " is not a file"));
+    }
+    ASSIGN_OR_RETURN(Outcome o, ProcessFile(drive, item));
+    switch (o.kind) {
+      case Outcome::kUpsert:
+        return std::move(o.doc);
+      case Outcome::kFailure:
+        return o.failure.status;
+      default:
+        return absl::NotFoundError(absl::StrCat("item ", id, " is gone"));
+    }
+  }
+
+ private:
+  std::string Url(absl::string_view path) const { return absl::StrCat(options_.base_url, path); }
+  std::string DeltaUrl(const std::string &drive) const {
+    return Url(absl::StrCat("/drives/", UrlEncode(drive), "/root/delta?$top=", options_.page_size));
+  }
+  static std::string DocId(const std::string &drive, const std::string &item) {
+    return absl::StrCat(drive, "/", item);
+  }
+  static std::string FullCheckpoint(const std::string &drive) {
+    return json({{"drive", drive}, {"mode", "full"}}).dump();
+  }
+
+  absl::StatusOr<HttpResponse> Get(const std::string &url, bool delta = false) {
+    if (Origin(url) != origin_) {
+      // Never send the bearer token anywhere but the configured service.
+      return absl::FailedPreconditionError("Graph returned a link to another host");
+    }
+    HttpRequest req;
+    req.url = url;
+    if (delta) req.headers.push_back({"Prefer", kDeltaPrefer});
+    return graph_->Send(req);
+  }
+
+  absl::StatusOr<json> ParseJson(const HttpResponse &r, absl::string_view url) {
+    json j = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) {
+      return absl::UnavailableError(
+          absl::StrCat("Graph returned malformed JSON for ", url.substr(0, url.find('?'))));
+    }
+    return j;
+  }
+
+  absl::StatusOr<json> GetJson(const std::string &url) {
+    ASSIGN_OR_RETURN(HttpResponse r, Get(url));
+    RETURN_IF_ERROR(CheckHttpStatus(r, "GET", url));
+    return ParseJson(r, url);
+  }
+
+  absl::Status CheckProgress(bool page_empty, int *empty_pages) {
+    *empty_pages = page_empty ? *empty_pages + 1 : 0;
+    if (*empty_pages > kMaxEmptyPages) {
+      return absl::UnavailableError(
+          absl::StrCat("Graph returned ", *empty_pages, " empty pages in a row; giving up"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Every element of a paged collection ({"value":[..],"@odata.nextLink"}).
+  absl::StatusOr<std::vector<json>> ListAll(std::string url) {
+    std::vector<json> out;
+    for (int empty = 0;;) {
+      ASSIGN_OR_RETURN(json page, GetJson(url));
+      for (const json &v : Arr(page, "value")) out.push_back(v);
+      url = Str(page, "@odata.nextLink");
+      if (url.empty()) return out;
+      RETURN_IF_ERROR(CheckProgress(Arr(page, "value").empty(), &empty));
+    }
+  }
+
+  // Calls `fn` for every item of a fresh enumeration of the drive (metadata
+  // only). A 410 here restarts the enumeration.
+  absl::Status Enumerate(const std::string &drive,
+                         const std::function<absl::Status(const json &)> &fn) {
+    std::string url = DeltaUrl(drive);
+    for (int empty = 0, restarts = 0;;) {
+      ASSIGN_OR_RETURN(HttpResponse r, Get(url, /*delta=*/true));
+      if (r.status_code == 410 && restarts++ < kMaxResyncs) {
+        url = DeltaUrl(drive);
+        continue;
+      }
+      RETURN_IF_ERROR(CheckHttpStatus(r, "GET", url));
+      ASSIGN_OR_RETURN(json page, ParseJson(r, url));
+      for (const json &item : Arr(page, "value")) RETURN_IF_ERROR(fn(item));
+      std::string next = Str(page, "@odata.nextLink");
+      if (next.empty()) {
+        if (Str(page, "@odata.deltaLink").empty()) {
+          return absl::UnavailableError("Graph delta page has neither nextLink nor deltaLink");
+        }
+        return absl::OkStatus();
+      }
+      RETURN_IF_ERROR(CheckProgress(Arr(page, "value").empty(), &empty));
+      url = next;
+    }
+  }
+
+  absl::StatusOr<Tree> SnapshotTree(const std::string &drive) {
+    Tree tree;
+    tree.from_snapshot = true;
+    RETURN_IF_ERROR(Enumerate(drive, [&](const json &item) {
+      std::string id = Str(item, "id");
+      if (id.empty()) return absl::OkStatus();
+      if (Has(item, "deleted")) {
+        tree.nodes.erase(id);
+      } else {
+        tree.nodes[id] = {Str(Obj(item, "parentReference"), "id"), Str(item, "name"),
+                          Has(item, "folder") || Has(item, "root")};
+      }
+      return absl::OkStatus();
+    }));
+    return tree;
+  }
+
+  // One delta round from `url` to the deltaLink. Pages before the last carry
+  // `hold` (the round's starting checkpoint); the last carries the deltaLink.
+  absl::Status Round(const std::string &drive, std::string url, std::string hold, bool full,
+                     Tree tree, const PageCallback &on_page, int resyncs_left) {
+    bool prune = full;
+    for (int empty = 0;;) {
+      ASSIGN_OR_RETURN(HttpResponse r, Get(url, /*delta=*/true));
+      if (r.status_code == 410) {
+        if (resyncs_left <= 0) {
+          return absl::UnavailableError(
+              absl::StrCat("Graph keeps answering 410 Gone for drive ", drive));
+        }
+        // The cursor is gone: enumerate again and prune what vanished.
+        std::string fresh = r.headers.Get("Location").value_or("");
+        if (fresh.empty() || Origin(fresh) != origin_) fresh = DeltaUrl(drive);
+        return Round(drive, fresh, FullCheckpoint(drive), /*full=*/true, Tree(), on_page,
+                     resyncs_left - 1);
+      }
+      RETURN_IF_ERROR(CheckHttpStatus(r, "GET", url));
+      ASSIGN_OR_RETURN(json page, ParseJson(r, url));
+      std::vector<Outcome> outcomes;
+      for (const json &item : Arr(page, "value")) {
+        RETURN_IF_ERROR(ProcessDeltaItem(drive, item, full, &tree, &outcomes, &prune));
+      }
+      ChangePage change;
+      Collect(std::move(outcomes), &change);
+      std::string next = Str(page, "@odata.nextLink");
+      std::string delta = Str(page, "@odata.deltaLink");
+      if (!next.empty()) {
+        RETURN_IF_ERROR(CheckProgress(Arr(page, "value").empty(), &empty));
+        change.checkpoint = hold;
+      } else if (!delta.empty()) {
+        if (Origin(delta) != origin_) {
+          return absl::FailedPreconditionError("Graph returned a deltaLink to another host");
+        }
+        change.checkpoint = json({{"drive", drive}, {"mode", "delta"}, {"link", delta}}).dump();
+        change.full_listing_done = prune;
+      } else {
+        return absl::UnavailableError("Graph delta page has neither nextLink nor deltaLink");
+      }
+      RETURN_IF_ERROR(on_page(std::move(change)));
+      if (next.empty()) {
+        tree.from_snapshot = false;
+        trees_[drive] = {delta, std::move(tree)};
+        return absl::OkStatus();
+      }
+      url = next;
+    }
+  }
+
+  // Files known below `folder`, removed from the tree.
+  std::vector<std::string> TakeSubtree(const std::string &folder, Tree *tree) {
+    absl::flat_hash_map<std::string, std::vector<std::string>> children;
+    for (const auto &[id, node] : tree->nodes) children[node.parent].push_back(id);
+    std::vector<std::string> queue = {folder}, files;
+    absl::flat_hash_set<std::string> seen = {folder};
+    while (!queue.empty()) {
+      std::string id = queue.back();
+      queue.pop_back();
+      for (const std::string &c : children[id]) {
+        if (!seen.insert(c).second) continue;
+        if (tree->nodes[c].folder) {
+          queue.push_back(c);
+        } else {
+          files.push_back(c);
+        }
+        tree->nodes.erase(c);
+      }
+    }
+    return files;
+  }
+
+  absl::Status ProcessDeltaItem(const std::string &drive, const json &item, bool full, Tree *tree,
+                                std::vector<Outcome> *out, bool *prune) {
+    std::string id = Str(item, "id");
+    if (id.empty()) return absl::OkStatus();
+    if (Has(item, "deleted")) {
+      Outcome o;
+      o.kind = Outcome::kDelete;
+      o.doc.id = DocId(drive, id);
+      out->push_back(std::move(o));
+      auto it = tree->nodes.find(id);
+      if (it != tree->nodes.end()) {
+        bool folder = it->second.folder;
+        tree->nodes.erase(it);
+        if (folder) {
+          for (const std::string &f : TakeSubtree(id, tree)) {
+            Outcome d;
+            d.kind = Outcome::kDelete;
+            d.doc.id = DocId(drive, f);
+            out->push_back(std::move(d));
+          }
+        }
+      } else if (tree->from_snapshot) {
+        *prune = true;  // it may have been a folder with files we never placed
+      }
+      return absl::OkStatus();
+    }
+    std::string parent = Str(Obj(item, "parentReference"), "id");
+    std::string name = Str(item, "name");
+    if (Has(item, "root")) {
+      tree->nodes[id] = {"", name, true};
+      return absl::OkStatus();
+    }
+    if (Has(item, "folder")) {
+      auto it = tree->nodes.find(id);
+      bool existed = it != tree->nodes.end();
+      bool changed = existed && (it->second.parent != parent || it->second.name != name);
+      tree->nodes[id] = {parent, name, true};
+      if (!full && existed && (changed || tree->from_snapshot)) {
+        // Graph reports only the folder; the webUrl of everything below changed.
+        RETURN_IF_ERROR(RefreshSubtree(drive, id, tree, out));
+      }
+      return absl::OkStatus();
+    }
+    tree->nodes[id] = {parent, name, false};
+    if (!Has(item, "file")) return absl::OkStatus();  // packages (OneNote) and the like
+    ASSIGN_OR_RETURN(Outcome o, ProcessFile(drive, item));
+    out->push_back(std::move(o));
+    return absl::OkStatus();
+  }
+
+  // Re-fetches every file below `folder` (current state, /children).
+  absl::Status RefreshSubtree(const std::string &drive, const std::string &folder, Tree *tree,
+                              std::vector<Outcome> *out) {
+    std::vector<std::string> queue = {folder};
+    absl::flat_hash_set<std::string> seen = {folder};
+    while (!queue.empty()) {
+      std::string id = queue.back();
+      queue.pop_back();
+      ASSIGN_OR_RETURN(
+          std::vector<json> kids,
+          ListAll(Url(absl::StrCat("/drives/", UrlEncode(drive), "/items/", UrlEncode(id),
+                                   "/children?$top=", options_.page_size))));
+      for (const json &c : kids) {
+        std::string cid = Str(c, "id");
+        if (cid.empty() || !seen.insert(cid).second) continue;
+        bool is_folder = Has(c, "folder");
+        tree->nodes[cid] = {id, Str(c, "name"), is_folder};
+        if (is_folder) {
+          queue.push_back(cid);
+        } else if (Has(c, "file")) {
+          ASSIGN_OR_RETURN(Outcome o, ProcessFile(drive, c));
+          out->push_back(std::move(o));
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Last outcome per id wins; deletes and upserts end up disjoint.
+  void Collect(std::vector<Outcome> outcomes, ChangePage *page) {
+    absl::flat_hash_map<std::string, size_t> last;
+    auto id_of = [](const Outcome &o) {
+      return o.kind == Outcome::kFailure ? o.failure.id : o.doc.id;
+    };
+    for (size_t i = 0; i < outcomes.size(); ++i) last[id_of(outcomes[i])] = i;
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      Outcome &o = outcomes[i];
+      if (last[id_of(o)] != i) continue;
+      switch (o.kind) {
+        case Outcome::kUpsert:
+          page->upserts.push_back(std::move(o.doc));
+          break;
+        case Outcome::kDelete:
+          page->deletes.push_back(std::move(o.doc.id));
+          break;
+        case Outcome::kFailure:
+          page->failures.push_back(std::move(o.failure));
+          break;
+        case Outcome::kSkip:
+          break;
+      }
+    }
+  }
+
+  // "contoso.sharepoint.com/sites/fin" for a site id (cached); the drive id
+  // when the item names no site.
+  absl::StatusOr<std::string> SiteKey(const std::string &drive, const json &item) {
+    std::string site_id = Str(Obj(item, "parentReference"), "siteId");
+    if (site_id.empty()) return drive;
+    auto it = site_keys_.find(site_id);
+    if (it != site_keys_.end()) return it->second;
+    ASSIGN_OR_RETURN(json site, GetJson(Url("/sites/" + UrlEncode(site_id))));
+    std::string key = Str(site, "webUrl");
+    size_t scheme = key.find("://");
+    if (scheme != std::string::npos) key = key.substr(scheme + 3);
+    while (!key.empty() && key.back() == '/') key.pop_back();
+    if (key.empty()) key = site_id;
+    key = absl::AsciiStrToLower(key);
+    site_keys_[site_id] = key;
+    return key;
+  }
+
+  // The item's ACL; nullopt when the item vanished.
+  absl::StatusOr<std::optional<std::vector<std::string>>> Acl(const std::string &drive,
+                                                              const json &item) {
+    std::string url = Url(absl::StrCat("/drives/", UrlEncode(drive), "/items/",
+                                       UrlEncode(Str(item, "id")), "/permissions"));
+    std::vector<GraphPermission> perms;
+    for (int empty = 0;;) {
+      ASSIGN_OR_RETURN(HttpResponse r, Get(url));
+      if (r.status_code == 404) return std::optional<std::vector<std::string>>();
+      RETURN_IF_ERROR(CheckHttpStatus(r, "GET", url));
+      ASSIGN_OR_RETURN(json page, ParseJson(r, url));
+      for (const json &p : Arr(page, "value")) perms.push_back(ParsePermission(p));
+      url = Str(page, "@odata.nextLink");
+      if (url.empty()) break;
+      RETURN_IF_ERROR(CheckProgress(Arr(page, "value").empty(), &empty));
+    }
+    ASSIGN_OR_RETURN(std::string site, SiteKey(drive, item));
+    return std::optional<std::vector<std::string>>(
+        MapGraphPermissions(perms, site, options_.tenant_domain, clock_->Now()));
+  }
+
+  // The file's bytes through /content and its redirect. A final non-2xx is a
+  // per-document failure (in `failure`; NOT_FOUND when the item vanished).
+  absl::StatusOr<std::string> Content(const std::string &drive, const std::string &id,
+                                      absl::Status *failure) {
+    std::string url =
+        Url(absl::StrCat("/drives/", UrlEncode(drive), "/items/", UrlEncode(id), "/content"));
+    ASSIGN_OR_RETURN(HttpResponse r, Get(url));
+    if (r.status_code / 100 == 3) {
+      std::string location = r.headers.Get("Location").value_or("");
+      if (Origin(location).empty()) {
+        *failure = absl::UnavailableError("Graph content redirect without an absolute Location");
+        return std::string();
+      }
+      HttpRequest req;
+      req.url = location;  // pre-authenticated: sent without our token
+      ASSIGN_OR_RETURN(r, download_->Send(req));
+      url = location.substr(0, location.find('?'));
+    }
+    if (r.status_code / 100 != 2) {
+      *failure = CheckHttpStatus(r, "GET", url);
+      return std::string();
+    }
+    return std::move(r.body);
+  }
+
+  absl::StatusOr<Outcome> ProcessFile(const std::string &drive, const json &item) {
+    Outcome o;
+    std::string id = Str(item, "id");
+    std::string name = Str(item, "name");
+    o.doc.id = DocId(drive, id);
+    o.failure.id = o.doc.id;
+    o.failure.title = name;
+    int64_t size = Int(item, "size");
+    if (size > options_.max_file_bytes) {
+      o.kind = Outcome::kFailure;
+      o.failure.status = absl::ResourceExhaustedError(
+          absl::StrCat("file is ", size, " bytes, over the limit of ", options_.max_file_bytes));
+      return o;
+    }
+    absl::Status failure;
+    ASSIGN_OR_RETURN(std::string bytes, Content(drive, id, &failure));
+    if (!failure.ok()) {
+      if (failure.code() == absl::StatusCode::kNotFound) {
+        o.kind = Outcome::kDelete;  // vanished between listing and download
+      } else {
+        o.kind = Outcome::kFailure;
+        o.failure.status = failure;
+      }
+      return o;
+    }
+    std::string mime = Str(Obj(item, "file"), "mimeType");
+    std::string parse_as = mime.empty() || mime == "application/octet-stream" ? name : mime;
+    absl::StatusOr<parse::ParsedDocument> parsed = parse::ParseDocument(bytes, parse_as);
+    if (!parsed.ok()) {
+      o.kind = Outcome::kFailure;
+      o.failure.status = parsed.status();
+      return o;
+    }
+    ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> acl, Acl(drive, item));
+    if (!acl) {
+      o.kind = Outcome::kDelete;
+      return o;
+    }
+    ConnectorDocument &d = o.doc;
+    d.acl = std::move(*acl);
+    d.title = name;
+    d.uri = Str(item, "webUrl");
+    d.mime_type = mime;
+    d.modified_time = Iso(Str(item, "lastModifiedDateTime")).value_or(absl::UnixEpoch());
+    for (parse::ParsedSection &s : parsed->sections) {
+      d.sections.push_back({std::move(s.heading), std::move(s.text), s.page});
+    }
+    const json &parent = Obj(item, "parentReference");
+    d.metadata["drive_id"] = drive;
+    d.metadata["item_id"] = id;
+    if (!Str(parent, "id").empty()) d.metadata["parent_id"] = Str(parent, "id");
+    if (!Str(parent, "siteId").empty()) d.metadata["site_id"] = Str(parent, "siteId");
+    o.kind = Outcome::kUpsert;
+    return o;
+  }
+
+  RetryingHttpClient *const graph_;
+  RetryingHttpClient *const download_;
+  Clock *const clock_;
+  const Options options_;
+  const std::string origin_;
+  // drive -> (the deltaLink the tree reflects, the tree)
+  std::map<std::string, std::pair<std::string, Tree>> trees_;
+  absl::flat_hash_map<std::string, std::string> site_keys_;
+};
+
+absl::StatusOr<std::unique_ptr<SharePointConnector>> SharePointConnector::Create(
+    RetryingHttpClient *graph, RetryingHttpClient *download, Clock *clock, Options options) {
+  if (graph == nullptr || download == nullptr || clock == nullptr) {
+    return absl::InvalidArgumentError(
+        "SharePoint connector needs a Graph client, a download client and a clock");
+  }
+  if (options.page_size < 1 || options.page_size > 1000) {
+    return absl::InvalidArgumentError("SharePoint page_size must be within 1..1000");
+  }
+  if (!absl::StartsWith(options.base_url, "http://") &&
+      !absl::StartsWith(options.base_url, "https://")) {
+    return absl::InvalidArgumentError("SharePoint base_url must be an http(s) URL");
+  }
+  while (absl::EndsWith(options.base_url, "/")) options.base_url.pop_back();
+  for (const std::string &d : options.drive_ids) {
+    if (d.empty() || absl::StrContains(d, '/')) {
+      return absl::InvalidArgumentError(absl::StrCat("bad SharePoint drive id '", d, "'"));
+    }
+  }
+  return std::unique_ptr<SharePointConnector>(
+      new SharePointConnector(std::make_unique<Impl>(graph, download, clock, std::move(options))));
+}
+
+SharePointConnector::SharePointConnector(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SharePointConnector::~SharePointConnector() = default;
+
+absl::StatusOr<std::vector<std::string>> SharePointConnector::Scopes() { return impl_->Scopes(); }
+
+absl::Status SharePointConnector::ValidateConfig() { return impl_->ValidateConfig(); }
+
+absl::Status SharePointConnector::FullSync(absl::string_view scope, const PageCallback &on_page) {
+  if (scope.empty() || absl::StrContains(scope, '/')) {
+    return absl::InvalidArgumentError(absl::StrCat("bad SharePoint scope '", scope, "'"));
+  }
+  return impl_->FullSync(std::string(scope), on_page);
+}
+
+absl::Status SharePointConnector::IncrementalSync(absl::string_view scope,
+                                                  absl::string_view checkpoint,
+                                                  const PageCallback &on_page) {
+  if (scope.empty() || absl::StrContains(scope, '/')) {
+    return absl::InvalidArgumentError(absl::StrCat("bad SharePoint scope '", scope, "'"));
+  }
+  return impl_->IncrementalSync(std::string(scope), checkpoint, on_page);
+}
+
+absl::StatusOr<std::vector<SlimDocument>> SharePointConnector::SlimListing(
+    absl::string_view scope) {
+  if (scope.empty() || absl::StrContains(scope, '/')) {
+    return absl::InvalidArgumentError(absl::StrCat("bad SharePoint scope '", scope, "'"));
+  }
+  return impl_->SlimListing(std::string(scope));
+}
+
+absl::StatusOr<ConnectorDocument> SharePointConnector::FetchDocument(absl::string_view id) {
+  return impl_->FetchDocument(id);
+}
+
+}  // namespace tessera::connectors::sharepoint
