@@ -3,11 +3,10 @@
 # authentication, API keys, health and reflection, permission-filtered hybrid
 # search over a sample company's documents, driven by an outside gRPC client
 # (Debian's python3-grpcio), Acme's Google Drive synced by its change feed (a
-# faithful fake Drive) and Gmail (a fake Gmail with Ann's and Bob's mailboxes),
-# agents imported from JSON answering Ann, Bob and Eve with citations from what
-# each may see, an MCP tool call against the reference filesystem server, and
-# the inference engine streaming generated text. SharePoint comes with its
-# milestone.
+# faithful fake Drive), Gmail (Ann's and Bob's mailboxes) and SharePoint (a
+# finance site and the intranet), agents imported from JSON answering Ann, Bob
+# and Eve with citations from what each may see, an MCP tool call against the
+# reference filesystem server, and the inference engine streaming text.
 #
 # Usage: scripts/demo.sh [--keep]   (--keep leaves the server running)
 set -euo pipefail
@@ -26,10 +25,11 @@ cache_dir="${TESSERA_BAZEL_CACHE:-$HOME/.cache/tessera/bazel-disk-cache}"
 mkdir -p "$cache_dir"
 echo "== building //services/gateway:tessera"
 bazel build --disk_cache="$cache_dir" //services/gateway:tessera //connectors/drive:fake_drive \
-  //connectors/gmail:fake_gmail 2>&1 | tail -1
+  //connectors/gmail:fake_gmail //connectors/sharepoint:fake_graph 2>&1 | tail -1
 tessera="$(bazel info bazel-bin 2>/dev/null)/services/gateway/tessera"
 fake_drive="$(bazel info bazel-bin 2>/dev/null)/connectors/drive/fake_drive"
 fake_gmail="$(bazel info bazel-bin 2>/dev/null)/connectors/gmail/fake_gmail"
+fake_graph="$(bazel info bazel-bin 2>/dev/null)/connectors/sharepoint/fake_graph"
 client="/usr/bin/python3 tests/e2e/reflection_client.py"
 
 work="$(mktemp -d /tmp/tessera-demo.XXXXXX)"
@@ -40,6 +40,7 @@ cleanup() {
     if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; fi
     if [[ -n "${drive_pid:-}" ]]; then kill "$drive_pid" 2>/dev/null || true; fi
     if [[ -n "${gmail_pid:-}" ]]; then kill "$gmail_pid" 2>/dev/null || true; fi
+    if [[ -n "${graph_pid:-}" ]]; then kill "$graph_pid" 2>/dev/null || true; fi
     rm -rf "$work"
   fi
 }
@@ -127,12 +128,15 @@ show "Bob asks as Ann (a user key may not)"
 TESSERA_KEY="$bob_key" $client "$addr" call tessera.v1.RetrievalService/Search \
   '{"collections": ["acme"], "query": "budget", "principal": {"user": "ann@acme.example"}}' || true
 
-step "Acme's Google Drive and Gmail, synced by their change feeds with their permissions (faithful fakes)"
+step "Acme's Google Drive, Gmail and SharePoint, synced by their change feeds with their permissions (faithful fakes)"
 "$fake_drive" >"$work/drive.url" 2>"$work/drive.log" </dev/null &
 drive_pid=$!
 "$fake_gmail" >"$work/gmail.url" 2>"$work/gmail.log" &
 gmail_pid=$!
-for _ in $(seq 1 100); do [[ -s "$work/drive.url" && -s "$work/gmail.url" ]] && break; sleep 0.05; done
+"$fake_graph" >"$work/graph.url" 2>"$work/graph.log" &
+graph_pid=$!
+for _ in $(seq 1 100); do [[ -s "$work/drive.url" && -s "$work/gmail.url" && -s "$work/graph.url" ]] && break; sleep 0.05; done
+graph_url="$(head -1 "$work/graph.url")"
 drive_url="$(head -1 "$work/drive.url")"
 gmail_url="$(head -1 "$work/gmail.url")"
 cat >"$work/drive.json" <<JSON
@@ -146,7 +150,13 @@ show "tessera connector add drive --config=drive.json --name=acme-drive --sync_c
 "$tessera" connector add drive --config="$work/drive.json" --name=acme-drive --sync_config="$work/sync.json"
 show "tessera connector add gmail --config=gmail.json --name=acme-mail --sync_config=sync.json"
 "$tessera" connector add gmail --config="$work/gmail.json" --name=acme-mail --sync_config="$work/sync.json"
-show "tessera sync --sync_config=sync.json --once   (admin key; Drive at $drive_url, Gmail at $gmail_url)"
+cat >"$work/sharepoint.json" <<JSON
+{"type": "sharepoint", "interval": "15m", "collection": "sharepoint",
+ "sharepoint": {"api_base": "$graph_url", "token": "demo-token", "tenant_domain": "acme.example"}}
+JSON
+show "tessera connector add sharepoint --config=sharepoint.json --name=acme-sharepoint --sync_config=sync.json"
+"$tessera" connector add sharepoint --config="$work/sharepoint.json" --name=acme-sharepoint --sync_config="$work/sync.json"
+show "tessera sync --sync_config=sync.json --once   (admin key; the three fakes on localhost)"
 TESSERA_KEY="$admin_key" "$tessera" sync --sync_config="$work/sync.json" --server="$addr" --once \
   --log_level=warning --sync_progress=plain
 show "tessera connector list --sync_config=sync.json"
@@ -229,5 +239,5 @@ user may see (extractive here; the tool-calling loop with a Mistral model or
 an OpenAI-compatible server, see docs/AGENTS.md), MCP tools, and the inference
 engine (here with the only real weights we ship, a 260K-parameter story model;
 point --engine_config at your own GGUF or safetensors models, see
-docs/ENGINE.md). Gmail is synced too; SharePoint arrives with its milestone.
+docs/ENGINE.md).
 MSG

@@ -113,8 +113,8 @@ int ConnectorAddCommand(const ConnectorCommandOptions &o, FILE *out, FILE *err) 
                  "daemon reads) is required\n");
     return 2;
   }
-  if (o.kind != "drive" && o.kind != "gmail") {
-    std::fprintf(err, "tessera connector add: unsupported kind \"%s\"; supported: drive, gmail\n",
+  if (o.kind != "drive" && o.kind != "gmail" && o.kind != "sharepoint") {
+    std::fprintf(err, "tessera connector add: unsupported kind \"%s\"; supported: drive, gmail, sharepoint\n",
                  o.kind.c_str());
     return 2;
   }
@@ -199,6 +199,7 @@ int ConnectorAddCommand(const ConnectorCommandOptions &o, FILE *out, FILE *err) 
                Schedule(*added).c_str());
   if (added->type == "drive") std::fprintf(out, ", %s", added->drive.base_url.c_str());
   if (added->type == "gmail") std::fprintf(out, ", %s", added->gmail.base_url.c_str());
+  if (added->type == "sharepoint") std::fprintf(out, ", %s", added->sharepoint.base_url.c_str());
   std::fprintf(out, "\n");
   if (auto d = obj.find(o.kind); d != obj.end() && d->contains("token_env")) {
     const std::string var = (*d)["token_env"].get<std::string>();

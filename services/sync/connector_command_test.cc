@@ -167,7 +167,7 @@ TEST_F(ConnectorCommandTest, BadConfigsNameTheFieldAndChangeNothing) {
       {R"({"collection": "acme", "drive": {"token": "t", "page_size": 0}})",
        "drive.json: drive.page_size: must be an integer in [1, 1000]"},
       {R"({"collection": "acme", "drive": {}})",
-       "drive.json: drive.token: set exactly one of token, token_env, oauth and service_account"},
+       "drive.json: drive.token: set exactly one of token, token_env, oauth, service_account and microsoft"},
       {R"({"drive": {"token": "t"}})", "drive.json: collection: required"},
       {R"({"collection": "acme", "colection": "x", "drive": {"token": "t"}})",
        "drive.json: colection: unknown field"},

@@ -87,9 +87,31 @@ class Parser {
   // The credentials: exactly one of token, token_env, oauth, service_account.
   absl::Status Credentials(const Json &obj, absl::string_view path, CredentialConfig *out) const {
     int given = 0;
-    for (const char *k : {"token", "token_env", "oauth", "service_account"}) given += obj.contains(k) ? 1 : 0;
+    for (const char *k : {"token", "token_env", "oauth", "service_account", "microsoft"}) {
+      given += obj.contains(k) ? 1 : 0;
+    }
     if (given != 1) {
-      return Error(Sub(path, "token"), "set exactly one of token, token_env, oauth and service_account");
+      return Error(Sub(path, "token"),
+                   "set exactly one of token, token_env, oauth, service_account and microsoft");
+    }
+    if (auto it = obj.find("microsoft"); it != obj.end()) {
+      const std::string p = Sub(path, "microsoft");
+      if (!it->is_object()) return Error(p, "must be an object");
+      RETURN_IF_ERROR(OnlyKeys(*it, p, {"tenant_id", "client_id", "client_secret_env", "certificate_file",
+                                         "private_key_file", "token_url"}));
+      out->kind = CredentialConfig::Kind::kMicrosoft;
+      RETURN_IF_ERROR(String(*it, "tenant_id", p, &out->tenant_id, true));
+      RETURN_IF_ERROR(String(*it, "client_id", p, &out->client_id, true));
+      RETURN_IF_ERROR(String(*it, "certificate_file", p, &out->certificate_file, false));
+      RETURN_IF_ERROR(String(*it, "private_key_file", p, &out->private_key_file, false));
+      RETURN_IF_ERROR(String(*it, "token_url", p, &out->token_url, false));
+      const bool secret = it->contains("client_secret_env");
+      const bool cert = !out->certificate_file.empty() || !out->private_key_file.empty();
+      if (secret == cert || (cert && (out->certificate_file.empty() || out->private_key_file.empty()))) {
+        return Error(p, "set client_secret_env, or certificate_file with private_key_file");
+      }
+      if (secret) RETURN_IF_ERROR(EnvSecret(*it, "client_secret_env", p, &out->client_secret));
+      return absl::OkStatus();
     }
     if (obj.contains("token")) {
       RETURN_IF_ERROR(String(obj, "token", path, &out->token, true));
@@ -175,6 +197,25 @@ class Parser {
     return PageSize(obj, path, 500, &out->page_size);
   }
 
+  absl::Status SharePoint(const Json &obj, absl::string_view path, SharePointSyncConfig *out) const {
+    if (!obj.is_object()) return Error(path, "must be an object");
+    RETURN_IF_ERROR(OnlyKeys(obj, path,
+                             {"api_base", "token", "token_env", "oauth", "service_account", "microsoft",
+                              "tenant_domain", "site_ids", "drive_ids", "page_size", "max_file_bytes"}));
+    RETURN_IF_ERROR(ApiBase(obj, path, "https://graph.microsoft.com", "/v1.0", &out->base_url));
+    RETURN_IF_ERROR(Credentials(obj, path, &out->auth));
+    RETURN_IF_ERROR(String(obj, "tenant_domain", path, &out->tenant_domain, false));
+    RETURN_IF_ERROR(StringList(obj, "site_ids", path, &out->site_ids));
+    RETURN_IF_ERROR(StringList(obj, "drive_ids", path, &out->drive_ids));
+    if (auto it = obj.find("max_file_bytes"); it != obj.end()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 1) {
+        return Error(Sub(path, "max_file_bytes"), "must be a positive integer");
+      }
+      out->max_file_bytes = it->get<int64_t>();
+    }
+    return PageSize(obj, path, 999, &out->page_size);
+  }
+
   absl::Status Drive(const Json &obj, absl::string_view path, DriveSyncConfig *out) const {
     if (!obj.is_object()) return Error(path, "must be an object");
     RETURN_IF_ERROR(OnlyKeys(obj, path,
@@ -193,7 +234,8 @@ class Parser {
   absl::Status Connector(const Json &obj, absl::string_view path, ConnectorConfig *out) const {
     if (!obj.is_object()) return Error(path, "must be an object");
     RETURN_IF_ERROR(
-        OnlyKeys(obj, path, {"id", "type", "interval", "collection", "enabled", "drive", "gmail"}));
+        OnlyKeys(obj, path, {"id", "type", "interval", "collection", "enabled", "drive", "gmail",
+                                         "sharepoint"}));
     RETURN_IF_ERROR(String(obj, "id", path, &out->id, true));
     if (!ValidName(out->id)) {
       return Error(Sub(path, "id"),
@@ -202,9 +244,9 @@ class Parser {
                                 "with a letter"));
     }
     RETURN_IF_ERROR(String(obj, "type", path, &out->type, true));
-    if (out->type != "drive" && out->type != "gmail") {
+    if (out->type != "drive" && out->type != "gmail" && out->type != "sharepoint") {
       return Error(Sub(path, "type"),
-                   absl::StrCat("unsupported \"", out->type, "\"; supported: drive, gmail"));
+                   absl::StrCat("unsupported \"", out->type, "\"; supported: drive, gmail, sharepoint"));
     }
     std::string interval;
     RETURN_IF_ERROR(String(obj, "interval", path, &interval, false));
@@ -223,13 +265,15 @@ class Parser {
                    absl::StrCat("\"", out->collection, "\" is not a collection name"));
     }
     RETURN_IF_ERROR(Bool(obj, "enabled", path, &out->enabled));
-    const std::string other = out->type == "drive" ? "gmail" : "drive";
-    if (obj.contains(other)) {
-      return Error(Sub(path, other), absl::StrCat("not allowed for type ", out->type));
+    for (const char *other : {"drive", "gmail", "sharepoint"}) {
+      if (other != out->type && obj.contains(other)) {
+        return Error(Sub(path, other), absl::StrCat("not allowed for type ", out->type));
+      }
     }
     auto own = obj.find(out->type);
     if (own == obj.end()) return Error(Sub(path, out->type), absl::StrCat("required for type ", out->type));
     if (out->type == "gmail") return Gmail(*own, Sub(path, "gmail"), &out->gmail);
+    if (out->type == "sharepoint") return SharePoint(*own, Sub(path, "sharepoint"), &out->sharepoint);
     return Drive(*own, Sub(path, "drive"), &out->drive);
   }
 

@@ -6,7 +6,7 @@
 //
 // Connector fields: id (required; 1..63 of [a-z0-9-], starting with a letter,
 // unique: it keys the checkpoints, so renaming it means a full resync), type
-// (required; "drive" or "gmail"), interval (an absl duration: "90s", "5m", "1h"; default
+// (required; "drive", "gmail" or "sharepoint"), interval (an absl duration: "90s", "5m", "1h"; default
 // "15m"; at least 1s), collection (required; a retrieval collection name),
 // enabled (default true), and the type's own object.
 //
@@ -15,6 +15,10 @@
 // addresses to sync, or ["me"] for the token's own user), recipients_can_see
 // (default false: a message is visible to its mailbox owner only),
 // include_spam_trash, query (messages.list q for full listings), page_size.
+//
+// "sharepoint": api_base (default "https://graph.microsoft.com/v1.0"), the credentials (usually
+// "microsoft"), tenant_domain (what "organization" links grant), site_ids or drive_ids (default: every
+// site's document libraries), page_size, max_file_bytes.
 //
 // "drive": api_base (default "https://www.googleapis.com"; "/drive/v3" is
 // appended unless present), the credentials (see CredentialConfig), folder_ids,
@@ -43,15 +47,19 @@ namespace tessera::sync {
 //            the OAuth2 refresh-token flow (refreshed as needed, on 401 once);
 //   "service_account": {"key_file", "subject"?, "scopes", "token_url"?}: a Google service account
 //            (JWT RS256), impersonating `subject` by domain-wide delegation; for Gmail, each
-//            mailbox is impersonated in turn when subject is empty.
+//            mailbox is impersonated in turn when subject is empty;
+//   "microsoft": {"tenant_id", "client_id", "client_secret_env" | "certificate_file" +
+//            "private_key_file", "token_url"?}: Microsoft Entra client credentials (SharePoint).
 // Secrets come from the environment, never from the file.
 struct CredentialConfig {
-  enum class Kind { kStaticToken, kOAuthRefresh, kServiceAccount };
+  enum class Kind { kStaticToken, kOAuthRefresh, kServiceAccount, kMicrosoft };
   Kind kind = Kind::kStaticToken;
   std::string token;  // kStaticToken, resolved
   std::string client_id, client_secret, refresh_token;  // kOAuthRefresh, resolved
   std::string key_file;  // kServiceAccount
   std::string subject;
+  std::string tenant_id;  // kMicrosoft (client_id and client_secret above)
+  std::string certificate_file, private_key_file;
   std::vector<std::string> scopes;
   std::string token_url;  // optional override
 };
@@ -76,6 +84,16 @@ struct GmailSyncConfig {
   int page_size = 100;
 };
 
+struct SharePointSyncConfig {
+  std::string base_url = "https://graph.microsoft.com/v1.0";
+  CredentialConfig auth;
+  std::string tenant_domain;  // what "organization" sharing links grant
+  std::vector<std::string> site_ids;
+  std::vector<std::string> drive_ids;
+  int page_size = 200;
+  int64_t max_file_bytes = 64 << 20;
+};
+
 struct ConnectorConfig {
   std::string id;
   std::string type;  // "drive"
@@ -84,6 +102,7 @@ struct ConnectorConfig {
   bool enabled = true;
   DriveSyncConfig drive;
   GmailSyncConfig gmail;
+  SharePointSyncConfig sharepoint;
 };
 
 struct SyncConfig {

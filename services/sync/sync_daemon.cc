@@ -18,6 +18,7 @@
 #include "connectors/auth/token_source.h"
 #include "connectors/drive/drive_connector.h"
 #include "connectors/gmail/gmail_connector.h"
+#include "connectors/sharepoint/sharepoint_connector.h"
 #include "connectors/framework/checkpoint_store.h"
 #include "connectors/framework/sync_runner.h"
 #include "connectors/http/retrying_client.h"
@@ -34,6 +35,7 @@ struct SyncDaemon::Worker {
   std::unique_ptr<connectors::TokenSource> tokens;
   std::unique_ptr<connectors::RetryingHttpClient> client;
   std::unique_ptr<connectors::gmail::DelegatedClients> delegated;  // Gmail, one token per mailbox
+  std::unique_ptr<connectors::RetryingHttpClient> download_client;  // SharePoint: no token sent
   std::unique_ptr<connectors::Connector> connector;
   std::unique_ptr<SqliteDatabase> checkpoint_db;
   std::unique_ptr<connectors::SqliteCheckpointStore> checkpoints;
@@ -103,6 +105,19 @@ absl::StatusOr<std::unique_ptr<connectors::TokenSource>> MakeTokenSource(const C
       ASSIGN_OR_RETURN(auto source, connectors::OAuth2RefreshTokenSource::Create(http, clock, o));
       return std::unique_ptr<connectors::TokenSource>(std::move(source));
     }
+    case CredentialConfig::Kind::kMicrosoft: {
+      connectors::MicrosoftClientCredentialsTokenSource::Options o;
+      o.tenant_id = c.tenant_id;
+      o.client_id = c.client_id;
+      o.client_secret = c.client_secret;
+      if (!c.certificate_file.empty()) {
+        ASSIGN_OR_RETURN(o.certificate_pem, LocalFileSystem()->ReadFile(c.certificate_file, 1 << 20));
+        ASSIGN_OR_RETURN(o.private_key_pem, LocalFileSystem()->ReadFile(c.private_key_file, 1 << 20));
+      }
+      o.token_url = c.token_url;
+      ASSIGN_OR_RETURN(auto source, connectors::MicrosoftClientCredentialsTokenSource::Create(http, clock, o));
+      return std::unique_ptr<connectors::TokenSource>(std::move(source));
+    }
     case CredentialConfig::Kind::kServiceAccount: {
       ASSIGN_OR_RETURN(auto o, ServiceAccountOptions(c));
       ASSIGN_OR_RETURN(auto source, connectors::ServiceAccountTokenSource::Create(http, clock, o));
@@ -137,10 +152,12 @@ absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) 
     Worker *wp = w.get();
     w->config = c;
     const std::string ctx = absl::StrCat("connector ", c.id);
-    if (c.type != "drive" && c.type != "gmail") {
+    if (c.type != "drive" && c.type != "gmail" && c.type != "sharepoint") {
       return absl::InvalidArgumentError(absl::StrCat(ctx, ": unsupported type \"", c.type, "\""));
     }
-    const CredentialConfig &auth = c.type == "gmail" ? c.gmail.auth : c.drive.auth;
+    const CredentialConfig &auth = c.type == "gmail"        ? c.gmail.auth
+                                   : c.type == "sharepoint" ? c.sharepoint.auth
+                                                            : c.drive.auth;
     connectors::RetryingHttpClient::Options ho;
     const bool per_mailbox = c.type == "gmail" && auth.kind == CredentialConfig::Kind::kServiceAccount &&
                              auth.subject.empty();
@@ -171,6 +188,22 @@ absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) 
                            return client;
                          };
       auto connector = connectors::gmail::GmailConnector::Create(provider, d->clock_, gopt);
+      if (!connector.ok()) return Annotate(connector.status(), ctx);
+      w->connector = std::move(*connector);
+    }
+    if (c.type == "sharepoint") {
+      // Downloads follow Graph's 302 to pre-authenticated URLs: that client sends no token.
+      w->download_client = std::make_unique<connectors::RetryingHttpClient>(
+          d->options_.http, d->clock_, connectors::RetryingHttpClient::Options{});
+      connectors::sharepoint::SharePointConnector::Options sopt;
+      sopt.base_url = c.sharepoint.base_url;
+      sopt.site_ids = c.sharepoint.site_ids;
+      sopt.drive_ids = c.sharepoint.drive_ids;
+      sopt.tenant_domain = c.sharepoint.tenant_domain;
+      sopt.page_size = c.sharepoint.page_size;
+      sopt.max_file_bytes = c.sharepoint.max_file_bytes;
+      auto connector = connectors::sharepoint::SharePointConnector::Create(
+          w->client.get(), w->download_client.get(), d->clock_, sopt);
       if (!connector.ok()) return Annotate(connector.status(), ctx);
       w->connector = std::move(*connector);
     }
