@@ -23,6 +23,7 @@
 #include "services/agents/backends.h"
 #include "services/gateway/caller.h"
 #include "tessera/v1/engine.grpc.pb.h"
+#include "tessera/v1/retrieval.grpc.pb.h"
 
 namespace tessera::agents_service {
 namespace {
@@ -205,6 +206,27 @@ absl::StatusOr<v1::Agent> AgentServiceImpl::VisibleAgent(const Caller& caller, c
   return agent;
 }
 
+absl::Status AgentServiceImpl::CheckCollections(const v1::AgentDefinition& d, const Caller& caller) {
+  auto channel = options_.retrieval_channel ? options_.retrieval_channel() : nullptr;
+  if (channel == nullptr) return absl::OkStatus();
+  auto stub = v1::RetrievalService::NewStub(channel);
+  for (int i = 0; i < d.knowledge().collections_size(); ++i) {
+    grpc::ClientContext ctx;
+    AttachCaller(caller, &ctx);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::GetCollectionRequest req;
+    req.set_name(d.knowledge().collections(i));
+    v1::GetCollectionResponse resp;
+    grpc::Status s = stub->GetCollection(&ctx, req, &resp);
+    if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+      return absl::NotFoundError(absl::StrCat("knowledge.collections[", i, "]: collection '",
+                                              d.knowledge().collections(i), "' does not exist"));
+    }
+    // Other failures (retrieval restarting, another tenant) are checked again when the agent runs.
+  }
+  return absl::OkStatus();
+}
+
 absl::Status AgentServiceImpl::CheckModel(const v1::AgentDefinition& d) {
   if (agents::IsExtractive(d) || options_.openai_models.count(d.model())) return absl::OkStatus();
   if (options_.model_factory && options_.model_factory(d.model()) != nullptr) return absl::OkStatus();
@@ -245,6 +267,7 @@ grpc::Status AgentServiceImpl::CreateAgent(grpc::ServerContext* ctx, const v1::C
                             req->definition());
   if (!def.ok()) return ToGrpcStatus(def.status());
   if (absl::Status s = CheckModel(*def); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = CheckCollections(*def, *caller); !s.ok()) return ToGrpcStatus(s);
   std::string id = req->agent_id();
   if (!id.empty() && !ValidAgentId(id)) {
     return ToGrpcStatus(absl::InvalidArgumentError(
@@ -299,6 +322,7 @@ grpc::Status AgentServiceImpl::UpdateAgent(grpc::ServerContext* ctx, const v1::U
                             req->definition());
   if (!def.ok()) return ToGrpcStatus(def.status());
   if (absl::Status s = CheckModel(*def); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = CheckCollections(*def, *caller); !s.ok()) return ToGrpcStatus(s);
   auto agent = store_->UpdateAgent(caller->principal.tenant, req->agent_id(), *def, req->expected_version());
   if (!agent.ok()) return ToGrpcStatus(agent.status());
   *resp->mutable_agent() = *agent;

@@ -77,6 +77,8 @@ class AgentServiceImpl final : public tessera::v1::AgentService::Service {
   class Approvals;
   explicit AgentServiceImpl(AgentServiceOptions options);
   absl::Status CheckModel(const v1::AgentDefinition& d);
+  // NOT_FOUND naming the first knowledge collection retrieval does not have.
+  absl::Status CheckCollections(const v1::AgentDefinition& d, const Caller& caller);
   // The latest version of an agent `caller` may see; NOT_FOUND otherwise.
   absl::StatusOr<v1::Agent> VisibleAgent(const Caller& caller, const std::string& id);
 

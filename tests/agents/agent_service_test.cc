@@ -258,6 +258,12 @@ TEST_F(AgentServiceTest, DefinitionsAreValidatedVersionedAndGuarded) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(absl::StartsWith(s.error_message(), "tools[0].mcpServer.url")) << s.error_message();
 
+  v1::CreateAgentRequest unknown_collection;
+  unknown_collection.set_definition_json(R"({"name": "x", "model": "extractive", "knowledge": {"collections": ["acme", "nope"]}})");
+  s = agents_->CreateAgent(Ctx(ann_).get(), unknown_collection, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+  EXPECT_TRUE(absl::StartsWith(s.error_message(), "knowledge.collections[1]")) << s.error_message();
+
   v1::CreateAgentRequest unknown_model;
   unknown_model.set_definition_json(R"({"name": "x", "model": "gpt-17"})");
   s = agents_->CreateAgent(Ctx(ann_).get(), unknown_model, &resp);
