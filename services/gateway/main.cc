@@ -9,6 +9,7 @@
 //   tessera mcp tools|call|stdio                  (MCP servers by hand; our own tools over stdio)
 //   tessera version
 #include <signal.h>
+#include <unistd.h>
 #include <pthread.h>
 
 #include <cstdio>
@@ -20,6 +21,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -416,6 +418,12 @@ int Main(int argc, char** argv) {
   LogLevel level;
   if (!ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
     return UsageError(absl::StrCat("--log_level: unknown level '", absl::GetFlag(FLAGS_log_level), "'"));
+  }
+  // `tessera sync` on a terminal redraws its progress in place; info lines would tear it apart.
+  if (args->size() > 1 && (*args)[1] == "sync" && isatty(fileno(stderr)) && level < LogLevel::kWarning) {
+    bool given = false;
+    for (int i = 1; i < argc; ++i) given = given || absl::StrContains(argv[i], "log_level");
+    if (!given) level = LogLevel::kWarning;
   }
   SetMinLogLevel(level);
   LogFormat format;
