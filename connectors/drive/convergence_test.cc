@@ -16,23 +16,20 @@
 // user's corpus when one of its effective permissions (shared-drive members,
 // or the owner, plus its own) names the user, one of the user's groups, or the
 // user's domain with allowFileDiscovery.
+#include "connectors/testing/convergence.h"
+
 #include <algorithm>
 #include <map>
 #include <memory>
 #include <optional>
-#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
-#include "common/http/curl_http_transport.h"
-#include "common/sqlite.h"
-#include "connectors/auth/testing/rotating_token_source.h"
 #include "connectors/auth/token_source.h"
 #include "connectors/drive/drive_connector.h"
 #include "connectors/drive/fake_drive_server.h"
@@ -41,6 +38,7 @@
 #include "connectors/framework/sync_runner.h"
 #include "connectors/http/retrying_client.h"
 #include "connectors/parse/document_parser.h"
+#include "connectors/testing/sync_harness.h"
 #include "gtest/gtest.h"
 
 namespace tessera::connectors::drive {
@@ -50,36 +48,6 @@ constexpr char kUser[] = "ann@x.com";
 constexpr char kGroup[] = "fin@x.com";
 constexpr char kDriveId[] = "0AFin";
 constexpr int kRounds = 8;
-
-// Forwards to an InMemorySink; when armed, the `fail_at`-th call from then on
-// applies the change and then fails (the acknowledgement is lost: a crash).
-class CrashingSink : public DocumentSink {
- public:
-  explicit CrashingSink(InMemorySink *inner) : inner_(inner) {}
-  void Arm(int fail_at) { countdown_ = fail_at; }
-  void Disarm() { countdown_ = -1; }
-
-  absl::Status Upsert(absl::string_view source,
-                      const std::vector<ConnectorDocument> &documents) override {
-    absl::Status s = inner_->Upsert(source, documents);
-    return s.ok() ? Tick() : s;
-  }
-  absl::Status Delete(absl::string_view source, const std::vector<std::string> &ids) override {
-    absl::Status s = inner_->Delete(source, ids);
-    return s.ok() ? Tick() : s;
-  }
-  absl::StatusOr<std::vector<std::string>> ListIds(absl::string_view source) override {
-    return inner_->ListIds(source);
-  }
-
- private:
-  absl::Status Tick() {
-    if (countdown_ > 0 && --countdown_ == 0) return absl::UnavailableError("sink crashed");
-    return absl::OkStatus();
-  }
-  InMemorySink *const inner_;
-  int countdown_ = -1;
-};
 
 // The fake's state as far as the index is concerned, mirrored by the test.
 struct Model {
@@ -133,6 +101,7 @@ struct Model {
       ConnectorDocument d;
       d.id = id;
       d.title = f.name;
+      d.uri = absl::StrCat("https://drive.google.com/file/d/", id, "/view");
       d.mime_type = f.mime_type;
       // Docs export as text/plain, Sheets as CSV read as text: all text here.
       auto parsed = parse::ParseDocument(f.content, "text/plain");
@@ -154,47 +123,11 @@ struct Model {
   }
 };
 
-std::string Describe(const ConnectorDocument &d) {
-  std::vector<std::string> texts;
-  for (const DocumentSection &s : d.sections) texts.push_back(absl::StrCat(s.heading, "|", s.text));
-  return absl::StrCat("{id=", d.id, " title=", d.title, " mime=", d.mime_type, " text=[",
-                      absl::StrJoin(texts, ";"), "] acl=[", absl::StrJoin(d.acl, ","), "]}");
-}
-
-bool SameDoc(const ConnectorDocument &a, const ConnectorDocument &b) {
-  if (a.id != b.id || a.title != b.title || a.mime_type != b.mime_type || a.acl != b.acl ||
-      a.sections.size() != b.sections.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.sections.size(); ++i) {
-    if (a.sections[i].heading != b.sections[i].heading || a.sections[i].text != b.sections[i].text)
-      return false;
-  }
-  return true;
-}
-
-// "" when equal; otherwise the first differing document.
-std::string FirstDifference(const std::map<std::string, ConnectorDocument> &want,
-                            const std::map<std::string, ConnectorDocument> &got) {
-  std::set<std::string> ids;
-  for (const auto &[id, d] : want) ids.insert(id);
-  for (const auto &[id, d] : got) ids.insert(id);
-  for (const std::string &id : ids) {
-    auto w = want.find(id);
-    auto g = got.find(id);
-    if (w == want.end()) return absl::StrCat("index has extra ", Describe(g->second));
-    if (g == got.end()) return absl::StrCat("index misses ", Describe(w->second));
-    if (!SameDoc(w->second, g->second)) {
-      return absl::StrCat("differs: want ", Describe(w->second), " got ", Describe(g->second));
-    }
-  }
-  return "";
-}
-
-class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
+class ConvergenceTest : public ::testing::TestWithParam<uint32_t>,
+                        protected testing::ConvergenceHarness {
  protected:
   void SetUp() override {
-    rng_.seed(GetParam());
+    Seed(GetParam());
     FakeDriveServer::Options server_options;
     server_options.user_email = kUser;
     server_options.user_groups = {kGroup};
@@ -204,20 +137,8 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     server_ = std::move(*server);
     server_->AcceptToken("tok-1");
     AcceptUpcomingTokens();
-    auto transport = CurlHttpTransport::Create({});
-    ASSERT_TRUE(transport.ok());
-    transport_ = std::move(*transport);
-    RetryingHttpClient::Options client_options;
-    client_options.token_source = &tokens_;
-    client_options.jitter = [] { return 0.5; };
-    client_options.policy.max_attempts = 8;
-    client_ = std::make_unique<RetryingHttpClient>(transport_.get(), &clock_, client_options);
-    auto db = SqliteDatabase::Open(":memory:", {});
-    ASSERT_TRUE(db.ok());
-    db_ = std::move(*db);
-    auto store = SqliteCheckpointStore::Create(db_.get(), &clock_);
-    ASSERT_TRUE(store.ok());
-    store_ = std::move(*store);
+    ASSERT_EQ(Open(), absl::OkStatus());
+    client_ = MakeClient(&tokens_, 8);
 
     model_.drive_members = {{.type = "group", .email = kGroup}};
     server_->AddSharedDrive({kDriveId, "Finance", model_.drive_members});
@@ -233,7 +154,7 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
   }
 
   // Daemon start: a fresh connector (empty caches) and runner.
-  void StartDaemon(SyncRunner::Options runner_options = {}) {
+  void StartDaemon(SyncRunner::Options runner_options = {}) override {
     DriveConnector::Options options;
     options.base_url = server_->base_url();
     options.page_size = 2;
@@ -244,29 +165,6 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     runner_options.connector_id = "gdrive:convergence";
     runner_ = std::make_unique<SyncRunner>(connector_.get(), &crashing_sink_, store_.get(),
                                            runner_options);
-  }
-
-  // The current token stays accepted until ExpireToken; the next few are
-  // accepted ahead so that a refresh succeeds.
-  void AcceptUpcomingTokens() {
-    int g = tokens_.generation();
-    for (int i = g + 1; i <= g + 4; ++i) server_->AcceptToken(absl::StrCat("tok-", i));
-  }
-
-  int Rand(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
-  bool Chance(double p) { return std::bernoulli_distribution(p)(rng_); }
-  template <typename T>
-  const T &Pick(const std::vector<T> &v) {
-    return v[Rand(static_cast<int>(v.size()))];
-  }
-
-  std::string Words() {
-    static const std::vector<std::string> kWords = {"alpha", "beta",   "gamma", "delta",
-                                                    "plan",  "budget", "q3",    "notes"};
-    std::string s = Pick(kWords);
-    int n = 1 + Rand(4);
-    for (int i = 0; i < n; ++i) absl::StrAppend(&s, " ", Pick(kWords));
-    return s;
   }
 
   FakePermission RandomPermission() {
@@ -326,7 +224,7 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     model_.files[f.id] = f;
   }
 
-  void Mutate() {
+  void Mutate() override {
     std::vector<std::string> ids = DocIds();
     if (move_folders_ && Chance(0.1)) {  // a subfolder moves in or out of scope
       std::string folder = Chance(0.5) ? "in_sub" : "out_sub";
@@ -399,7 +297,7 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
   }
 
   // A few transient faults, each well within the retry budget.
-  void InjectFaults(std::vector<std::string> *log) {
+  void InjectFaults(std::vector<std::string> *log) override {
     static const std::vector<DriveFault> kFaults = {DriveFault::k429RetryAfterSeconds,
                                                     DriveFault::k429RetryAfterDate,
                                                     DriveFault::k403UserRateLimit,
@@ -429,68 +327,15 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     }
   }
 
-  std::string Context(int round, const std::vector<std::string> &log) {
-    return absl::StrCat("seed=", GetParam(), " round=", round,
-                        " events: ", absl::StrJoin(log, "; "));
+  void AcceptToken(const std::string &token) override { server_->AcceptToken(token); }
+  absl::StatusOr<SyncStats> Sync() override { return runner_->SyncScope("drive"); }
+
+  std::string FirstDifference() override {
+    return testing::FirstIndexDifference(model_.Oracle(clock_.Now()), sink_.Documents("gdrive"));
   }
 
-  void CheckConverged(int round, const std::vector<std::string> &log) {
-    std::string diff = FirstDifference(model_.Oracle(clock_.Now()), sink_.Documents("gdrive"));
-    ASSERT_EQ(diff, "") << Context(round, log);
-  }
-
-  void RunRounds() {
-    StartDaemon();
-    for (int round = 0; round < kRounds; ++round) {
-      std::vector<std::string> log;
-      if (round > 0) {
-        int n = 2 + Rand(7);
-        for (int i = 0; i < n; ++i) ASSERT_NO_FATAL_FAILURE(Mutate());
-        log.push_back(absl::StrCat(n, " mutations"));
-      }
-      InjectFaults(&log);
-      AcceptUpcomingTokens();
-
-      if (Chance(0.35)) {
-        // Kill the daemon mid-round: after K acknowledged sink calls, or before
-        // the K-th page's checkpoint is committed.
-        int k = 1 + Rand(4);
-        SyncRunner::Options crashing;
-        bool in_sink = Chance(0.5);
-        if (in_sink) {
-          crashing_sink_.Arm(k);
-        } else {
-          auto pages = std::make_shared<int>(0);
-          crashing.before_commit = [pages, k](const ChangePage &) {
-            return ++*pages == k ? absl::AbortedError("killed") : absl::OkStatus();
-          };
-        }
-        log.push_back(absl::StrCat("crash ", in_sink ? "in sink" : "before commit", " at ", k));
-        StartDaemon(crashing);
-        (void)runner_->SyncScope("drive");  // may finish before the crash point
-        crashing_sink_.Disarm();
-        if (Chance(0.5)) {  // the source moves on while the daemon is down
-          for (int i = 0; i < 1 + Rand(3); ++i) ASSERT_NO_FATAL_FAILURE(Mutate());
-          log.push_back("mutations while down");
-        }
-        StartDaemon();  // a new process over the same checkpoint database
-      }
-      auto stats = runner_->SyncScope("drive");
-      ASSERT_TRUE(stats.ok()) << stats.status() << " " << Context(round, log);
-      ASSERT_NO_FATAL_FAILURE(CheckConverged(round, log));
-    }
-  }
-
-  std::mt19937 rng_;
-  SimulatedClock clock_{SimulatedClock::Options{.auto_advance = true}};
-  RotatingTokenSource tokens_;
   std::unique_ptr<FakeDriveServer> server_;
-  std::unique_ptr<HttpTransport> transport_;
   std::unique_ptr<RetryingHttpClient> client_;
-  std::unique_ptr<SqliteDatabase> db_;
-  std::unique_ptr<SqliteCheckpointStore> store_;
-  InMemorySink sink_;
-  CrashingSink crashing_sink_{&sink_};
   std::unique_ptr<DriveConnector> connector_;
   std::unique_ptr<SyncRunner> runner_;
   Model model_;
@@ -499,7 +344,7 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
   int next_perm_ = 0;
 };
 
-TEST_P(ConvergenceTest, IndexEqualsSourceAfterEveryRound) { RunRounds(); }
+TEST_P(ConvergenceTest, IndexEqualsSourceAfterEveryRound) { RunRounds(kRounds); }
 
 // Also moves subfolders (with their files) into and out of the synced folder. This variant found
 // two DriveConnector bugs, since fixed: a folder moved out of scope left its files indexed (seed 2
@@ -507,7 +352,7 @@ TEST_P(ConvergenceTest, IndexEqualsSourceAfterEveryRound) { RunRounds(); }
 // folder-parents cache (seeds 31 round 6, 80 round 3 of Range(1, 301)).
 TEST_P(ConvergenceTest, WithFolderMoves) {
   move_folders_ = true;
-  RunRounds();
+  RunRounds(kRounds);
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, ConvergenceTest, ::testing::Range(1u, 21u));

@@ -9,6 +9,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "connectors/framework/change_page.h"
+#include "connectors/framework/rest_util.h"
 #include "connectors/parse/document_parser.h"
 #include "nlohmann/json.hpp"
 
@@ -16,6 +18,12 @@ namespace tessera::connectors::drive {
 namespace {
 
 using json = nlohmann::json;
+using rest::Arr;
+using rest::Bool;
+using rest::ParseRfc3339;
+using rest::Str;
+using rest::StrList;
+using rest::UrlEncode;
 
 constexpr absl::string_view kFolder = "application/vnd.google-apps.folder";
 constexpr absl::string_view kShortcut = "application/vnd.google-apps.shortcut";
@@ -29,47 +37,6 @@ constexpr absl::string_view kFileFields =
     "domain,"
     "allowFileDiscovery,deleted,expirationTime),shortcutDetails(targetId,"
     "targetMimeType)";
-constexpr int kMaxEmptyPages = 100;
-
-// The only accessors used on parsed JSON: they never throw.
-std::string Str(const json &j, const char *key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-bool Bool(const json &j, const char *key, bool def = false) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_boolean() ? it->get<bool>() : def;
-}
-const json &Arr(const json &j, const char *key) {
-  static const json *const kEmpty = new json(json::array());
-  auto it = j.find(key);
-  return it != j.end() && it->is_array() ? *it : *kEmpty;
-}
-std::vector<std::string> StrList(const json &j, const char *key) {
-  std::vector<std::string> out;
-  for (const json &v : Arr(j, key)) {
-    if (v.is_string()) out.push_back(v.get<std::string>());
-  }
-  return out;
-}
-std::optional<absl::Time> Rfc3339(const std::string &s) {
-  absl::Time t;
-  std::string err;
-  if (s.empty() || !absl::ParseTime(absl::RFC3339_full, s, &t, &err)) return std::nullopt;
-  return t;
-}
-
-std::string UrlEncode(absl::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
-    }
-  }
-  return out;
-}
 
 bool IsExpiredPageToken(const HttpResponse &r) {
   if (r.status_code == 410) return true;
@@ -78,11 +45,7 @@ bool IsExpiredPageToken(const HttpResponse &r) {
 }
 
 // What one file (or change) means for the index.
-struct Outcome {
-  enum Kind { kUpsert, kDelete, kSkip, kFailure } kind = kSkip;
-  ConnectorDocument doc;
-  DocumentFailure failure;
-};
+using Outcome = DocumentOutcome;
 
 }  // namespace
 
@@ -160,7 +123,7 @@ class DriveConnector::Impl {
       }
       std::string next = Str(list, "nextPageToken");
       if (next.empty()) break;
-      RETURN_IF_ERROR(CheckProgress(Arr(list, "files").empty(), &empty));
+      RETURN_IF_ERROR(rest::CheckProgress("Drive", Arr(list, "files").empty(), &empty));
       page_token = next;
     }
     return out;
@@ -171,15 +134,9 @@ class DriveConnector::Impl {
     ASSIGN_OR_RETURN(std::optional<json> file, GetFile(id));
     if (!file) return absl::NotFoundError(absl::StrCat("Drive file ", id, " not found"));
     ASSIGN_OR_RETURN(Outcome o, Process(*file));
-    switch (o.kind) {
-      case Outcome::kUpsert:
-        return std::move(o.doc);
-      case Outcome::kFailure:
-        return o.failure.status;
-      default:
-        return absl::NotFoundError(
-            absl::StrCat("Drive file ", id, " is not an indexable document in scope"));
-    }
+    return FetchedDocument(
+        std::move(o), absl::NotFoundError(absl::StrCat("Drive file ", id,
+                                                       " is not an indexable document in scope")));
   }
 
  private:
@@ -231,15 +188,6 @@ class DriveConnector::Impl {
     return ValidateConfig();
   }
 
-  absl::Status CheckProgress(bool page_empty, int *empty_pages) {
-    *empty_pages = page_empty ? *empty_pages + 1 : 0;
-    if (*empty_pages > kMaxEmptyPages) {
-      return absl::UnavailableError(
-          absl::StrCat("Drive returned ", *empty_pages, " empty pages in a row; giving up"));
-    }
-    return absl::OkStatus();
-  }
-
   absl::StatusOr<json> ListFiles(const std::string &page_token) {
     Params params = {{"corpora", options_.include_shared_drives ? "allDrives" : "user"},
                      {"includeItemsFromAllDrives", "true"},
@@ -267,13 +215,13 @@ class DriveConnector::Impl {
         if (o.kind == Outcome::kDelete) o.kind = Outcome::kSkip;
         outcomes.push_back(std::move(o));
       }
-      Collect(std::move(outcomes), &page);
+      CollectLastPerId(std::move(outcomes), &page);
       std::string next = Str(list, "nextPageToken");
       if (next.empty()) {
         page.checkpoint = json({{"mode", "changes"}, {"token", start}}).dump();
         page.full_listing_done = true;
       } else {
-        RETURN_IF_ERROR(CheckProgress(Arr(list, "files").empty(), &empty));
+        RETURN_IF_ERROR(rest::CheckProgress("Drive", Arr(list, "files").empty(), &empty));
         page.checkpoint = json({{"mode", "list"}, {"start", start}, {"page", next}}).dump();
       }
       RETURN_IF_ERROR(on_page(std::move(page)));
@@ -328,7 +276,7 @@ class DriveConnector::Impl {
         }
       }
       ChangePage page;
-      Collect(std::move(outcomes), &page);
+      CollectLastPerId(std::move(outcomes), &page);
       std::string next = Str(list, "nextPageToken");
       std::string fresh = Str(list, "newStartPageToken");
       if (next.empty() && fresh.empty()) {
@@ -336,7 +284,9 @@ class DriveConnector::Impl {
             "Drive changes.list returned neither nextPageToken nor "
             "newStartPageToken");
       }
-      if (!next.empty()) RETURN_IF_ERROR(CheckProgress(Arr(list, "changes").empty(), &empty));
+      if (!next.empty()) {
+        RETURN_IF_ERROR(rest::CheckProgress("Drive", Arr(list, "changes").empty(), &empty));
+      }
       page.checkpoint = json({{"mode", "changes"}, {"token", next.empty() ? fresh : next}}).dump();
       RETURN_IF_ERROR(on_page(std::move(page)));
       if (next.empty()) return absl::OkStatus();
@@ -378,36 +328,10 @@ class DriveConnector::Impl {
         }
         page_token = Str(list, "nextPageToken");
         if (page_token.empty()) break;
-        RETURN_IF_ERROR(CheckProgress(Arr(list, "files").empty(), &empty));
+        RETURN_IF_ERROR(rest::CheckProgress("Drive", Arr(list, "files").empty(), &empty));
       }
     }
     return absl::OkStatus();
-  }
-
-  // Last outcome per id wins; deletes and upserts end up disjoint.
-  void Collect(std::vector<Outcome> outcomes, ChangePage *page) {
-    absl::flat_hash_map<std::string, size_t> last;
-    auto id_of = [](const Outcome &o) {
-      return o.kind == Outcome::kFailure ? o.failure.id : o.doc.id;
-    };
-    for (size_t i = 0; i < outcomes.size(); ++i) last[id_of(outcomes[i])] = i;
-    for (size_t i = 0; i < outcomes.size(); ++i) {
-      Outcome &o = outcomes[i];
-      if (last[id_of(o)] != i) continue;
-      switch (o.kind) {
-        case Outcome::kUpsert:
-          page->upserts.push_back(std::move(o.doc));
-          break;
-        case Outcome::kDelete:
-          page->deletes.push_back(std::move(o.doc.id));
-          break;
-        case Outcome::kFailure:
-          page->failures.push_back(std::move(o.failure));
-          break;
-        case Outcome::kSkip:
-          break;
-      }
-    }
   }
 
   bool IsIndexable(absl::string_view mime, const json &f) const {
@@ -466,7 +390,7 @@ class DriveConnector::Impl {
       dp.domain = Str(p, "domain");
       dp.allow_file_discovery = Bool(p, "allowFileDiscovery", true);
       dp.deleted = Bool(p, "deleted");
-      dp.expiration = Rfc3339(Str(p, "expirationTime"));
+      dp.expiration = ParseRfc3339(Str(p, "expirationTime"));
       perms.push_back(std::move(dp));
     };
     if (f.contains("permissions") && f["permissions"].is_array()) {
@@ -486,7 +410,7 @@ class DriveConnector::Impl {
         for (const json &p : Arr(list, "permissions")) add(p);
         page_token = Str(list, "nextPageToken");
         if (page_token.empty()) break;
-        RETURN_IF_ERROR(CheckProgress(Arr(list, "permissions").empty(), &empty));
+        RETURN_IF_ERROR(rest::CheckProgress("Drive", Arr(list, "permissions").empty(), &empty));
       }
     }
     return MapPermissions(perms, clock_->Now());
@@ -570,12 +494,7 @@ class DriveConnector::Impl {
     absl::Status failure;
     ASSIGN_OR_RETURN(std::string bytes, Content(*source, &parse_as, &failure));
     if (!failure.ok()) {
-      if (failure.code() == absl::StatusCode::kNotFound) {
-        o.kind = Outcome::kDelete;  // vanished between listing and download
-      } else {
-        o.kind = Outcome::kFailure;
-        o.failure.status = failure;
-      }
+      SetDownloadFailure(std::move(failure), &o);
       return o;
     }
     absl::StatusOr<parse::ParsedDocument> parsed = parse::ParseDocument(bytes, parse_as);
@@ -589,7 +508,7 @@ class DriveConnector::Impl {
     d.title = Str(f, "name");
     d.uri = Str(*source, "webViewLink");
     d.mime_type = Str(*source, "mimeType");
-    d.modified_time = Rfc3339(Str(*source, "modifiedTime")).value_or(absl::UnixEpoch());
+    d.modified_time = ParseRfc3339(Str(*source, "modifiedTime")).value_or(absl::UnixEpoch());
     for (parse::ParsedSection &s : parsed->sections) {
       d.sections.push_back({std::move(s.heading), std::move(s.text), s.page});
     }

@@ -1,4 +1,3 @@
-#include "connectors/auth/testing/rotating_token_source.h"
 #include "connectors/drive/drive_connector.h"
 
 #include <memory>
@@ -7,14 +6,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
-#include "common/http/curl_http_transport.h"
-#include "common/sqlite.h"
 #include "connectors/auth/token_source.h"
 #include "connectors/drive/fake_drive_server.h"
 #include "connectors/framework/checkpoint_store.h"
 #include "connectors/framework/in_memory.h"
 #include "connectors/framework/sync_runner.h"
 #include "connectors/http/retrying_client.h"
+#include "connectors/testing/sync_harness.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -43,7 +41,7 @@ TEST(MapPermissionsTest, LinkOnlyIsNotPublicAndExpiredIsIgnored) {
   EXPECT_THAT(MapPermissions({{.type = "anyone"}}, now), ElementsAre("anyone"));
 }
 
-class DriveConnectorTest : public ::testing::Test {
+class DriveConnectorTest : public ::testing::Test, protected testing::SyncHarness {
  protected:
   void SetUp() override {
     FakeDriveServer::Options server_options;
@@ -53,21 +51,9 @@ class DriveConnectorTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     server_->AcceptToken("tok-1");
-    auto transport = CurlHttpTransport::Create({});
-    ASSERT_TRUE(transport.ok());
-    transport_ = std::move(*transport);
-    RetryingHttpClient::Options client_options;
-    client_options.token_source = &tokens_;
-    client_options.jitter = [] { return 0.5; };
+    ASSERT_EQ(Open(), absl::OkStatus());
     // FaultCatalogue stacks seven faults on one request.
-    client_options.policy.max_attempts = 8;
-    client_ = std::make_unique<RetryingHttpClient>(transport_.get(), &clock_, client_options);
-    auto db = SqliteDatabase::Open(":memory:", {});
-    ASSERT_TRUE(db.ok());
-    db_ = std::move(*db);
-    auto store = SqliteCheckpointStore::Create(db_.get(), &clock_);
-    ASSERT_TRUE(store.ok());
-    store_ = std::move(*store);
+    client_ = MakeClient(&tokens_, 8);
   }
 
   void MakeConnector(DriveConnector::Options options = {}) {
@@ -84,11 +70,7 @@ class DriveConnectorTest : public ::testing::Test {
   absl::StatusOr<SyncStats> Sync() { return runner_->SyncScope("drive"); }
 
   std::map<std::string, ConnectorDocument> Docs() { return sink_.Documents("gdrive"); }
-  std::vector<std::string> Ids() {
-    std::vector<std::string> out;
-    for (const auto &[id, d] : Docs()) out.push_back(id);
-    return out;
-  }
+  std::vector<std::string> Ids() { return IdsOf(Docs()); }
   std::string Text(const std::string &id) {
     auto docs = Docs();
     auto it = docs.find(id);
@@ -137,14 +119,8 @@ class DriveConnectorTest : public ::testing::Test {
             .ok());
   }
 
-  SimulatedClock clock_{SimulatedClock::Options{.auto_advance = true}};
-  RotatingTokenSource tokens_;
   std::unique_ptr<FakeDriveServer> server_;
-  std::unique_ptr<HttpTransport> transport_;
   std::unique_ptr<RetryingHttpClient> client_;
-  std::unique_ptr<SqliteDatabase> db_;
-  std::unique_ptr<SqliteCheckpointStore> store_;
-  InMemorySink sink_;
   std::unique_ptr<DriveConnector> connector_;
   std::unique_ptr<SyncRunner> runner_;
 };

@@ -8,8 +8,6 @@
 // read on stdin, one JSON object per line (see fake_drive_admin.h), mutate
 // the drive; each is answered with one JSON line on stdout. End of stdin
 // leaves the server running.
-#include <signal.h>
-
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -18,6 +16,7 @@
 
 #include "connectors/drive/fake_drive_admin.h"
 #include "connectors/drive/fake_drive_server.h"
+#include "connectors/testing/fake_server_main.h"
 
 namespace {
 
@@ -70,37 +69,24 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  // Block the stop signals before any thread starts, for sigwait below.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  FakeDriveServer::Options options;
-  options.user_email = "admin@acme.example";
-  options.user_groups = {"finance@acme.example"};
-  auto server = FakeDriveServer::Start(options);
-  if (!server.ok()) {
-    std::fprintf(stderr, "fake_drive: %s\n", server.status().ToString().c_str());
-    return 1;
-  }
-  if (absl::Status st = empty ? absl::OkStatus() : Seed(**server); !st.ok()) {
-    std::fprintf(stderr, "fake_drive: seed: %s\n", st.ToString().c_str());
-    return 1;
-  }
-  std::printf("%s\n", (*server)->base_url().c_str());
-  std::fflush(stdout);
-  FakeDriveServer *drive = server->get();
-  std::thread([drive] {
-    std::string line;
-    while (std::getline(std::cin, line)) {
-      if (line.empty()) continue;
-      std::string answer = tessera::connectors::drive::ExecuteFakeDriveCommand(*drive, line);
-      std::fprintf(stdout, "%s\n", answer.c_str());
-      std::fflush(stdout);
-    }
-  }).detach();
-  int sig = 0;
-  sigwait(&set, &sig);
-  return 0;
+  return tessera::connectors::testing::RunFakeServerMain<FakeDriveServer>(
+      "fake_drive",
+      [] {
+        FakeDriveServer::Options options;
+        options.user_email = "admin@acme.example";
+        options.user_groups = {"finance@acme.example"};
+        return FakeDriveServer::Start(options);
+      },
+      [empty](FakeDriveServer &server) { return empty ? absl::OkStatus() : Seed(server); },
+      [](FakeDriveServer &drive) {
+        std::thread([&drive] {
+          std::string line;
+          while (std::getline(std::cin, line)) {
+            if (line.empty()) continue;
+            std::string answer = tessera::connectors::drive::ExecuteFakeDriveCommand(drive, line);
+            std::fprintf(stdout, "%s\n", answer.c_str());
+            std::fflush(stdout);
+          }
+        }).detach();
+      });
 }

@@ -11,63 +11,20 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/status.h"
+#include "connectors/testing/fake_api.h"
 #include "nlohmann/json.hpp"
 
 namespace tessera::connectors::drive {
 namespace {
 
 using json = nlohmann::json;
+using testing::GoogleError;
+using testing::JsonResponse;
+using testing::ParseQuery;
 constexpr absl::string_view kPrefix = "/drive/v3";
-
-std::string UrlDecode(absl::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    int v = 0;
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() && absl::SimpleHexAtoi(s.substr(i + 1, 2), &v)) {
-      out.push_back(static_cast<char>(v));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-std::map<std::string, std::string> ParseQuery(absl::string_view query) {
-  std::map<std::string, std::string> out;
-  for (absl::string_view part : absl::StrSplit(query, '&', absl::SkipEmpty())) {
-    std::pair<absl::string_view, absl::string_view> kv =
-        absl::StrSplit(part, absl::MaxSplits('=', 1));
-    out[UrlDecode(kv.first)] = UrlDecode(kv.second);
-  }
-  return out;
-}
 
 std::string Rfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
-}
-
-FakeHttpResponse JsonResponse(int status, const json &body) {
-  FakeHttpResponse r;
-  r.status = status;
-  r.headers.Add("Content-Type", "application/json; charset=UTF-8");
-  r.body = body.dump();
-  return r;
-}
-
-FakeHttpResponse GoogleError(int code, absl::string_view status, absl::string_view reason,
-                             absl::string_view message) {
-  json err = {
-      {"error",
-       {{"code", code},
-        {"message", std::string(message)},
-        {"status", std::string(status)},
-        {"errors", json::array({{{"domain", code == 403 || code == 429 ? "usageLimits" : "global"},
-                                 {"reason", std::string(reason)},
-                                 {"message", std::string(message)}}})}}}};
-  return JsonResponse(code, err);
 }
 
 FakeHttpResponse NotFound(absl::string_view id) {
@@ -275,7 +232,7 @@ void FakeDriveServer::SetTouchTime(std::optional<absl::Time> t) {
 
 void FakeDriveServer::InjectFault(absl::string_view path_prefix, DriveFault fault, int times) {
   absl::MutexLock lock(&mu_);
-  faults_.push_back({std::string(path_prefix), fault, times});
+  faults_.Inject(path_prefix, fault, times);
 }
 
 void FakeDriveServer::ExpirePageTokens(int http_status) {
@@ -287,12 +244,12 @@ void FakeDriveServer::ExpirePageTokens(int http_status) {
 
 void FakeDriveServer::AcceptToken(std::string token) {
   absl::MutexLock lock(&mu_);
-  accepted_tokens_.insert(std::move(token));
+  tokens_.Accept(std::move(token));
 }
 
 void FakeDriveServer::ExpireToken(absl::string_view token) {
   absl::MutexLock lock(&mu_);
-  accepted_tokens_.erase(std::string(token));
+  tokens_.Expire(token);
 }
 
 void FakeDriveServer::SetLatency(absl::Duration latency) {
@@ -312,44 +269,10 @@ int FakeDriveServer::RequestCount(absl::string_view prefix) const {
 
 FakeHttpResponse FakeDriveServer::Serve(const FakeHttpRequest &request) {
   absl::MutexLock lock(&mu_);
-  std::optional<DriveFault> fault;
-  for (Fault &f : faults_) {
-    if (f.remaining > 0 && absl::StartsWith(request.path, f.prefix)) {
-      --f.remaining;
-      fault = f.kind;
-      break;
-    }
-  }
+  std::optional<DriveFault> fault = faults_.Take(request.path);
   if (fault) {
-    switch (*fault) {
-      case DriveFault::k429RetryAfterSeconds: {
-        FakeHttpResponse r =
-            GoogleError(429, "RESOURCE_EXHAUSTED", "rateLimitExceeded", "Rate Limit Exceeded");
-        r.headers.Add("Retry-After", "2");
-        return r;
-      }
-      case DriveFault::k429RetryAfterDate: {
-        FakeHttpResponse r =
-            GoogleError(429, "RESOURCE_EXHAUSTED", "rateLimitExceeded", "Rate Limit Exceeded");
-        r.headers.Add("Retry-After",
-                      absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT",
-                                       clock_->Now() + absl::Seconds(2), absl::UTCTimeZone()));
-        return r;
-      }
-      case DriveFault::k403UserRateLimit:
-        return GoogleError(403, "PERMISSION_DENIED", "userRateLimitExceeded",
-                           "User Rate Limit Exceeded");
-      case DriveFault::k403RateLimit:
-        return GoogleError(403, "PERMISSION_DENIED", "rateLimitExceeded", "Rate Limit Exceeded");
-      case DriveFault::k500:
-        return GoogleError(500, "INTERNAL", "internalError", "Internal Error");
-      case DriveFault::k503:
-        return GoogleError(503, "UNAVAILABLE", "backendError", "The service is unavailable.");
-      case DriveFault::k401:
-        return GoogleError(401, "UNAUTHENTICATED", "authError", "Invalid Credentials");
-      default:
-        break;  // applied by ServeLocked
-    }
+    std::optional<FakeHttpResponse> error = testing::GoogleFaultResponse(*fault, *clock_);
+    if (error) return *std::move(error);  // otherwise applied by ServeLocked
   }
   FakeHttpResponse r = ServeLocked(request, fault);
   if (fault == DriveFault::kDisconnect) r.close_mid_body = true;
@@ -359,10 +282,7 @@ FakeHttpResponse FakeDriveServer::Serve(const FakeHttpRequest &request) {
 
 FakeHttpResponse FakeDriveServer::ServeLocked(const FakeHttpRequest &request,
                                               std::optional<DriveFault> fault) {
-  std::optional<std::string> auth = request.headers.Get("Authorization");
-  std::string token;
-  if (auth && absl::StartsWith(*auth, "Bearer ")) token = auth->substr(7);
-  if (token.empty() || (!accepted_tokens_.empty() && !accepted_tokens_.count(token))) {
+  if (!tokens_.Authorize(request)) {
     return GoogleError(401, "UNAUTHENTICATED", "authError", "Invalid Credentials");
   }
   if (request.method != "GET") {

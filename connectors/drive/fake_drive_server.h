@@ -49,7 +49,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -61,6 +60,9 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/http/fake_http_server.h"
+#include "connectors/testing/fake_api.h"
+#include "connectors/testing/fault_injector.h"
+#include "connectors/testing/google_api_faults.h"
 
 namespace tessera::connectors::drive {
 
@@ -104,18 +106,11 @@ struct FakeSharedDrive {
   std::vector<FakePermission> members;  // inherited by every file in the drive
 };
 
-enum class DriveFault {
-  k429RetryAfterSeconds,  // 429 RESOURCE_EXHAUSTED, Retry-After: 2
-  k429RetryAfterDate,     // 429 with Retry-After as an HTTP-date 2 s ahead
-  k403UserRateLimit,      // 403 userRateLimitExceeded
-  k403RateLimit,          // 403 rateLimitExceeded
-  k500,
-  k503,         // no Retry-After
-  k401,         // authError, whatever the token
-  kDisconnect,  // the normal response, cut mid-body
-  kEmptyPage,   // changes/files list: 0 items + nextPageToken
-  kDuplicate,   // changes list: every entry twice
-};
+// The fault catalogue (connectors/testing/google_api_faults.h): 429 with
+// Retry-After seconds or HTTP-date, 403 userRateLimitExceeded /
+// rateLimitExceeded, 500, 503, 401, a disconnect, an empty page
+// (changes/files list), duplicated entries (changes list).
+using DriveFault = testing::GoogleFault;
 
 class FakeDriveServer {
  public:
@@ -170,11 +165,6 @@ class FakeDriveServer {
   [[nodiscard]] int RequestCount(absl::string_view prefix) const;
 
  private:
-  struct Fault {
-    std::string prefix;
-    DriveFault kind;
-    int remaining;
-  };
   struct Change {
     std::string file_id;
     absl::Time time;
@@ -208,11 +198,11 @@ class FakeDriveServer {
   std::map<std::string, File> files_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, FakeSharedDrive> drives_ ABSL_GUARDED_BY(mu_);
   std::vector<Change> changes_ ABSL_GUARDED_BY(mu_);
-  std::vector<Fault> faults_ ABSL_GUARDED_BY(mu_);
+  testing::FaultInjector<DriveFault> faults_ ABSL_GUARDED_BY(mu_);
   // Change-log positions below this are expired page tokens.
   int64_t expired_below_ ABSL_GUARDED_BY(mu_) = 0;
   int expired_status_ ABSL_GUARDED_BY(mu_) = 410;
-  std::set<std::string> accepted_tokens_ ABSL_GUARDED_BY(mu_);
+  testing::BearerTokens tokens_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Time> touch_time_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::Duration latency_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();

@@ -11,10 +11,11 @@
 // and a NEW connector and runner over the same checkpoint database finish the
 // round. After every round the index must equal an oracle computed from a
 // mirror of the mailboxes.
+#include "connectors/testing/convergence.h"
+
 #include <algorithm>
 #include <map>
 #include <memory>
-#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -23,15 +24,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/clock.h"
-#include "common/http/curl_http_transport.h"
-#include "common/sqlite.h"
-#include "connectors/auth/testing/rotating_token_source.h"
 #include "connectors/framework/checkpoint_store.h"
 #include "connectors/framework/in_memory.h"
 #include "connectors/framework/sync_runner.h"
 #include "connectors/gmail/fake_gmail_server.h"
 #include "connectors/gmail/gmail_connector.h"
 #include "connectors/http/retrying_client.h"
+#include "connectors/testing/sync_harness.h"
 #include "gtest/gtest.h"
 
 namespace tessera::connectors::gmail {
@@ -39,35 +38,6 @@ namespace {
 
 constexpr int kRounds = 8;
 const std::vector<std::string> kMailboxes = {"ann@x.com", "bob@x.com"};
-
-// Forwards to an InMemorySink; when armed, the `fail_at`-th call from then on
-// applies the change and then fails (the acknowledgement is lost: a crash).
-class CrashingSink : public DocumentSink {
- public:
-  explicit CrashingSink(InMemorySink *inner) : inner_(inner) {}
-  void Arm(int fail_at) { countdown_ = fail_at; }
-  void Disarm() { countdown_ = -1; }
-  absl::Status Upsert(absl::string_view source,
-                      const std::vector<ConnectorDocument> &documents) override {
-    absl::Status s = inner_->Upsert(source, documents);
-    return s.ok() ? Tick() : s;
-  }
-  absl::Status Delete(absl::string_view source, const std::vector<std::string> &ids) override {
-    absl::Status s = inner_->Delete(source, ids);
-    return s.ok() ? Tick() : s;
-  }
-  absl::StatusOr<std::vector<std::string>> ListIds(absl::string_view source) override {
-    return inner_->ListIds(source);
-  }
-
- private:
-  absl::Status Tick() {
-    if (countdown_ > 0 && --countdown_ == 0) return absl::UnavailableError("sink crashed");
-    return absl::OkStatus();
-  }
-  InMemorySink *const inner_;
-  int countdown_ = -1;
-};
 
 struct ModelMessage {
   std::string subject;
@@ -83,10 +53,11 @@ struct Expected {
   std::string labels;
 };
 
-class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
+class ConvergenceTest : public ::testing::TestWithParam<uint32_t>,
+                        protected testing::ConvergenceHarness {
  protected:
   void SetUp() override {
-    rng_.seed(GetParam());
+    Seed(GetParam());
     FakeGmailServer::Options server_options;
     server_options.mailboxes = kMailboxes;
     server_options.clock = &clock_;
@@ -95,24 +66,12 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     server_ = std::move(*server);
     server_->AcceptToken("tok-1");
     AcceptUpcomingTokens();
-    auto transport = CurlHttpTransport::Create({});
-    ASSERT_TRUE(transport.ok());
-    transport_ = std::move(*transport);
-    RetryingHttpClient::Options client_options;
-    client_options.token_source = &tokens_;
-    client_options.jitter = [] { return 0.5; };
-    client_options.policy.max_attempts = 8;
-    client_ = std::make_unique<RetryingHttpClient>(transport_.get(), &clock_, client_options);
-    auto db = SqliteDatabase::Open(":memory:", {});
-    ASSERT_TRUE(db.ok());
-    db_ = std::move(*db);
-    auto store = SqliteCheckpointStore::Create(db_.get(), &clock_);
-    ASSERT_TRUE(store.ok());
-    store_ = std::move(*store);
+    ASSERT_EQ(Open(), absl::OkStatus());
+    client_ = MakeClient(&tokens_, 8);
     for (int i = 0; i < 10; ++i) ASSERT_NO_FATAL_FAILURE(Create());
   }
 
-  void StartDaemon(SyncRunner::Options runner_options = {}) {
+  void StartDaemon(SyncRunner::Options runner_options = {}) override {
     GmailConnector::Options options;
     options.base_url = server_->base_url();
     options.page_size = 2;
@@ -127,18 +86,6 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     runner_options.connector_id = "gmail:convergence";
     runner_ = std::make_unique<SyncRunner>(connector_.get(), &crashing_sink_, store_.get(),
                                            runner_options);
-  }
-
-  void AcceptUpcomingTokens() {
-    int g = tokens_.generation();
-    for (int i = g + 1; i <= g + 4; ++i) server_->AcceptToken(absl::StrCat("tok-", i));
-  }
-
-  int Rand(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
-  bool Chance(double p) { return std::bernoulli_distribution(p)(rng_); }
-  template <typename T>
-  const T &Pick(const std::vector<T> &v) {
-    return v[Rand(static_cast<int>(v.size()))];
   }
 
   void Create() {
@@ -182,7 +129,7 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     model_[mailbox][*id] = m;
   }
 
-  void Mutate() {
+  void Mutate() override {
     const std::string &mailbox = Pick(kMailboxes);
     auto &box = model_[mailbox];
     int op = Rand(6);
@@ -226,7 +173,7 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     }
   }
 
-  void InjectFaults(std::vector<std::string> *log) {
+  void InjectFaults(std::vector<std::string> *log) override {
     static const std::vector<GmailFault> kFaults = {GmailFault::k429RetryAfterSeconds,
                                                     GmailFault::k429RetryAfterDate,
                                                     GmailFault::k403UserRateLimit,
@@ -288,7 +235,10 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     return out;
   }
 
-  std::string FirstDifference() {
+  void AcceptToken(const std::string &token) override { server_->AcceptToken(token); }
+  absl::StatusOr<SyncStats> Sync() override { return runner_->SyncAll(); }
+
+  std::string FirstDifference() override {
     std::map<std::string, Expected> want = Oracle();
     std::map<std::string, ConnectorDocument> got = sink_.Documents("gmail");
     std::set<std::string> ids;
@@ -315,65 +265,15 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     return "";
   }
 
-  std::string Context(int round, const std::vector<std::string> &log) {
-    return absl::StrCat("seed=", GetParam(), " round=", round,
-                        " events: ", absl::StrJoin(log, "; "));
-  }
-
-  std::mt19937 rng_;
-  SimulatedClock clock_{SimulatedClock::Options{.auto_advance = true}};
-  RotatingTokenSource tokens_;
   std::unique_ptr<FakeGmailServer> server_;
-  std::unique_ptr<HttpTransport> transport_;
   std::unique_ptr<RetryingHttpClient> client_;
-  std::unique_ptr<SqliteDatabase> db_;
-  std::unique_ptr<SqliteCheckpointStore> store_;
-  InMemorySink sink_;
-  CrashingSink crashing_sink_{&sink_};
   std::unique_ptr<GmailConnector> connector_;
   std::unique_ptr<SyncRunner> runner_;
   std::map<std::string, std::map<std::string, ModelMessage>> model_;
   int next_ = 0;
 };
 
-TEST_P(ConvergenceTest, IndexEqualsMailboxesAfterEveryRound) {
-  StartDaemon();
-  for (int round = 0; round < kRounds; ++round) {
-    std::vector<std::string> log;
-    if (round > 0) {
-      int n = 2 + Rand(7);
-      for (int i = 0; i < n; ++i) ASSERT_NO_FATAL_FAILURE(Mutate());
-      log.push_back(absl::StrCat(n, " mutations"));
-    }
-    ASSERT_NO_FATAL_FAILURE(InjectFaults(&log));
-    AcceptUpcomingTokens();
-    if (Chance(0.35)) {
-      int k = 1 + Rand(4);
-      SyncRunner::Options crashing;
-      bool in_sink = Chance(0.5);
-      if (in_sink) {
-        crashing_sink_.Arm(k);
-      } else {
-        auto pages = std::make_shared<int>(0);
-        crashing.before_commit = [pages, k](const ChangePage &) {
-          return ++*pages == k ? absl::AbortedError("killed") : absl::OkStatus();
-        };
-      }
-      log.push_back(absl::StrCat("crash ", in_sink ? "in sink" : "before commit", " at ", k));
-      StartDaemon(crashing);
-      (void)runner_->SyncAll();  // may finish before the crash point
-      crashing_sink_.Disarm();
-      if (Chance(0.5)) {
-        for (int i = 0; i < 1 + Rand(3); ++i) ASSERT_NO_FATAL_FAILURE(Mutate());
-        log.push_back("mutations while down");
-      }
-      StartDaemon();
-    }
-    auto stats = runner_->SyncAll();
-    ASSERT_TRUE(stats.ok()) << stats.status() << " " << Context(round, log);
-    ASSERT_EQ(FirstDifference(), "") << Context(round, log);
-  }
-}
+TEST_P(ConvergenceTest, IndexEqualsMailboxesAfterEveryRound) { RunRounds(kRounds); }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, ConvergenceTest, ::testing::Range(1u, 13u));
 

@@ -1,11 +1,10 @@
 // fake_gmail: serves the sample company's mailboxes (FakeGmailServer) on 127.0.0.1 for demos,
 // printing the base URL on stdout, until SIGINT or SIGTERM. Any bearer token is accepted.
-#include <signal.h>
-
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "connectors/gmail/fake_gmail_server.h"
+#include "connectors/testing/fake_server_main.h"
 
 namespace {
 
@@ -52,25 +51,12 @@ absl::Status Seed(FakeGmailServer& s) {
 }  // namespace
 
 int main() {
-  FakeGmailServer::Options options;
-  options.mailboxes = {"ann@acme.example", "bob@acme.example"};
-  auto server = FakeGmailServer::Start(options);
-  if (!server.ok()) {
-    std::fprintf(stderr, "fake_gmail: %s\n", server.status().ToString().c_str());
-    return 1;
-  }
-  if (absl::Status st = Seed(**server); !st.ok()) {
-    std::fprintf(stderr, "fake_gmail: seed: %s\n", st.ToString().c_str());
-    return 1;
-  }
-  std::printf("%s\n", (*server)->base_url().c_str());
-  std::fflush(stdout);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  int sig = 0;
-  sigwait(&set, &sig);
-  return 0;
+  return tessera::connectors::testing::RunFakeServerMain<FakeGmailServer>(
+      "fake_gmail",
+      [] {
+        FakeGmailServer::Options options;
+        options.mailboxes = {"ann@acme.example", "bob@acme.example"};
+        return FakeGmailServer::Start(options);
+      },
+      Seed);
 }

@@ -11,60 +11,18 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/status.h"
+#include "connectors/testing/fake_api.h"
 #include "nlohmann/json.hpp"
 
 namespace tessera::connectors::gmail {
 namespace {
 
 using json = nlohmann::json;
+using testing::GoogleError;
+using testing::JsonResponse;
+using testing::ParseQuery;
+using testing::UrlDecode;
 constexpr absl::string_view kPrefix = "/gmail/v1/users/";
-
-std::string UrlDecode(absl::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    int v = 0;
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() && absl::SimpleHexAtoi(s.substr(i + 1, 2), &v)) {
-      out.push_back(static_cast<char>(v));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-std::map<std::string, std::string> ParseQuery(absl::string_view query) {
-  std::map<std::string, std::string> out;
-  for (absl::string_view part : absl::StrSplit(query, '&', absl::SkipEmpty())) {
-    std::pair<absl::string_view, absl::string_view> kv =
-        absl::StrSplit(part, absl::MaxSplits('=', 1));
-    out[UrlDecode(kv.first)] = UrlDecode(kv.second);
-  }
-  return out;
-}
-
-FakeHttpResponse JsonResponse(int status, const json &body) {
-  FakeHttpResponse r;
-  r.status = status;
-  r.headers.Add("Content-Type", "application/json; charset=UTF-8");
-  r.body = body.dump();
-  return r;
-}
-
-FakeHttpResponse GoogleError(int code, absl::string_view status, absl::string_view reason,
-                             absl::string_view message) {
-  json err = {
-      {"error",
-       {{"code", code},
-        {"message", std::string(message)},
-        {"status", std::string(status)},
-        {"errors", json::array({{{"domain", code == 403 || code == 429 ? "usageLimits" : "global"},
-                                 {"reason", std::string(reason)},
-                                 {"message", std::string(message)}}})}}}};
-  return JsonResponse(code, err);
-}
 
 int PageSize(const std::map<std::string, std::string> &q, int def, int max) {
   int n = def;
@@ -213,27 +171,27 @@ absl::Status FakeGmailServer::ExpireHistory(absl::string_view mailbox) {
 
 void FakeGmailServer::InjectFault(absl::string_view path_prefix, GmailFault fault, int times) {
   absl::MutexLock lock(&mu_);
-  faults_.push_back({std::string(path_prefix), fault, times});
+  faults_.Inject(path_prefix, fault, times);
 }
 
 void FakeGmailServer::ClearFaults() {
   absl::MutexLock lock(&mu_);
-  faults_.clear();
+  faults_.Clear();
 }
 
 void FakeGmailServer::AcceptToken(std::string token) {
   absl::MutexLock lock(&mu_);
-  accepted_tokens_.insert(std::move(token));
+  tokens_.Accept(std::move(token));
 }
 
 void FakeGmailServer::ExpireToken(absl::string_view token) {
   absl::MutexLock lock(&mu_);
-  accepted_tokens_.erase(std::string(token));
+  tokens_.Expire(token);
 }
 
 void FakeGmailServer::BindToken(std::string token, std::string mailbox) {
   absl::MutexLock lock(&mu_);
-  accepted_tokens_.insert(token);
+  tokens_.Accept(token);
   token_mailbox_[std::move(token)] = absl::AsciiStrToLower(mailbox);
 }
 
@@ -253,44 +211,10 @@ int64_t FakeGmailServer::HistoryId(absl::string_view mailbox) const {
 
 FakeHttpResponse FakeGmailServer::Serve(const FakeHttpRequest &request) {
   absl::MutexLock lock(&mu_);
-  std::optional<GmailFault> fault;
-  for (Fault &f : faults_) {
-    if (f.remaining > 0 && absl::StartsWith(request.path, f.prefix)) {
-      --f.remaining;
-      fault = f.kind;
-      break;
-    }
-  }
+  std::optional<GmailFault> fault = faults_.Take(request.path);
   if (fault) {
-    switch (*fault) {
-      case GmailFault::k429RetryAfterSeconds: {
-        FakeHttpResponse r =
-            GoogleError(429, "RESOURCE_EXHAUSTED", "rateLimitExceeded", "Rate Limit Exceeded");
-        r.headers.Add("Retry-After", "2");
-        return r;
-      }
-      case GmailFault::k429RetryAfterDate: {
-        FakeHttpResponse r =
-            GoogleError(429, "RESOURCE_EXHAUSTED", "rateLimitExceeded", "Rate Limit Exceeded");
-        r.headers.Add("Retry-After",
-                      absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT",
-                                       clock_->Now() + absl::Seconds(2), absl::UTCTimeZone()));
-        return r;
-      }
-      case GmailFault::k403UserRateLimit:
-        return GoogleError(403, "PERMISSION_DENIED", "userRateLimitExceeded",
-                           "User Rate Limit Exceeded");
-      case GmailFault::k403RateLimit:
-        return GoogleError(403, "PERMISSION_DENIED", "rateLimitExceeded", "Rate Limit Exceeded");
-      case GmailFault::k500:
-        return GoogleError(500, "INTERNAL", "internalError", "Internal Error");
-      case GmailFault::k503:
-        return GoogleError(503, "UNAVAILABLE", "backendError", "The service is unavailable.");
-      case GmailFault::k401:
-        return GoogleError(401, "UNAUTHENTICATED", "authError", "Invalid Credentials");
-      default:
-        break;  // applied by ServeLocked
-    }
+    std::optional<FakeHttpResponse> error = testing::GoogleFaultResponse(*fault, *clock_);
+    if (error) return *std::move(error);  // otherwise applied by ServeLocked
   }
   FakeHttpResponse r = ServeLocked(request, fault);
   if (fault == GmailFault::kDisconnect) r.close_mid_body = true;
@@ -299,10 +223,8 @@ FakeHttpResponse FakeGmailServer::Serve(const FakeHttpRequest &request) {
 
 FakeHttpResponse FakeGmailServer::ServeLocked(const FakeHttpRequest &request,
                                               std::optional<GmailFault> fault) {
-  std::optional<std::string> auth = request.headers.Get("Authorization");
-  std::string token;
-  if (auth && absl::StartsWith(*auth, "Bearer ")) token = auth->substr(7);
-  if (token.empty() || (!accepted_tokens_.empty() && !accepted_tokens_.count(token))) {
+  std::optional<std::string> token = tokens_.Authorize(request);
+  if (!token) {
     return GoogleError(401, "UNAUTHENTICATED", "authError", "Invalid Credentials");
   }
   if (request.method != "GET") {
@@ -319,7 +241,7 @@ FakeHttpResponse FakeGmailServer::ServeLocked(const FakeHttpRequest &request,
   }
   std::string address =
       user == "me" ? absl::AsciiStrToLower(options_.mailboxes[0]) : absl::AsciiStrToLower(user);
-  auto bound = token_mailbox_.find(token);
+  auto bound = token_mailbox_.find(*token);
   if (bound != token_mailbox_.end() && bound->second != address) {
     return GoogleError(403, "PERMISSION_DENIED", "forbidden",
                        absl::StrCat("Delegation denied for ", bound->second));

@@ -33,7 +33,8 @@
 //     current one mid-sync.
 //
 // Fault injection (InjectFault) for the next N requests whose path starts with
-// a prefix: the catalogue of FakeDriveServer (429 with Retry-After seconds or
+// a prefix: the catalogue shared with FakeDriveServer
+// (connectors/testing/google_api_faults.h: 429 with Retry-After seconds or
 // HTTP-date, 403 userRateLimitExceeded / rateLimitExceeded, 500, 503 without
 // Retry-After, 401, a connection cut mid-body, an empty page that still
 // carries a nextPageToken, duplicated list / history entries).
@@ -46,7 +47,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -58,6 +58,9 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/http/fake_http_server.h"
+#include "connectors/testing/fake_api.h"
+#include "connectors/testing/fault_injector.h"
+#include "connectors/testing/google_api_faults.h"
 
 namespace tessera::connectors::gmail {
 
@@ -69,18 +72,10 @@ struct FakeMessage {
   std::optional<absl::Time> internal_date;  // defaults to the clock
 };
 
-enum class GmailFault {
-  k429RetryAfterSeconds,  // 429 RESOURCE_EXHAUSTED, Retry-After: 2
-  k429RetryAfterDate,     // 429 with Retry-After as an HTTP-date 2 s ahead
-  k403UserRateLimit,      // 403 userRateLimitExceeded
-  k403RateLimit,          // 403 rateLimitExceeded
-  k500,
-  k503,         // no Retry-After
-  k401,         // authError, whatever the token
-  kDisconnect,  // the normal response, cut mid-body
-  kEmptyPage,   // messages / history list: 0 items + nextPageToken
-  kDuplicate,   // messages / history list: every entry twice
-};
+// The fault catalogue (connectors/testing/google_api_faults.h), shared with
+// FakeDriveServer; kEmptyPage and kDuplicate apply to the messages and
+// history lists.
+using GmailFault = testing::GoogleFault;
 
 class FakeGmailServer {
  public:
@@ -137,11 +132,6 @@ class FakeGmailServer {
     int64_t history_id = 1000;
     int64_t expired_below = 0;
   };
-  struct Fault {
-    std::string prefix;
-    GmailFault kind;
-    int remaining;
-  };
 
   FakeGmailServer(Options options, std::unique_ptr<FakeHttpServer> http);
   FakeHttpResponse Serve(const FakeHttpRequest &request);
@@ -156,8 +146,8 @@ class FakeGmailServer {
 
   mutable absl::Mutex mu_;
   std::map<std::string, Mailbox> mailboxes_ ABSL_GUARDED_BY(mu_);
-  std::vector<Fault> faults_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> accepted_tokens_ ABSL_GUARDED_BY(mu_);
+  testing::FaultInjector<GmailFault> faults_ ABSL_GUARDED_BY(mu_);
+  testing::BearerTokens tokens_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> token_mailbox_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 0x18c1a000;
 };

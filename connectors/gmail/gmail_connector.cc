@@ -10,47 +10,25 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status.h"
+#include "connectors/framework/change_page.h"
+#include "connectors/framework/rest_util.h"
 #include "nlohmann/json.hpp"
 
 namespace tessera::connectors::gmail {
 namespace {
 
 using json = nlohmann::json;
-constexpr int kMaxEmptyPages = 100;
+using rest::Arr;
+using rest::StrList;
+using rest::UrlEncode;
 
-// The only accessors used on parsed JSON: they never throw.
+// Like rest::Str, but an integer reads as its decimal string.
 std::string Str(const json &j, const char *key) {
   auto it = j.find(key);
   if (it == j.end()) return "";
   if (it->is_string()) return it->get<std::string>();
   if (it->is_number_integer()) return std::to_string(it->get<int64_t>());
   return "";
-}
-const json &Arr(const json &j, const char *key) {
-  static const json *const kEmpty = new json(json::array());
-  auto it = j.find(key);
-  return it != j.end() && it->is_array() ? *it : *kEmpty;
-}
-std::vector<std::string> StrList(const json &j, const char *key) {
-  std::vector<std::string> out;
-  for (const json &v : Arr(j, key)) {
-    if (v.is_string()) out.push_back(v.get<std::string>());
-  }
-  return out;
-}
-
-// `keep` lists extra characters left as they are ('@' is a valid pchar in a path).
-std::string UrlEncode(absl::string_view s, absl::string_view keep = "") {
-  std::string out;
-  for (unsigned char c : s) {
-    if (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
-        keep.find(static_cast<char>(c)) != absl::string_view::npos) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
-    }
-  }
-  return out;
 }
 
 std::string Addresses(const std::vector<MailAddress> &as) {
@@ -59,11 +37,7 @@ std::string Addresses(const std::vector<MailAddress> &as) {
   return absl::StrJoin(s, ", ");
 }
 
-struct Outcome {
-  enum Kind { kUpsert, kDelete, kSkip, kFailure } kind = kSkip;
-  ConnectorDocument doc;
-  DocumentFailure failure;
-};
+using Outcome = DocumentOutcome;
 
 }  // namespace
 
@@ -179,7 +153,7 @@ class GmailConnector::Impl {
       }
       std::string next = Str(list, "nextPageToken");
       if (next.empty()) break;
-      RETURN_IF_ERROR(CheckProgress(Arr(list, "messages").empty(), &empty));
+      RETURN_IF_ERROR(rest::CheckProgress("Gmail", Arr(list, "messages").empty(), &empty));
       page_token = next;
     }
     return out;
@@ -203,14 +177,8 @@ class GmailConnector::Impl {
       return absl::NotFoundError(absl::StrCat("mailbox ", address, " is not synced"));
     }
     ASSIGN_OR_RETURN(Outcome o, Process(box, message_id));
-    switch (o.kind) {
-      case Outcome::kUpsert:
-        return std::move(o.doc);
-      case Outcome::kFailure:
-        return o.failure.status;
-      default:
-        return absl::NotFoundError(absl::StrCat("Gmail message ", id, " not found"));
-    }
+    return FetchedDocument(std::move(o),
+                           absl::NotFoundError(absl::StrCat("Gmail message ", id, " not found")));
   }
 
  private:
@@ -279,15 +247,6 @@ class GmailConnector::Impl {
     return Profile(box).status();
   }
 
-  absl::Status CheckProgress(bool page_empty, int *empty_pages) {
-    *empty_pages = page_empty ? *empty_pages + 1 : 0;
-    if (*empty_pages > kMaxEmptyPages) {
-      return absl::UnavailableError(
-          absl::StrCat("Gmail returned ", *empty_pages, " empty pages in a row; giving up"));
-    }
-    return absl::OkStatus();
-  }
-
   std::string DocId(Box *box, absl::string_view message_id) const {
     return absl::StrCat(box->address, "/", message_id);
   }
@@ -319,13 +278,13 @@ class GmailConnector::Impl {
         outcomes.push_back(std::move(o));
       }
       ChangePage page;
-      Collect(std::move(outcomes), &page);
+      CollectLastPerId(std::move(outcomes), &page);
       std::string next = Str(list, "nextPageToken");
       if (next.empty()) {
         page.checkpoint = json({{"mode", "history"}, {"history", history}}).dump();
         page.full_listing_done = true;
       } else {
-        RETURN_IF_ERROR(CheckProgress(Arr(list, "messages").empty(), &empty));
+        RETURN_IF_ERROR(rest::CheckProgress("Gmail", Arr(list, "messages").empty(), &empty));
         page.checkpoint = json({{"mode", "list"}, {"history", history}, {"page", next}}).dump();
       }
       RETURN_IF_ERROR(on_page(std::move(page)));
@@ -388,7 +347,7 @@ class GmailConnector::Impl {
         outcomes.push_back(std::move(o));
       }
       ChangePage page;
-      Collect(std::move(outcomes), &page);
+      CollectLastPerId(std::move(outcomes), &page);
       std::string next = Str(list, "nextPageToken");
       std::string fresh = Str(list, "historyId");
       if (next.empty()) {
@@ -396,38 +355,12 @@ class GmailConnector::Impl {
           return absl::UnavailableError("Gmail history.list returned no historyId");
         page.checkpoint = json({{"mode", "history"}, {"history", fresh}}).dump();
       } else {
-        RETURN_IF_ERROR(CheckProgress(Arr(list, "history").empty(), &empty));
+        RETURN_IF_ERROR(rest::CheckProgress("Gmail", Arr(list, "history").empty(), &empty));
         page.checkpoint = json({{"mode", "history"}, {"history", start}, {"page", next}}).dump();
       }
       RETURN_IF_ERROR(on_page(std::move(page)));
       if (next.empty()) return absl::OkStatus();
       page_token = next;
-    }
-  }
-
-  // Last outcome per id wins; deletes and upserts end up disjoint.
-  static void Collect(std::vector<Outcome> outcomes, ChangePage *page) {
-    absl::flat_hash_map<std::string, size_t> last;
-    auto id_of = [](const Outcome &o) {
-      return o.kind == Outcome::kFailure ? o.failure.id : o.doc.id;
-    };
-    for (size_t i = 0; i < outcomes.size(); ++i) last[id_of(outcomes[i])] = i;
-    for (size_t i = 0; i < outcomes.size(); ++i) {
-      Outcome &o = outcomes[i];
-      if (last[id_of(o)] != i) continue;
-      switch (o.kind) {
-        case Outcome::kUpsert:
-          page->upserts.push_back(std::move(o.doc));
-          break;
-        case Outcome::kDelete:
-          page->deletes.push_back(std::move(o.doc.id));
-          break;
-        case Outcome::kFailure:
-          page->failures.push_back(std::move(o.failure));
-          break;
-        case Outcome::kSkip:
-          break;
-      }
     }
   }
 

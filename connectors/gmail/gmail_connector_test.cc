@@ -6,17 +6,15 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
-#include "common/http/curl_http_transport.h"
 #include "common/http/fake_http_server.h"
-#include "common/sqlite.h"
 #include "connectors/auth/service_account.h"
-#include "connectors/auth/testing/rotating_token_source.h"
 #include "connectors/auth/testing/test_keys.h"
 #include "connectors/framework/checkpoint_store.h"
 #include "connectors/framework/in_memory.h"
 #include "connectors/framework/sync_runner.h"
 #include "connectors/gmail/fake_gmail_server.h"
 #include "connectors/http/retrying_client.h"
+#include "connectors/testing/sync_harness.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -56,7 +54,7 @@ std::string WithAttachment(const std::string &subject) {
               "bob@x.com", "Content-Type: multipart/mixed; boundary=b\r\n");
 }
 
-class GmailConnectorTest : public ::testing::Test {
+class GmailConnectorTest : public ::testing::Test, protected testing::SyncHarness {
  protected:
   void SetUp() override {
     FakeGmailServer::Options server_options;
@@ -66,19 +64,8 @@ class GmailConnectorTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     server_->AcceptToken("tok-1");
-    auto transport = CurlHttpTransport::Create({});
-    ASSERT_TRUE(transport.ok());
-    transport_ = std::move(*transport);
-    RetryingHttpClient::Options client_options;
-    client_options.token_source = &tokens_;
-    client_options.jitter = [] { return 0.5; };
-    client_ = std::make_unique<RetryingHttpClient>(transport_.get(), &clock_, client_options);
-    auto db = SqliteDatabase::Open(":memory:", {});
-    ASSERT_TRUE(db.ok());
-    db_ = std::move(*db);
-    auto store = SqliteCheckpointStore::Create(db_.get(), &clock_);
-    ASSERT_TRUE(store.ok());
-    store_ = std::move(*store);
+    ASSERT_EQ(Open(), absl::OkStatus());
+    client_ = MakeClient(&tokens_);
   }
 
   void MakeConnector(GmailConnector::Options options = {}) {
@@ -100,11 +87,7 @@ class GmailConnectorTest : public ::testing::Test {
     return runner_->SyncScope(scope);
   }
   std::map<std::string, ConnectorDocument> Docs() { return sink_.Documents("gmail"); }
-  std::vector<std::string> Ids() {
-    std::vector<std::string> out;
-    for (const auto &[id, d] : Docs()) out.push_back(id);
-    return out;
-  }
+  std::vector<std::string> Ids() { return IdsOf(Docs()); }
   std::string Text(const std::string &id) {
     auto docs = Docs();
     auto it = docs.find(id);
@@ -130,14 +113,8 @@ class GmailConnectorTest : public ::testing::Test {
     Add("m5", Mail("Old", "archived note"), {});
   }
 
-  SimulatedClock clock_{SimulatedClock::Options{.auto_advance = true}};
-  RotatingTokenSource tokens_;
   std::unique_ptr<FakeGmailServer> server_;
-  std::unique_ptr<HttpTransport> transport_;
   std::unique_ptr<RetryingHttpClient> client_;
-  std::unique_ptr<SqliteDatabase> db_;
-  std::unique_ptr<SqliteCheckpointStore> store_;
-  InMemorySink sink_;
   std::unique_ptr<GmailConnector> connector_;
   std::unique_ptr<SyncRunner> runner_;
 };

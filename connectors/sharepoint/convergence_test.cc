@@ -13,21 +13,18 @@
 // checkpoint database finish the round. After every round the index must
 // equal an oracle computed from a mirror of the fake's state: ids, titles,
 // text, ACLs and uris (webUrls, which change when an ancestor folder moves).
+#include "connectors/testing/convergence.h"
+
 #include <algorithm>
 #include <map>
 #include <memory>
-#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/clock.h"
-#include "common/http/curl_http_transport.h"
-#include "common/sqlite.h"
-#include "connectors/auth/testing/rotating_token_source.h"
 #include "connectors/framework/checkpoint_store.h"
 #include "connectors/framework/in_memory.h"
 #include "connectors/framework/sync_runner.h"
@@ -35,6 +32,7 @@
 #include "connectors/parse/document_parser.h"
 #include "connectors/sharepoint/fake_graph_server.h"
 #include "connectors/sharepoint/sharepoint_connector.h"
+#include "connectors/testing/sync_harness.h"
 #include "gtest/gtest.h"
 
 namespace tessera::connectors::sharepoint {
@@ -49,36 +47,6 @@ std::string SiteKey(const std::string &drive) {
   return drive == "b!alpha" ? "contoso.sharepoint.com/sites/alpha"
                             : "contoso.sharepoint.com/sites/beta";
 }
-
-// Forwards to an InMemorySink; when armed, the `fail_at`-th call from then on
-// applies the change and then fails (the acknowledgement is lost: a crash).
-class CrashingSink : public DocumentSink {
- public:
-  explicit CrashingSink(InMemorySink *inner) : inner_(inner) {}
-  void Arm(int fail_at) { countdown_ = fail_at; }
-  void Disarm() { countdown_ = -1; }
-
-  absl::Status Upsert(absl::string_view source,
-                      const std::vector<ConnectorDocument> &documents) override {
-    absl::Status s = inner_->Upsert(source, documents);
-    return s.ok() ? Tick() : s;
-  }
-  absl::Status Delete(absl::string_view source, const std::vector<std::string> &ids) override {
-    absl::Status s = inner_->Delete(source, ids);
-    return s.ok() ? Tick() : s;
-  }
-  absl::StatusOr<std::vector<std::string>> ListIds(absl::string_view source) override {
-    return inner_->ListIds(source);
-  }
-
- private:
-  absl::Status Tick() {
-    if (countdown_ > 0 && --countdown_ == 0) return absl::UnavailableError("sink crashed");
-    return absl::OkStatus();
-  }
-  InMemorySink *const inner_;
-  int countdown_ = -1;
-};
 
 // The fake's items, mirrored by the test: "<drive>/<id>" -> item.
 struct Model {
@@ -152,69 +120,19 @@ struct Model {
   }
 };
 
-std::string Describe(const ConnectorDocument &d) {
-  std::vector<std::string> texts;
-  for (const DocumentSection &s : d.sections) texts.push_back(absl::StrCat(s.heading, "|", s.text));
-  return absl::StrCat("{id=", d.id, " title=", d.title, " uri=", d.uri, " text=[",
-                      absl::StrJoin(texts, ";"), "] acl=[", absl::StrJoin(d.acl, ","), "]}");
-}
-
-bool SameDoc(const ConnectorDocument &a, const ConnectorDocument &b) {
-  if (a.id != b.id || a.title != b.title || a.uri != b.uri || a.mime_type != b.mime_type ||
-      a.acl != b.acl || a.sections.size() != b.sections.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.sections.size(); ++i) {
-    if (a.sections[i].heading != b.sections[i].heading || a.sections[i].text != b.sections[i].text)
-      return false;
-  }
-  return true;
-}
-
-std::string FirstDifference(const std::map<std::string, ConnectorDocument> &want,
-                            const std::map<std::string, ConnectorDocument> &got) {
-  std::set<std::string> ids;
-  for (const auto &[id, d] : want) ids.insert(id);
-  for (const auto &[id, d] : got) ids.insert(id);
-  for (const std::string &id : ids) {
-    auto w = want.find(id);
-    auto g = got.find(id);
-    if (w == want.end()) return absl::StrCat("index has extra ", Describe(g->second));
-    if (g == got.end()) return absl::StrCat("index misses ", Describe(w->second));
-    if (!SameDoc(w->second, g->second)) {
-      return absl::StrCat("differs: want ", Describe(w->second), " got ", Describe(g->second));
-    }
-  }
-  return "";
-}
-
-class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
+class ConvergenceTest : public ::testing::TestWithParam<uint32_t>,
+                        protected testing::ConvergenceHarness {
  protected:
   void SetUp() override {
-    rng_.seed(GetParam());
+    Seed(GetParam());
     auto server = FakeGraphServer::Start({.clock = &clock_});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     AcceptUpcomingTokens();
     server_->AcceptToken("tok-1");
-    auto transport = CurlHttpTransport::Create({});
-    ASSERT_TRUE(transport.ok());
-    transport_ = std::move(*transport);
-    RetryingHttpClient::Options graph_options;
-    graph_options.token_source = &tokens_;
-    graph_options.jitter = [] { return 0.5; };
-    graph_options.policy.max_attempts = 8;
-    graph_ = std::make_unique<RetryingHttpClient>(transport_.get(), &clock_, graph_options);
-    RetryingHttpClient::Options download_options;
-    download_options.jitter = [] { return 0.5; };
-    download_options.policy.max_attempts = 8;
-    download_ = std::make_unique<RetryingHttpClient>(transport_.get(), &clock_, download_options);
-    auto db = SqliteDatabase::Open(":memory:", {});
-    ASSERT_TRUE(db.ok());
-    db_ = std::move(*db);
-    auto store = SqliteCheckpointStore::Create(db_.get(), &clock_);
-    ASSERT_TRUE(store.ok());
-    store_ = std::move(*store);
+    ASSERT_EQ(Open(), absl::OkStatus());
+    graph_ = MakeClient(&tokens_, 8);
+    download_ = MakeClient(nullptr, 8);
 
     server_->AddSite({"contoso.sharepoint.com,1,a", "alpha", "Alpha",
                       "https://contoso.sharepoint.com/sites/alpha"});
@@ -229,7 +147,7 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     for (int i = 0; i < 14; ++i) ASSERT_NO_FATAL_FAILURE(CreateFile());
   }
 
-  void StartDaemon(SyncRunner::Options runner_options = {}) {
+  void StartDaemon(SyncRunner::Options runner_options = {}) override {
     SharePointConnector::Options options;
     options.base_url = server_->base_url();
     options.page_size = 2;
@@ -240,27 +158,6 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     runner_options.connector_id = "sharepoint:convergence";
     runner_ = std::make_unique<SyncRunner>(connector_.get(), &crashing_sink_, store_.get(),
                                            runner_options);
-  }
-
-  void AcceptUpcomingTokens() {
-    int g = tokens_.generation();
-    for (int i = g + 1; i <= g + 4; ++i) server_->AcceptToken(absl::StrCat("tok-", i));
-  }
-
-  int Rand(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
-  bool Chance(double p) { return std::bernoulli_distribution(p)(rng_); }
-  template <typename T>
-  const T &Pick(const std::vector<T> &v) {
-    return v[Rand(static_cast<int>(v.size()))];
-  }
-
-  std::string Words() {
-    static const std::vector<std::string> kWords = {"alpha", "beta",   "gamma", "delta",
-                                                    "plan",  "budget", "q3",    "notes"};
-    std::string s = Pick(kWords);
-    int n = 1 + Rand(4);
-    for (int i = 0; i < n; ++i) absl::StrAppend(&s, " ", Pick(kWords));
-    return s;
   }
 
   FakeIdentity RandomIdentity() {
@@ -361,7 +258,7 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     }
   }
 
-  void Mutate() {
+  void Mutate() override {
     if (folder_ops_ && Chance(0.15)) {
       MutateFolder();
       return;
@@ -424,7 +321,7 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     }
   }
 
-  void InjectFaults(std::vector<std::string> *log) {
+  void InjectFaults(std::vector<std::string> *log) override {
     static const std::vector<GraphFault> kFaults = {GraphFault::k429RetryAfterSeconds,
                                                     GraphFault::k429RetryAfterDate,
                                                     GraphFault::k503,
@@ -453,68 +350,17 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
     }
   }
 
-  std::string Context(int round, const std::vector<std::string> &log) {
-    return absl::StrCat("seed=", GetParam(), " round=", round,
-                        " events: ", absl::StrJoin(log, "; "));
+  void AcceptToken(const std::string &token) override { server_->AcceptToken(token); }
+  absl::StatusOr<SyncStats> Sync() override { return runner_->SyncAll(); }
+
+  std::string FirstDifference() override {
+    return testing::FirstIndexDifference(model_.Oracle(*server_, clock_.Now()),
+                                         sink_.Documents("sharepoint"));
   }
 
-  void CheckConverged(int round, const std::vector<std::string> &log) {
-    std::string diff =
-        FirstDifference(model_.Oracle(*server_, clock_.Now()), sink_.Documents("sharepoint"));
-    ASSERT_EQ(diff, "") << Context(round, log);
-  }
-
-  void RunRounds() {
-    StartDaemon();
-    for (int round = 0; round < kRounds; ++round) {
-      std::vector<std::string> log;
-      if (round > 0) {
-        int n = 2 + Rand(7);
-        for (int i = 0; i < n; ++i) ASSERT_NO_FATAL_FAILURE(Mutate());
-        log.push_back(absl::StrCat(n, " mutations"));
-      }
-      InjectFaults(&log);
-      AcceptUpcomingTokens();
-
-      if (Chance(0.35)) {
-        int k = 1 + Rand(4);
-        SyncRunner::Options crashing;
-        bool in_sink = Chance(0.5);
-        if (in_sink) {
-          crashing_sink_.Arm(k);
-        } else {
-          auto pages = std::make_shared<int>(0);
-          crashing.before_commit = [pages, k](const ChangePage &) {
-            return ++*pages == k ? absl::AbortedError("killed") : absl::OkStatus();
-          };
-        }
-        log.push_back(absl::StrCat("crash ", in_sink ? "in sink" : "before commit", " at ", k));
-        StartDaemon(crashing);
-        (void)runner_->SyncAll();  // may finish before the crash point
-        crashing_sink_.Disarm();
-        if (Chance(0.5)) {
-          for (int i = 0, n = 1 + Rand(3); i < n; ++i) ASSERT_NO_FATAL_FAILURE(Mutate());
-          log.push_back("mutations while down");
-        }
-        StartDaemon();  // a new process over the same checkpoint database
-      }
-      auto stats = runner_->SyncAll();
-      ASSERT_TRUE(stats.ok()) << stats.status() << " " << Context(round, log);
-      ASSERT_NO_FATAL_FAILURE(CheckConverged(round, log));
-    }
-  }
-
-  std::mt19937 rng_;
-  SimulatedClock clock_{SimulatedClock::Options{.auto_advance = true}};
-  RotatingTokenSource tokens_;
   std::unique_ptr<FakeGraphServer> server_;
-  std::unique_ptr<HttpTransport> transport_;
   std::unique_ptr<RetryingHttpClient> graph_;
   std::unique_ptr<RetryingHttpClient> download_;
-  std::unique_ptr<SqliteDatabase> db_;
-  std::unique_ptr<SqliteCheckpointStore> store_;
-  InMemorySink sink_;
-  CrashingSink crashing_sink_{&sink_};
   std::unique_ptr<SharePointConnector> connector_;
   std::unique_ptr<SyncRunner> runner_;
   Model model_;
@@ -523,13 +369,13 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t> {
   int next_perm_ = 0;
 };
 
-TEST_P(ConvergenceTest, IndexEqualsSourceAfterEveryRound) { RunRounds(); }
+TEST_P(ConvergenceTest, IndexEqualsSourceAfterEveryRound) { RunRounds(kRounds); }
 
 // Also moves, renames and deletes folders with everything below them (Graph
 // reports only the folder).
 TEST_P(ConvergenceTest, WithFolderOperations) {
   folder_ops_ = true;
-  RunRounds();
+  RunRounds(kRounds);
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, ConvergenceTest, ::testing::Range(1u, 21u));

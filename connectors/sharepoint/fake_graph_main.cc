@@ -2,11 +2,10 @@
 // Finance site whose library only the finance group may read, and an intranet site shared with the
 // whole organisation. Prints the Graph base URL on stdout and serves until SIGINT or SIGTERM. Any
 // bearer token is accepted.
-#include <signal.h>
-
 #include <cstdio>
 
 #include "connectors/sharepoint/fake_graph_server.h"
+#include "connectors/testing/fake_server_main.h"
 
 namespace {
 
@@ -50,23 +49,6 @@ absl::Status Seed(FakeGraphServer& s) {
 }  // namespace
 
 int main() {
-  auto server = FakeGraphServer::Start({});
-  if (!server.ok()) {
-    std::fprintf(stderr, "fake_graph: %s\n", server.status().ToString().c_str());
-    return 1;
-  }
-  if (absl::Status st = Seed(**server); !st.ok()) {
-    std::fprintf(stderr, "fake_graph: seed: %s\n", st.ToString().c_str());
-    return 1;
-  }
-  std::printf("%s\n", (*server)->base_url().c_str());
-  std::fflush(stdout);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  int sig = 0;
-  sigwait(&set, &sig);
-  return 0;
+  return tessera::connectors::testing::RunFakeServerMain<FakeGraphServer>(
+      "fake_graph", [] { return FakeGraphServer::Start({}); }, Seed);
 }

@@ -11,50 +11,19 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/status.h"
+#include "connectors/testing/fake_api.h"
 #include "nlohmann/json.hpp"
 
 namespace tessera::connectors::sharepoint {
 namespace {
 
 using json = nlohmann::json;
+using testing::JsonResponse;
+using testing::ParseQuery;
 constexpr absl::string_view kPrefix = "/v1.0";
-
-std::string UrlDecode(absl::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    int v = 0;
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() && absl::SimpleHexAtoi(s.substr(i + 1, 2), &v)) {
-      out.push_back(static_cast<char>(v));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-std::map<std::string, std::string> ParseQuery(absl::string_view query) {
-  std::map<std::string, std::string> out;
-  for (absl::string_view part : absl::StrSplit(query, '&', absl::SkipEmpty())) {
-    std::pair<absl::string_view, absl::string_view> kv =
-        absl::StrSplit(part, absl::MaxSplits('=', 1));
-    out[UrlDecode(kv.first)] = UrlDecode(kv.second);
-  }
-  return out;
-}
 
 std::string Iso(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
-}
-
-FakeHttpResponse JsonResponse(int status, const json &body) {
-  FakeHttpResponse r;
-  r.status = status;
-  r.headers.Add("Content-Type", "application/json; charset=utf-8");
-  r.body = body.dump();
-  return r;
 }
 
 FakeHttpResponse GraphError(int status, absl::string_view code, absl::string_view message,
@@ -62,6 +31,35 @@ FakeHttpResponse GraphError(int status, absl::string_view code, absl::string_vie
   json err = {{"code", std::string(code)}, {"message", std::string(message)}};
   if (!inner.empty()) err["innerError"] = {{"code", std::string(inner)}};
   return JsonResponse(status, {{"error", err}});
+}
+
+// The error response that replaces the normal one for `fault`; nullopt for
+// the faults DeltaLocked / ServeLocked apply to the normal response.
+std::optional<FakeHttpResponse> GraphFaultResponse(GraphFault fault, Clock &clock) {
+  switch (fault) {
+    case GraphFault::k429RetryAfterSeconds:
+    case GraphFault::k429RetryAfterDate: {
+      FakeHttpResponse r = GraphError(429, "activityLimitReached", "The request has been throttled",
+                                      "throttledRequest");
+      testing::AddRetryAfter(fault == GraphFault::k429RetryAfterSeconds
+                                 ? testing::RetryAfterForm::kSeconds
+                                 : testing::RetryAfterForm::kHttpDate,
+                             testing::kFaultRetryAfter, clock, r);
+      return r;
+    }
+    case GraphFault::k503:
+      return GraphError(503, "serviceNotAvailable", "Service unavailable");
+    case GraphFault::k500:
+      return GraphError(500, "generalException", "An unspecified error has occurred.");
+    case GraphFault::k401:
+      return GraphError(401, "InvalidAuthenticationToken", "Access token has expired.");
+    case GraphFault::kDisconnect:
+    case GraphFault::kEmptyPage:
+    case GraphFault::kDuplicate:
+    case GraphFault::kRepeatPage:
+      return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 json Identity(const FakeIdentity &who) {
@@ -310,17 +308,17 @@ std::string FakeGraphServer::WebUrl(absl::string_view drive_id, absl::string_vie
 
 void FakeGraphServer::InjectFault(absl::string_view path_prefix, GraphFault fault, int times) {
   absl::MutexLock lock(&mu_);
-  faults_.push_back({std::string(path_prefix), fault, times});
+  faults_.Inject(path_prefix, fault, times);
 }
 
 void FakeGraphServer::AcceptToken(std::string token) {
   absl::MutexLock lock(&mu_);
-  accepted_tokens_.insert(std::move(token));
+  tokens_.Accept(std::move(token));
 }
 
 void FakeGraphServer::ExpireToken(absl::string_view token) {
   absl::MutexLock lock(&mu_);
-  accepted_tokens_.erase(std::string(token));
+  tokens_.Expire(token);
 }
 
 int FakeGraphServer::RequestCount(absl::string_view prefix) const {
@@ -398,39 +396,10 @@ json FakeGraphServer::ItemJsonLocked(const Drive &d, const Item &item) const {
 
 FakeHttpResponse FakeGraphServer::Serve(const FakeHttpRequest &request) {
   absl::MutexLock lock(&mu_);
-  std::optional<GraphFault> fault;
-  for (Fault &f : faults_) {
-    if (f.remaining > 0 && absl::StartsWith(request.path, f.prefix)) {
-      --f.remaining;
-      fault = f.kind;
-      break;
-    }
-  }
+  std::optional<GraphFault> fault = faults_.Take(request.path);
   if (fault) {
-    switch (*fault) {
-      case GraphFault::k429RetryAfterSeconds: {
-        FakeHttpResponse r = GraphError(429, "activityLimitReached",
-                                        "The request has been throttled", "throttledRequest");
-        r.headers.Add("Retry-After", "2");
-        return r;
-      }
-      case GraphFault::k429RetryAfterDate: {
-        FakeHttpResponse r = GraphError(429, "activityLimitReached",
-                                        "The request has been throttled", "throttledRequest");
-        r.headers.Add("Retry-After",
-                      absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT",
-                                       clock_->Now() + absl::Seconds(2), absl::UTCTimeZone()));
-        return r;
-      }
-      case GraphFault::k503:
-        return GraphError(503, "serviceNotAvailable", "Service unavailable");
-      case GraphFault::k500:
-        return GraphError(500, "generalException", "An unspecified error has occurred.");
-      case GraphFault::k401:
-        return GraphError(401, "InvalidAuthenticationToken", "Access token has expired.");
-      default:
-        break;  // applied by ServeLocked
-    }
+    std::optional<FakeHttpResponse> error = GraphFaultResponse(*fault, *clock_);
+    if (error) return *std::move(error);
   }
   FakeHttpResponse r = ServeLocked(request, fault);
   if (fault == GraphFault::kDisconnect) r.close_mid_body = true;
@@ -572,10 +541,7 @@ FakeHttpResponse FakeGraphServer::ServeLocked(const FakeHttpRequest &request,
     return r;
   }
 
-  std::optional<std::string> auth = request.headers.Get("Authorization");
-  std::string token;
-  if (auth && absl::StartsWith(*auth, "Bearer ")) token = auth->substr(7);
-  if (token.empty() || (!accepted_tokens_.empty() && !accepted_tokens_.count(token))) {
+  if (!tokens_.Authorize(request)) {
     return GraphError(401, "InvalidAuthenticationToken",
                       "Access token has expired or is not yet "
                       "valid.");

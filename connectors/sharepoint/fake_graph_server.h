@@ -55,7 +55,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -67,6 +66,8 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/http/fake_http_server.h"
+#include "connectors/testing/fake_api.h"
+#include "connectors/testing/fault_injector.h"
 #include "nlohmann/json_fwd.hpp"
 
 namespace tessera::connectors::sharepoint {
@@ -201,11 +202,6 @@ class FakeGraphServer {
     std::vector<std::string> log;                   // changed ids, in order
     int64_t epoch = 0;                              // tokens of older epochs are expired
   };
-  struct Fault {
-    std::string prefix;
-    GraphFault kind;
-    int remaining;
-  };
 
   FakeGraphServer(Options options, std::unique_ptr<FakeHttpServer> http);
   FakeHttpResponse Serve(const FakeHttpRequest &request);
@@ -231,8 +227,8 @@ class FakeGraphServer {
   mutable absl::Mutex mu_;
   std::map<std::string, FakeSite> sites_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Drive> drives_ ABSL_GUARDED_BY(mu_);
-  std::vector<Fault> faults_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> accepted_tokens_ ABSL_GUARDED_BY(mu_);
+  testing::FaultInjector<GraphFault> faults_ ABSL_GUARDED_BY(mu_);
+  testing::BearerTokens tokens_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

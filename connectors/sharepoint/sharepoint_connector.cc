@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/status.h"
+#include "connectors/framework/change_page.h"
+#include "connectors/framework/rest_util.h"
 #include "connectors/parse/document_parser.h"
 #include "nlohmann/json.hpp"
 
@@ -19,58 +21,20 @@ namespace tessera::connectors::sharepoint {
 namespace {
 
 using json = nlohmann::json;
+using rest::Arr;
+using rest::Has;
+using rest::Int;
+using rest::Obj;
+using rest::ParseRfc3339;
+using rest::Str;
 
-constexpr int kMaxEmptyPages = 100;
+// Graph ids keep their '!' ("b!...") and ',' ("host,site-guid,web-guid").
+std::string UrlEncode(absl::string_view s) { return rest::UrlEncode(s, "!,"); }
+
 constexpr int kMaxResyncs = 3;
 // Asks delta to report sharing changes and removals as `deleted` items.
 constexpr char kDeltaPrefer[] =
     "deltashowremovedasdeleted, deltatraversepermissiongaps, deltashowsharingchanges";
-
-// The only accessors used on parsed JSON: they never throw.
-std::string Str(const json &j, const char *key) {
-  if (!j.is_object()) return "";
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-const json &Obj(const json &j, const char *key) {
-  static const json *const kEmpty = new json(json::object());
-  if (!j.is_object()) return *kEmpty;
-  auto it = j.find(key);
-  return it != j.end() && it->is_object() ? *it : *kEmpty;
-}
-bool Has(const json &j, const char *key) {
-  return j.is_object() && j.contains(key) && !j[key].is_null();
-}
-const json &Arr(const json &j, const char *key) {
-  static const json *const kEmpty = new json(json::array());
-  if (!j.is_object()) return *kEmpty;
-  auto it = j.find(key);
-  return it != j.end() && it->is_array() ? *it : *kEmpty;
-}
-int64_t Int(const json &j, const char *key) {
-  if (!j.is_object()) return 0;
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
-}
-std::optional<absl::Time> Iso(const std::string &s) {
-  absl::Time t;
-  std::string err;
-  if (s.empty() || !absl::ParseTime(absl::RFC3339_full, s, &t, &err)) return std::nullopt;
-  return t;
-}
-
-std::string UrlEncode(absl::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '!' ||
-        c == ',') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
-    }
-  }
-  return out;
-}
 
 // "https://host:port" of an absolute URL; empty when it is not one.
 std::string Origin(absl::string_view url) {
@@ -103,16 +67,12 @@ GraphPermission ParsePermission(const json &p) {
   for (const json &who : Arr(p, "grantedToIdentitiesV2")) {
     gp.link_recipients.push_back(ParseIdentity(who));
   }
-  gp.expiration = Iso(Str(p, "expirationDateTime"));
+  gp.expiration = ParseRfc3339(Str(p, "expirationDateTime"));
   return gp;
 }
 
 // What one item means for the index.
-struct Outcome {
-  enum Kind { kUpsert, kDelete, kSkip, kFailure } kind = kSkip;
-  ConnectorDocument doc;
-  DocumentFailure failure;
-};
+using Outcome = DocumentOutcome;
 
 // A drive's folder tree as far as the index has seen it.
 struct Node {
@@ -284,14 +244,8 @@ class SharePointConnector::Impl {
       return absl::NotFoundError(absl::StrCat("item ", id, " is not a file"));
     }
     ASSIGN_OR_RETURN(Outcome o, ProcessFile(drive, item));
-    switch (o.kind) {
-      case Outcome::kUpsert:
-        return std::move(o.doc);
-      case Outcome::kFailure:
-        return o.failure.status;
-      default:
-        return absl::NotFoundError(absl::StrCat("item ", id, " is gone"));
-    }
+    return FetchedDocument(std::move(o),
+                           absl::NotFoundError(absl::StrCat("item ", id, " is gone")));
   }
 
  private:
@@ -332,15 +286,6 @@ class SharePointConnector::Impl {
     return ParseJson(r, url);
   }
 
-  absl::Status CheckProgress(bool page_empty, int *empty_pages) {
-    *empty_pages = page_empty ? *empty_pages + 1 : 0;
-    if (*empty_pages > kMaxEmptyPages) {
-      return absl::UnavailableError(
-          absl::StrCat("Graph returned ", *empty_pages, " empty pages in a row; giving up"));
-    }
-    return absl::OkStatus();
-  }
-
   // Every element of a paged collection ({"value":[..],"@odata.nextLink"}).
   absl::StatusOr<std::vector<json>> ListAll(std::string url) {
     std::vector<json> out;
@@ -349,7 +294,7 @@ class SharePointConnector::Impl {
       for (const json &v : Arr(page, "value")) out.push_back(v);
       url = Str(page, "@odata.nextLink");
       if (url.empty()) return out;
-      RETURN_IF_ERROR(CheckProgress(Arr(page, "value").empty(), &empty));
+      RETURN_IF_ERROR(rest::CheckProgress("Graph", Arr(page, "value").empty(), &empty));
     }
   }
 
@@ -374,7 +319,7 @@ class SharePointConnector::Impl {
         }
         return absl::OkStatus();
       }
-      RETURN_IF_ERROR(CheckProgress(Arr(page, "value").empty(), &empty));
+      RETURN_IF_ERROR(rest::CheckProgress("Graph", Arr(page, "value").empty(), &empty));
       url = next;
     }
   }
@@ -421,11 +366,11 @@ class SharePointConnector::Impl {
         RETURN_IF_ERROR(ProcessDeltaItem(drive, item, full, &tree, &outcomes, &prune));
       }
       ChangePage change;
-      Collect(std::move(outcomes), &change);
+      CollectLastPerId(std::move(outcomes), &change);
       std::string next = Str(page, "@odata.nextLink");
       std::string delta = Str(page, "@odata.deltaLink");
       if (!next.empty()) {
-        RETURN_IF_ERROR(CheckProgress(Arr(page, "value").empty(), &empty));
+        RETURN_IF_ERROR(rest::CheckProgress("Graph", Arr(page, "value").empty(), &empty));
         change.checkpoint = hold;
       } else if (!delta.empty()) {
         if (Origin(delta) != origin_) {
@@ -546,32 +491,6 @@ class SharePointConnector::Impl {
     return absl::OkStatus();
   }
 
-  // Last outcome per id wins; deletes and upserts end up disjoint.
-  void Collect(std::vector<Outcome> outcomes, ChangePage *page) {
-    absl::flat_hash_map<std::string, size_t> last;
-    auto id_of = [](const Outcome &o) {
-      return o.kind == Outcome::kFailure ? o.failure.id : o.doc.id;
-    };
-    for (size_t i = 0; i < outcomes.size(); ++i) last[id_of(outcomes[i])] = i;
-    for (size_t i = 0; i < outcomes.size(); ++i) {
-      Outcome &o = outcomes[i];
-      if (last[id_of(o)] != i) continue;
-      switch (o.kind) {
-        case Outcome::kUpsert:
-          page->upserts.push_back(std::move(o.doc));
-          break;
-        case Outcome::kDelete:
-          page->deletes.push_back(std::move(o.doc.id));
-          break;
-        case Outcome::kFailure:
-          page->failures.push_back(std::move(o.failure));
-          break;
-        case Outcome::kSkip:
-          break;
-      }
-    }
-  }
-
   // "contoso.sharepoint.com/sites/fin" for a site id (cached); the drive id
   // when the item names no site.
   absl::StatusOr<std::string> SiteKey(const std::string &drive, const json &item) {
@@ -604,7 +523,7 @@ class SharePointConnector::Impl {
       for (const json &p : Arr(page, "value")) perms.push_back(ParsePermission(p));
       url = Str(page, "@odata.nextLink");
       if (url.empty()) break;
-      RETURN_IF_ERROR(CheckProgress(Arr(page, "value").empty(), &empty));
+      RETURN_IF_ERROR(rest::CheckProgress("Graph", Arr(page, "value").empty(), &empty));
     }
     ASSIGN_OR_RETURN(std::string site, SiteKey(drive, item));
     return std::optional<std::vector<std::string>>(
@@ -653,12 +572,7 @@ class SharePointConnector::Impl {
     absl::Status failure;
     ASSIGN_OR_RETURN(std::string bytes, Content(drive, id, &failure));
     if (!failure.ok()) {
-      if (failure.code() == absl::StatusCode::kNotFound) {
-        o.kind = Outcome::kDelete;  // vanished between listing and download
-      } else {
-        o.kind = Outcome::kFailure;
-        o.failure.status = failure;
-      }
+      SetDownloadFailure(std::move(failure), &o);
       return o;
     }
     std::string mime = Str(Obj(item, "file"), "mimeType");
@@ -679,7 +593,7 @@ class SharePointConnector::Impl {
     d.title = name;
     d.uri = Str(item, "webUrl");
     d.mime_type = mime;
-    d.modified_time = Iso(Str(item, "lastModifiedDateTime")).value_or(absl::UnixEpoch());
+    d.modified_time = ParseRfc3339(Str(item, "lastModifiedDateTime")).value_or(absl::UnixEpoch());
     for (parse::ParsedSection &s : parsed->sections) {
       d.sections.push_back({std::move(s.heading), std::move(s.text), s.page});
     }

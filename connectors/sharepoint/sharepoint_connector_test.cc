@@ -9,15 +9,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
-#include "common/http/curl_http_transport.h"
-#include "common/sqlite.h"
 #include "connectors/auth/service_account.h"
-#include "connectors/auth/testing/rotating_token_source.h"
 #include "connectors/framework/checkpoint_store.h"
 #include "connectors/framework/in_memory.h"
 #include "connectors/framework/sync_runner.h"
 #include "connectors/http/retrying_client.h"
 #include "connectors/sharepoint/fake_graph_server.h"
+#include "connectors/testing/sync_harness.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -72,31 +70,16 @@ TEST(MapGraphPermissionsTest, MapsEveryKindAndLinkOnlyIsNotPublic) {
               IsEmpty());
 }
 
-class SharePointConnectorTest : public ::testing::Test {
+class SharePointConnectorTest : public ::testing::Test, protected testing::SyncHarness {
  protected:
   void SetUp() override {
     auto server = FakeGraphServer::Start({.clock = &clock_});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     for (int i = 1; i <= 6; ++i) server_->AcceptToken(absl::StrCat("tok-", i));
-    auto transport = CurlHttpTransport::Create({});
-    ASSERT_TRUE(transport.ok());
-    transport_ = std::move(*transport);
-    RetryingHttpClient::Options graph_options;
-    graph_options.token_source = &tokens_;
-    graph_options.jitter = [] { return 0.5; };
-    graph_options.policy.max_attempts = 8;
-    graph_ = std::make_unique<RetryingHttpClient>(transport_.get(), &clock_, graph_options);
-    RetryingHttpClient::Options download_options;
-    download_options.jitter = [] { return 0.5; };
-    download_options.policy.max_attempts = 8;
-    download_ = std::make_unique<RetryingHttpClient>(transport_.get(), &clock_, download_options);
-    auto db = SqliteDatabase::Open(":memory:", {});
-    ASSERT_TRUE(db.ok());
-    db_ = std::move(*db);
-    auto store = SqliteCheckpointStore::Create(db_.get(), &clock_);
-    ASSERT_TRUE(store.ok());
-    store_ = std::move(*store);
+    ASSERT_EQ(Open(), absl::OkStatus());
+    graph_ = MakeClient(&tokens_, 8);
+    download_ = MakeClient(nullptr, 8);
     Seed();
     MakeConnector();
   }
@@ -150,11 +133,7 @@ class SharePointConnectorTest : public ::testing::Test {
   absl::StatusOr<SyncStats> SyncFin() { return runner_->SyncScope(kFin); }
 
   std::map<std::string, ConnectorDocument> Docs() { return sink_.Documents("sharepoint"); }
-  std::vector<std::string> Ids() {
-    std::vector<std::string> out;
-    for (const auto &[id, d] : Docs()) out.push_back(id);
-    return out;
-  }
+  std::vector<std::string> Ids() { return IdsOf(Docs()); }
   ConnectorDocument Doc(const std::string &id) { return Docs()[id]; }
   std::string Text(const std::string &id) {
     ConnectorDocument d = Doc(id);
@@ -165,15 +144,9 @@ class SharePointConnectorTest : public ::testing::Test {
     return cp.ok() && cp->has_value() ? **cp : "";
   }
 
-  SimulatedClock clock_{SimulatedClock::Options{.auto_advance = true}};
-  RotatingTokenSource tokens_;
   std::unique_ptr<FakeGraphServer> server_;
-  std::unique_ptr<HttpTransport> transport_;
   std::unique_ptr<RetryingHttpClient> graph_;
   std::unique_ptr<RetryingHttpClient> download_;
-  std::unique_ptr<SqliteDatabase> db_;
-  std::unique_ptr<SqliteCheckpointStore> store_;
-  InMemorySink sink_;
   std::unique_ptr<SharePointConnector> connector_;
   std::unique_ptr<SyncRunner> runner_;
 };
