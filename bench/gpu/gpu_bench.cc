@@ -1,0 +1,588 @@
+// GPU benchmark of the CUDA backend (bench/gpu/run.sh runs it). Prints one table:
+//   ceilings   device-to-device copy bandwidth; a large cuBLAS bf16 GEMM
+//   decode     Mistral-7B shapes (bf16, 32 layers, GQA 32/8, random weights built in memory
+//              through the backend): batch-1 tokens/s and its share of the bandwidth ceiling
+//              (bytes read per token / measured copy bandwidth); aggregate tokens/s at 1..256
+//              concurrent streams (each at context 256)
+//   prefill    tokens/s for one 512- and one 2048-token prompt
+//   embed      embeddings/s for bge-small and bge-base shapes (F16 weights, 64 x 128 tokens)
+// The forward passes call the Backend ops in the same order as engine/model/llama.cc and
+// bert.cc. Without a device it prints why and exits with status 2.
+//
+//   gpu_bench [--quick] [--profile]
+//     --quick: fewer streams and steps, for a smoke run
+//     --profile: also the per-op time of a 2048-token prefill and a 128-stream decode step
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "bench/gpu/ceilings.h"
+#include "engine/backend/backend.h"
+#include "engine/backend/cuda/cuda_backend.h"
+#include "engine/model/dtype.h"
+
+namespace tessera::bench_gpu {
+namespace {
+
+using engine::Backend;
+using engine::Buffer;
+using engine::DType;
+using engine::KvCache;
+using engine::KvCacheShape;
+using engine::PagedAttentionBatch;
+using engine::Weight;
+using engine::WeightData;
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "gpu_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// A Backend that forwards every op to another and, when `enabled`, waits for the device after
+// each one and adds its wall time to a per-op total (--profile: where a forward pass goes).
+class TimingBackend final : public Backend {
+ public:
+  explicit TimingBackend(Backend& inner) : b_(inner), sync_(inner.Alloc(1)) {}
+  bool enabled = false;
+  std::vector<std::pair<std::string, double>> totals;
+
+  std::string name() const override { return b_.name(); }
+  std::unique_ptr<Buffer> Alloc(int64_t n) override { return b_.Alloc(n); }
+  absl::StatusOr<std::unique_ptr<Weight>> LoadWeight(const WeightData& w) override {
+    return b_.LoadWeight(w);
+  }
+  absl::StatusOr<std::unique_ptr<KvCache>> AllocKvCache(const KvCacheShape& s) override {
+    return b_.AllocKvCache(s);
+  }
+  void CopyFromHost(const float* src, int64_t n, Buffer& dst, int64_t off) override {
+    Time("CopyFromHost", [&] { b_.CopyFromHost(src, n, dst, off); });
+  }
+  void CopyToHost(const Buffer& src, int64_t off, int64_t n, float* dst) override {
+    Time("CopyToHost", [&] { b_.CopyToHost(src, off, n, dst); });
+  }
+  void GetRows(const Weight& t, absl::Span<const int32_t> ids, Buffer& out) override {
+    Time("GetRows", [&] { b_.GetRows(t, ids, out); });
+  }
+  void MatMul(const Weight& w, const Buffer& x, int64_t n, Buffer& y, const Weight* bias) override {
+    Time("MatMul", [&] { b_.MatMul(w, x, n, y, bias); });
+  }
+  void Add(const Buffer& x, int64_t n, Buffer& y) override {
+    Time("Add", [&] { b_.Add(x, n, y); });
+  }
+  void AddRow(const Weight& r, int64_t n, Buffer& y) override {
+    Time("AddRow", [&] { b_.AddRow(r, n, y); });
+  }
+  void RmsNorm(const Buffer& x, int64_t n, int64_t d, const Weight& w, float eps,
+               Buffer& out) override {
+    Time("RmsNorm", [&] { b_.RmsNorm(x, n, d, w, eps, out); });
+  }
+  void LayerNorm(const Buffer& x, int64_t n, int64_t d, const Weight& g, const Weight& bt,
+                 float eps, Buffer& out) override {
+    Time("LayerNorm", [&] { b_.LayerNorm(x, n, d, g, bt, eps, out); });
+  }
+  void SiluMul(Buffer& g, const Buffer& u, int64_t n) override {
+    Time("SiluMul", [&] { b_.SiluMul(g, u, n); });
+  }
+  void Gelu(Buffer& x, int64_t n) override { Time("Gelu", [&] { b_.Gelu(x, n); }); }
+  void Rope(Buffer& x, absl::Span<const int32_t> pos, int heads, int hd,
+            const engine::RopeParams& p) override {
+    Time("Rope", [&] { b_.Rope(x, pos, heads, hd, p); });
+  }
+  void WriteKv(KvCache& c, int layer, const Buffer& k, const Buffer& v,
+               absl::Span<const int32_t> slots) override {
+    Time("WriteKv", [&] { b_.WriteKv(c, layer, k, v, slots); });
+  }
+  void PagedAttention(const KvCache& c, int layer, const Buffer& q, const PagedAttentionBatch& bt,
+                      int heads, float scale, Buffer& out) override {
+    Time("PagedAttention", [&] { b_.PagedAttention(c, layer, q, bt, heads, scale, out); });
+  }
+  void DenseAttention(const Buffer& q, const Buffer& k, const Buffer& v,
+                      absl::Span<const int32_t> starts, int heads, int hd, float scale,
+                      Buffer& out) override {
+    Time("DenseAttention", [&] { b_.DenseAttention(q, k, v, starts, heads, hd, scale, out); });
+  }
+
+ private:
+  template <typename Fn>
+  void Time(const char* op, Fn fn) {
+    if (!enabled) return fn();
+    float f;
+    b_.CopyToHost(*sync_, 0, 1, &f);
+    const double t0 = Now();
+    fn();
+    b_.CopyToHost(*sync_, 0, 1, &f);
+    const double dt = Now() - t0;
+    for (auto& [name, total] : totals) {
+      if (name == op) {
+        total += dt;
+        return;
+      }
+    }
+    totals.emplace_back(op, dt);
+  }
+
+  Backend& b_;
+  std::unique_ptr<Buffer> sync_;
+};
+
+// Random bf16 / f16 values (std 0.02-ish) shared by every weight: the content does not change
+// the timing, and generating 7B values on the host would take longer than the benchmark.
+class RandomPool {
+ public:
+  RandomPool(DType type, size_t n) : type_(type), bits_(n) {
+    std::mt19937 rng(1234);
+    std::uniform_real_distribution<float> d(-0.035f, 0.035f);
+    std::vector<uint16_t> table(4096);
+    for (auto& t : table) t = type == DType::kBF16 ? engine::F32ToBF16(d(rng)) : engine::F32ToF16(d(rng));
+    uint32_t x = 88172645;
+    for (auto& b : bits_) {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      b = table[x & 4095];
+    }
+  }
+  std::unique_ptr<Weight> Load(Backend& b, int64_t rows, int64_t cols) const {
+    if (static_cast<size_t>(rows * cols) > bits_.size()) Die("random pool too small");
+    auto w = b.LoadWeight(WeightData{type_, rows, cols, bits_.data()});
+    if (!w.ok()) Die(std::string(w.status().message()));
+    return std::move(*w);
+  }
+  std::unique_ptr<Weight> Norm(Backend& b, int64_t cols) const {
+    std::vector<float> ones(cols, 1.0f);
+    auto w = b.LoadWeight(WeightData{DType::kF32, 1, cols, ones.data()});
+    if (!w.ok()) Die(std::string(w.status().message()));
+    return std::move(*w);
+  }
+
+ private:
+  DType type_;
+  std::vector<uint16_t> bits_;
+};
+
+struct LlamaShape {
+  int vocab = 32000, dim = 4096, layers = 32, heads = 32, kv_heads = 8, head_dim = 128,
+      ffn = 14336;
+};
+
+class Llama {
+ public:
+  Llama(Backend& b, const LlamaShape& s, const RandomPool& pool) : b_(b), s_(s) {
+    embd_ = pool.Load(b, s.vocab, s.dim);
+    for (int l = 0; l < s.layers; ++l) {
+      Layer L;
+      L.attn_norm = pool.Norm(b, s.dim);
+      L.wq = pool.Load(b, s.heads * s.head_dim, s.dim);
+      L.wk = pool.Load(b, s.kv_heads * s.head_dim, s.dim);
+      L.wv = pool.Load(b, s.kv_heads * s.head_dim, s.dim);
+      L.wo = pool.Load(b, s.dim, s.heads * s.head_dim);
+      L.ffn_norm = pool.Norm(b, s.dim);
+      L.gate = pool.Load(b, s.ffn, s.dim);
+      L.up = pool.Load(b, s.ffn, s.dim);
+      L.down = pool.Load(b, s.dim, s.ffn);
+      layers_.push_back(std::move(L));
+    }
+    out_norm_ = pool.Norm(b, s.dim);
+    output_ = pool.Load(b, s.vocab, s.dim);
+  }
+
+  // Bytes of weights one decode step reads (all but the embedding table).
+  double WeightBytesPerStep() const {
+    const double per_layer = 2.0 * s_.dim * (2.0 * s_.heads * s_.head_dim +
+                                             2.0 * s_.kv_heads * s_.head_dim + 3.0 * s_.ffn);
+    return s_.layers * per_layer + 2.0 * s_.vocab * s_.dim;
+  }
+  // Bytes of KV cache one token at context `ctx` reads (F16 keys and values, every layer).
+  double KvBytesPerToken(int ctx) const {
+    return 2.0 * 2.0 * s_.layers * s_.kv_heads * s_.head_dim * ctx;
+  }
+
+  std::unique_ptr<KvCache> NewCache(int num_blocks, int block_size) {
+    KvCacheShape shape;
+    shape.num_layers = s_.layers;
+    shape.num_blocks = num_blocks;
+    shape.block_size = block_size;
+    shape.num_kv_heads = s_.kv_heads;
+    shape.head_dim = s_.head_dim;
+    auto c = b_.AllocKvCache(shape);
+    if (!c.ok()) Die(std::string(c.status().message()));
+    return std::move(*c);
+  }
+
+  // One forward pass in the order of LlamaModel::Forward; logits for the last token of each
+  // sequence (the positions in `last`), copied to the host (which waits for the device).
+  void Forward(const std::vector<int32_t>& tokens, const std::vector<int32_t>& seq,
+               const std::vector<int32_t>& pos, const std::vector<int32_t>& slots,
+               const std::vector<std::vector<int32_t>>& tables, const std::vector<int32_t>& last,
+               KvCache& cache) {
+    const int64_t n = tokens.size();
+    Workspace(n, last.size());
+    const int qdim = s_.heads * s_.head_dim, kvdim = s_.kv_heads * s_.head_dim;
+    PagedAttentionBatch attn;
+    attn.token_seq = seq;
+    attn.token_pos = pos;
+    for (const auto& t : tables) attn.block_tables.push_back(t);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(s_.head_dim));
+    engine::RopeParams rope;
+    b_.GetRows(*embd_, tokens, *x_);
+    for (int l = 0; l < s_.layers; ++l) {
+      const Layer& L = layers_[l];
+      b_.RmsNorm(*x_, n, s_.dim, *L.attn_norm, 1e-5f, *h_);
+      b_.MatMul(*L.wq, *h_, n, *q_);
+      b_.MatMul(*L.wk, *h_, n, *k_);
+      b_.MatMul(*L.wv, *h_, n, *v_);
+      b_.Rope(*q_, pos, s_.heads, s_.head_dim, rope);
+      b_.Rope(*k_, pos, s_.kv_heads, s_.head_dim, rope);
+      b_.WriteKv(cache, l, *k_, *v_, slots);
+      b_.PagedAttention(cache, l, *q_, attn, s_.heads, scale, *attn_);
+      b_.MatMul(*L.wo, *attn_, n, *o_);
+      b_.Add(*o_, n * s_.dim, *x_);
+      b_.RmsNorm(*x_, n, s_.dim, *L.ffn_norm, 1e-5f, *h_);
+      b_.MatMul(*L.gate, *h_, n, *gate_);
+      b_.MatMul(*L.up, *h_, n, *up_);
+      b_.SiluMul(*gate_, *up_, n * s_.ffn);
+      b_.MatMul(*L.down, *gate_, n, *o_);
+      b_.Add(*o_, n * s_.dim, *x_);
+    }
+    (void)qdim;
+    (void)kvdim;
+    // As the model: gather the rows whose logits are wanted through the host.
+    std::vector<float> row(s_.dim);
+    for (size_t i = 0; i < last.size(); ++i) {
+      b_.CopyToHost(*x_, int64_t{last[i]} * s_.dim, s_.dim, row.data());
+      b_.CopyFromHost(row.data(), s_.dim, *last_, i * s_.dim);
+    }
+    b_.RmsNorm(*last_, last.size(), s_.dim, *out_norm_, 1e-5f, *last_);
+    b_.MatMul(*output_, *last_, last.size(), *logits_);
+    logits_host_.resize(last.size() * s_.vocab);
+    b_.CopyToHost(*logits_, 0, last.size() * s_.vocab, logits_host_.data());
+  }
+
+ private:
+  struct Layer {
+    std::unique_ptr<Weight> attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
+  };
+  void Workspace(int64_t n, int64_t m) {
+    if (n <= ws_n_ && m <= ws_m_) return;
+    ws_n_ = std::max(n, ws_n_);
+    ws_m_ = std::max(m, ws_m_);
+    const int64_t qdim = s_.heads * s_.head_dim, kvdim = s_.kv_heads * s_.head_dim;
+    x_ = b_.Alloc(ws_n_ * s_.dim);
+    h_ = b_.Alloc(ws_n_ * s_.dim);
+    q_ = b_.Alloc(ws_n_ * qdim);
+    k_ = b_.Alloc(ws_n_ * kvdim);
+    v_ = b_.Alloc(ws_n_ * kvdim);
+    attn_ = b_.Alloc(ws_n_ * qdim);
+    o_ = b_.Alloc(ws_n_ * s_.dim);
+    gate_ = b_.Alloc(ws_n_ * s_.ffn);
+    up_ = b_.Alloc(ws_n_ * s_.ffn);
+    last_ = b_.Alloc(ws_m_ * s_.dim);
+    logits_ = b_.Alloc(ws_m_ * s_.vocab);
+  }
+
+  Backend& b_;
+  LlamaShape s_;
+  std::unique_ptr<Weight> embd_, out_norm_, output_;
+  std::vector<Layer> layers_;
+  int64_t ws_n_ = 0, ws_m_ = 0;
+  std::unique_ptr<Buffer> x_, h_, q_, k_, v_, attn_, o_, gate_, up_, last_, logits_;
+  std::vector<float> logits_host_;
+};
+
+// Sequences [0, streams) each own blocks_per_seq consecutive blocks.
+struct Streams {
+  int block_size = 16;
+  int blocks_per_seq = 0;
+  std::vector<std::vector<int32_t>> tables;
+  Streams(int streams, int max_ctx) {
+    blocks_per_seq = (max_ctx + block_size - 1) / block_size;
+    for (int s = 0; s < streams; ++s) {
+      std::vector<int32_t> t(blocks_per_seq);
+      for (int i = 0; i < blocks_per_seq; ++i) t[i] = s * blocks_per_seq + i;
+      tables.push_back(t);
+    }
+  }
+  int32_t Slot(int s, int p) const {
+    return tables[s][p / block_size] * block_size + p % block_size;
+  }
+};
+
+// Prefill of one `len`-token prompt; returns seconds.
+double Prefill(Llama& m, KvCache& cache, const Streams& st, int len) {
+  std::vector<int32_t> tokens(len), seq(len, 0), pos(len), slots(len);
+  for (int i = 0; i < len; ++i) {
+    tokens[i] = (i * 7919) % 32000;
+    pos[i] = i;
+    slots[i] = st.Slot(0, i);
+  }
+  const double t0 = Now();
+  m.Forward(tokens, seq, pos, slots, {st.tables[0]}, {len - 1}, cache);
+  return Now() - t0;
+}
+
+// `steps` decode steps of `streams` sequences starting at position ctx; returns seconds.
+double Decode(Llama& m, KvCache& cache, const Streams& st, int streams, int ctx, int steps) {
+  std::vector<int32_t> tokens(streams), seq(streams), pos(streams), slots(streams), last(streams);
+  std::vector<std::vector<int32_t>> tables(st.tables.begin(), st.tables.begin() + streams);
+  double total = 0;
+  for (int step = -1; step < steps; ++step) {  // step -1: warm-up, untimed
+    const int p = ctx + std::max(step, 0);
+    for (int s = 0; s < streams; ++s) {
+      tokens[s] = (s * 31 + p) % 32000;
+      seq[s] = s;
+      pos[s] = p;
+      slots[s] = st.Slot(s, p);
+      last[s] = s;
+    }
+    const double t0 = Now();
+    m.Forward(tokens, seq, pos, slots, tables, last, cache);
+    if (step >= 0) total += Now() - t0;
+  }
+  return total;
+}
+
+struct BertShape {
+  const char* name;
+  int dim, layers, heads, ffn, vocab = 30522, max_pos = 512;
+};
+
+// Embeddings/s of a BERT encoder: `batch` sequences of `len` tokens, CLS pooling.
+double BertEmbedPerSecond(Backend& b, const BertShape& s, const RandomPool& pool, int batch,
+                          int len, int iters) {
+  struct Layer {
+    std::unique_ptr<Weight> wq, bq, wk, bk, wv, bv, wo, bo, n1w, n1b, up, upb, down, downb, n2w,
+        n2b;
+  };
+  auto bias = [&](int cols) { return pool.Norm(b, cols); };
+  auto tok = pool.Load(b, s.vocab, s.dim);
+  auto posw = pool.Load(b, s.max_pos, s.dim);
+  auto en_w = bias(s.dim), en_b = bias(s.dim);
+  std::vector<Layer> layers;
+  for (int l = 0; l < s.layers; ++l) {
+    Layer L;
+    L.wq = pool.Load(b, s.dim, s.dim);
+    L.wk = pool.Load(b, s.dim, s.dim);
+    L.wv = pool.Load(b, s.dim, s.dim);
+    L.wo = pool.Load(b, s.dim, s.dim);
+    L.bq = bias(s.dim);
+    L.bk = bias(s.dim);
+    L.bv = bias(s.dim);
+    L.bo = bias(s.dim);
+    L.n1w = bias(s.dim);
+    L.n1b = bias(s.dim);
+    L.up = pool.Load(b, s.ffn, s.dim);
+    L.upb = bias(s.ffn);
+    L.down = pool.Load(b, s.dim, s.ffn);
+    L.downb = bias(s.dim);
+    L.n2w = bias(s.dim);
+    L.n2b = bias(s.dim);
+    layers.push_back(std::move(L));
+  }
+  const int64_t n = int64_t{batch} * len, d = s.dim;
+  std::vector<int32_t> tokens(n), positions(n), starts;
+  for (int q = 0; q < batch; ++q) {
+    starts.push_back(q * len);
+    for (int i = 0; i < len; ++i) {
+      tokens[q * len + i] = (q * 131 + i * 17) % s.vocab;
+      positions[q * len + i] = i;
+    }
+  }
+  starts.push_back(static_cast<int32_t>(n));
+  auto x = b.Alloc(n * d), tmp = b.Alloc(n * d), qb = b.Alloc(n * d), kb = b.Alloc(n * d),
+       vb = b.Alloc(n * d), attn = b.Alloc(n * d), ffn = b.Alloc(n * s.ffn);
+  const int head_dim = s.dim / s.heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  std::vector<float> cls(batch * d);
+  double total = 0;
+  for (int it = -1; it < iters; ++it) {
+    const double t0 = Now();
+    b.GetRows(*tok, tokens, *x);
+    b.GetRows(*posw, positions, *tmp);
+    b.Add(*tmp, n * d, *x);
+    b.LayerNorm(*x, n, d, *en_w, *en_b, 1e-12f, *x);
+    for (const Layer& L : layers) {
+      b.MatMul(*L.wq, *x, n, *qb, L.bq.get());
+      b.MatMul(*L.wk, *x, n, *kb, L.bk.get());
+      b.MatMul(*L.wv, *x, n, *vb, L.bv.get());
+      b.DenseAttention(*qb, *kb, *vb, starts, s.heads, head_dim, scale, *attn);
+      b.MatMul(*L.wo, *attn, n, *tmp, L.bo.get());
+      b.Add(*tmp, n * d, *x);
+      b.LayerNorm(*x, n, d, *L.n1w, *L.n1b, 1e-12f, *x);
+      b.MatMul(*L.up, *x, n, *ffn, L.upb.get());
+      b.Gelu(*ffn, n * s.ffn);
+      b.MatMul(*L.down, *ffn, n, *tmp, L.downb.get());
+      b.Add(*tmp, n * d, *x);
+      b.LayerNorm(*x, n, d, *L.n2w, *L.n2b, 1e-12f, *x);
+    }
+    for (int q = 0; q < batch; ++q) b.CopyToHost(*x, int64_t{q} * len * d, d, cls.data() + q * d);
+    if (it >= 0) total += Now() - t0;
+  }
+  return batch * iters / total;
+}
+
+int Main(int argc, char** argv) {
+  bool quick = false, profile = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--quick") quick = true;
+    if (std::string(argv[i]) == "--profile") profile = true;
+  }
+  std::string why;
+  if (engine::cuda::CudaDeviceCount(&why) == 0) {
+    std::fprintf(stderr, "gpu_bench: no CUDA device available (%s); nothing to measure.\n",
+                 why.c_str());
+    return 2;
+  }
+  auto backend = engine::cuda::CreateCudaBackend({});
+  if (!backend.ok()) {
+    std::fprintf(stderr, "gpu_bench: %s\n", std::string(backend.status().message()).c_str());
+    return 2;
+  }
+  TimingBackend timing(**backend);
+  Backend& b = timing;
+  char name[256];
+  double free_gib = 0, total_gib = 0;
+  DeviceSummary(name, sizeof(name), &free_gib, &total_gib);
+  std::printf("device: %s, %.1f GiB (%.1f GiB free); backend %s\n", name, total_gib, free_gib,
+              b.name().c_str());
+
+  std::vector<std::pair<std::string, std::string>> table;
+  auto row = [&](std::string k, std::string v) {
+    std::printf("  %-52s %s\n", k.c_str(), v.c_str());
+    std::fflush(stdout);
+    table.emplace_back(std::move(k), std::move(v));
+  };
+  char buf[256];
+
+  double bw = 0, tflops = 0;
+  if (int rc = MeasureCopyBandwidth(size_t{2} << 30, 20, &bw); rc != 0) Die(CeilingErrorString(rc));
+  std::snprintf(buf, sizeof(buf), "%.0f GB/s (read + write)", bw);
+  row("ceiling: device-to-device copy", buf);
+  if (int rc = MeasureBf16Gemm(8192, 8192, 8192, 10, &tflops); rc != 0) Die(CeilingErrorString(rc));
+  std::snprintf(buf, sizeof(buf), "%.0f TFLOP/s", tflops);
+  row("ceiling: cuBLAS bf16 GEMM 8192^3", buf);
+
+  {
+    const LlamaShape s;
+    double t0 = Now();
+    RandomPool pool(DType::kBF16, static_cast<size_t>(s.vocab) * s.dim);
+    Llama m(b, s, pool);
+    std::snprintf(buf, sizeof(buf), "%.1f s (%.2f GB of bf16 weights)", Now() - t0,
+                  m.WeightBytesPerStep() / 1e9);
+    row("mistral-7b shapes: build + upload", buf);
+
+    const std::vector<int> stream_counts =
+        quick ? std::vector<int>{1, 16, 128} : std::vector<int>{1, 2, 4, 8, 16, 32, 64, 128, 256};
+    const int ctx = 256, steps = quick ? 4 : 16;
+    const int max_streams = stream_counts.back();
+    // Decode: every stream owns the blocks for context 256 plus the steps; prefill: its own.
+    const Streams st(max_streams, ctx + 64 + 16);
+    auto cache = m.NewCache(max_streams * st.blocks_per_seq, st.block_size);
+    const Streams pst(1, 2048 + 16);
+    auto pcache = m.NewCache(pst.blocks_per_seq, pst.block_size);
+
+    for (int len : {512, 2048}) {
+      Prefill(m, *pcache, pst, len);  // warm-up
+      const double sec = Prefill(m, *pcache, pst, len);
+      std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms)", len / sec, sec * 1e3);
+      row("prefill: one " + std::to_string(len) + "-token prompt", buf);
+    }
+    if (profile) {
+      // Per-op wall time (each op waited for) of one 2048-token prefill and one 128-stream step.
+      timing.enabled = true;
+      Prefill(m, *pcache, pst, 2048);
+      timing.enabled = false;
+      for (const auto& [op, sec] : timing.totals) {
+        std::snprintf(buf, sizeof(buf), "%.2f ms", sec * 1e3);
+        row("profile prefill 2048: " + op, buf);
+      }
+      timing.totals.clear();
+      timing.enabled = true;
+      Decode(m, *cache, st, std::min(128, max_streams), ctx, 1);
+      timing.enabled = false;
+      for (const auto& [op, sec] : timing.totals) {
+        std::snprintf(buf, sizeof(buf), "%.2f ms (2 steps)", sec * 1e3);
+        row("profile decode 128 streams: " + op, buf);
+      }
+      timing.totals.clear();
+      timing.enabled = true;
+      Decode(m, *cache, st, 1, ctx, 1);
+      timing.enabled = false;
+      for (const auto& [op, sec] : timing.totals) {
+        std::snprintf(buf, sizeof(buf), "%.2f ms (2 steps)", sec * 1e3);
+        row("profile decode 1 stream: " + op, buf);
+      }
+      timing.totals.clear();
+      // The decode MatMul alone, back to back (no per-op waits): weight bytes per second.
+      for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{14336, 4096}, {1024, 4096}}) {
+        auto w = pool.Load(b, rows, cols);
+        auto x = b.Alloc(cols);
+        auto y = b.Alloc(8 * rows);
+        std::vector<float> ones(cols, 0.5f);
+        b.CopyFromHost(ones.data(), cols, *x);
+        for (int n : {1, 2}) {
+          float f;
+          const int iters = 200;
+          b.MatMul(*w, *x, 1, *y);
+          b.CopyToHost(*y, 0, 1, &f);
+          const double t0 = Now();
+          for (int i = 0; i < iters; ++i) b.MatMul(*w, *x, n == 1 ? 1 : 1, *y);
+          b.CopyToHost(*y, 0, 1, &f);
+          const double sec = (Now() - t0) / iters;
+          std::snprintf(buf, sizeof(buf), "%.1f us, %.0f GB/s of weights", sec * 1e6,
+                        2.0 * rows * cols / sec / 1e9);
+          row("profile matvec bf16 " + std::to_string(rows) + "x" + std::to_string(cols) +
+                  (n == 1 ? " n=1" : " n=1 (again)"),
+              buf);
+        }
+      }
+    }
+    {
+      const int n_steps = quick ? 8 : 48;
+      const double sec = Decode(m, *cache, st, 1, ctx, n_steps);
+      const double per_token = sec / n_steps;
+      const double bytes = m.WeightBytesPerStep() + m.KvBytesPerToken(ctx);
+      // The ceiling: the step's bytes (all reads) moved at the copy's measured traffic rate
+      // (which counts bytes read plus bytes written: HBM bandwidth is shared by both).
+      const double ceiling_tps = (bw * 1e9) / bytes;
+      std::snprintf(buf, sizeof(buf), "%.1f tokens/s (%.2f ms), %.0f%% of the %.0f tokens/s ceiling",
+                    1.0 / per_token, per_token * 1e3, 100.0 / per_token / ceiling_tps, ceiling_tps);
+      row("decode batch 1, context 256", buf);
+    }
+    for (int streams : stream_counts) {
+      const double sec = Decode(m, *cache, st, streams, ctx, steps);
+      std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms per step)", streams * steps / sec,
+                    sec / steps * 1e3);
+      row("decode aggregate, " + std::to_string(streams) + " streams at context 256", buf);
+    }
+  }
+  {
+    RandomPool pool(DType::kF16, size_t{30522} * 768);
+    for (const BertShape& s : {BertShape{"bge-small", 384, 12, 12, 1536},
+                               BertShape{"bge-base", 768, 12, 12, 3072}}) {
+      const double eps = BertEmbedPerSecond(b, s, pool, 64, 128, quick ? 2 : 5);
+      std::snprintf(buf, sizeof(buf), "%.0f embeddings/s", eps);
+      row(std::string("embed: ") + s.name + " shapes, f16, 64 x 128 tokens", buf);
+    }
+  }
+
+  std::printf("\n| measurement | result |\n| --- | --- |\n");
+  for (const auto& [k, v] : table) std::printf("| %s | %s |\n", k.c_str(), v.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace tessera::bench_gpu
+
+int main(int argc, char** argv) { return tessera::bench_gpu::Main(argc, argv); }

@@ -1,0 +1,666 @@
+#include "engine/backend/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "engine/backend/cuda/kernels.h"
+#include "engine/model/dtype.h"
+
+namespace tessera::engine::cuda {
+namespace {
+
+// Ops take no Status: a shape mismatch is a bug in the model code and a CUDA error inside an
+// op leaves the device unusable, so both abort loudly.
+[[noreturn]] void CheckFailed(const char* file, int line, const std::string& what) {
+  std::fprintf(stderr, "%s:%d: CUDA backend check failed: %s\n", file, line, what.c_str());
+  std::abort();
+}
+#define CU_CHECK(cond) \
+  if (!(cond)) CheckFailed(__FILE__, __LINE__, #cond)
+#define CUDA_OK(expr)                                                                   \
+  do {                                                                                  \
+    const cudaError_t cu_err_ = (expr);                                                 \
+    if (cu_err_ != cudaSuccess) {                                                       \
+      CheckFailed(__FILE__, __LINE__,                                                   \
+                  absl::StrCat(#expr, ": ", cudaGetErrorName(cu_err_), " (",            \
+                               cudaGetErrorString(cu_err_), ")"));                      \
+    }                                                                                   \
+  } while (0)
+#define CUBLAS_OK(expr)                                                                 \
+  do {                                                                                  \
+    const int cb_st_ = (expr);                                                          \
+    if (cb_st_ != 0) {                                                                  \
+      CheckFailed(__FILE__, __LINE__,                                                   \
+                  absl::StrCat(#expr, ": cuBLAS status ", cb_st_, " (",                 \
+                               BlasStatusString(cb_st_), ")"));                         \
+    }                                                                                   \
+  } while (0)
+
+// Activation rows up to which MatMul uses the fused one-warp-per-row kernel rather than cuBLAS.
+constexpr int64_t kMatVecMaxRowsFloat = 2;  // measured on H200: cuBLAS wins from 3 rows
+constexpr int64_t kMatVecMaxRowsQuant = 8;
+
+// A cache of cudaMalloc'd blocks by rounded size. Freed blocks are kept for reuse; ops on the
+// backend's one stream are ordered, so a block released by one op can be handed to the next.
+class DevicePool {
+ public:
+  ~DevicePool() { Trim(); }
+
+  void* Allocate(size_t bytes) {
+    const size_t size = Round(bytes);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(size);
+      if (it != free_.end()) {
+        void* p = it->second;
+        free_.erase(it);
+        return p;
+      }
+    }
+    void* p = nullptr;
+    if (cudaMalloc(&p, size) != cudaSuccess) {
+      cudaGetLastError();
+      Trim();  // give cached blocks back and try once more
+      CUDA_OK(cudaMalloc(&p, size));
+    }
+    return p;
+  }
+
+  void Release(void* p, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.emplace(Round(bytes), p);
+  }
+
+  void Trim() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [size, p] : free_) cudaFree(p);
+    free_.clear();
+  }
+
+ private:
+  // Powers of two up to 4 MiB, then multiples of 4 MiB.
+  static size_t Round(size_t bytes) {
+    bytes = std::max<size_t>(bytes, 256);
+    constexpr size_t kLarge = size_t{4} << 20;
+    if (bytes >= kLarge) return (bytes + kLarge - 1) / kLarge * kLarge;
+    size_t s = 256;
+    while (s < bytes) s <<= 1;
+    return s;
+  }
+
+  std::mutex mu_;
+  std::multimap<size_t, void*> free_ ABSL_GUARDED_BY(mu_);
+};
+
+class CudaBuffer final : public Buffer {
+ public:
+  CudaBuffer(std::shared_ptr<DevicePool> pool, float* data, int64_t size)
+      : pool_(std::move(pool)), data_(data), size_(size) {}
+  ~CudaBuffer() override { pool_->Release(data_, BytesOf(size_)); }
+  float* data() override { return data_; }
+  const float* data() const override { return data_; }
+  int64_t size() const override { return size_; }
+  static size_t BytesOf(int64_t floats) { return static_cast<size_t>(floats) * sizeof(float); }
+
+ private:
+  std::shared_ptr<DevicePool> pool_;  // may outlive the backend
+  float* data_;
+  int64_t size_;
+};
+
+class CudaWeight final : public Weight {
+ public:
+  CudaWeight(const WeightData& w, size_t row_bytes, void* data, float* f32)
+      : Weight(w.type, w.rows, w.cols), data_(data), row_bytes_(row_bytes), f32_(f32) {}
+  ~CudaWeight() override {
+    if (f32_ != nullptr && f32_ != data_) cudaFree(f32_);
+    cudaFree(data_);
+  }
+  const void* data() const { return data_; }
+  size_t row_bytes() const { return row_bytes_; }
+  // The values of a 1-D weight as F32 on the device (null for 2-D weights).
+  const float* row_f32() const { return f32_; }
+
+ private:
+  void* data_;
+  size_t row_bytes_;
+  float* f32_;
+};
+
+class CudaKvCache final : public KvCache {
+ public:
+  CudaKvCache(const KvCacheShape& shape, uint16_t* data, int64_t layer_stride)
+      : KvCache(shape), data_(data), layer_stride_(layer_stride) {}
+  ~CudaKvCache() override { cudaFree(data_); }
+  int64_t kv_dim() const { return int64_t{shape().num_kv_heads} * shape().head_dim; }
+  int64_t num_slots() const { return int64_t{shape().num_blocks} * shape().block_size; }
+  uint16_t* k(int layer) const { return data_ + 2 * layer * layer_stride_; }
+  uint16_t* v(int layer) const { return data_ + (2 * layer + 1) * layer_stride_; }
+
+ private:
+  uint16_t* data_;
+  int64_t layer_stride_;
+};
+
+const CudaWeight& AsCuda(const Weight& w) { return static_cast<const CudaWeight&>(w); }
+const CudaKvCache& AsCuda(const KvCache& c) { return static_cast<const CudaKvCache&>(c); }
+
+// A device copy of small int32 metadata, re-sent only when it changes.
+class MetaSlot {
+ public:
+  ~MetaSlot() {
+    if (dev_ != nullptr) cudaFree(dev_);
+  }
+  const int32_t* Upload(const int32_t* host, size_t n, cudaStream_t stream) {
+    if (n == 0) return dev_;
+    if (dev_ != nullptr && n == host_.size() &&
+        std::memcmp(host, host_.data(), n * sizeof(int32_t)) == 0) {
+      return dev_;
+    }
+    if (n > capacity_) {
+      if (dev_ != nullptr) CUDA_OK(cudaFree(dev_));  // synchronises: no queued op still reads it
+      capacity_ = std::max<size_t>(n, 2 * capacity_);
+      CUDA_OK(cudaMalloc(reinterpret_cast<void**>(&dev_), capacity_ * sizeof(int32_t)));
+    }
+    host_.assign(host, host + n);
+    // From pageable memory: returns once `host` has been staged, ordered on `stream` after the
+    // ops that still read the old contents.
+    CUDA_OK(cudaMemcpyAsync(dev_, host_.data(), n * sizeof(int32_t), cudaMemcpyHostToDevice,
+                            stream));
+    return dev_;
+  }
+
+ private:
+  int32_t* dev_ = nullptr;
+  size_t capacity_ = 0;
+  std::vector<int32_t> host_;
+};
+
+// Grow-only device scratch space (activations converted to 16 bits, dequantized weights).
+class Scratch {
+ public:
+  ~Scratch() {
+    if (dev_ != nullptr) cudaFree(dev_);
+  }
+  void* Get(size_t bytes) {
+    if (bytes > capacity_) {
+      if (dev_ != nullptr) CUDA_OK(cudaFree(dev_));  // synchronises
+      capacity_ = std::max(bytes, capacity_ + capacity_ / 2);
+      CUDA_OK(cudaMalloc(&dev_, capacity_));
+    }
+    return dev_;
+  }
+
+ private:
+  void* dev_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+WType ToWType(DType t) { return static_cast<WType>(static_cast<int>(t)); }
+
+enum Meta { kIds, kPositions, kSlots, kTokSeq, kTokPos, kTables, kTableStart, kSeqStarts, kSeqOf,
+            kTileFirst, kTileCount, kNumMeta };
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, std::string device_name, int sm_count, cudaStream_t stream,
+              void* cublas, void* cublas_workspace)
+      : device_(device),
+        sm_count_(sm_count),
+        device_name_(std::move(device_name)),
+        stream_(stream),
+        cublas_(cublas),
+        cublas_workspace_(cublas_workspace) {}
+
+  ~CudaBackend() override {
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);
+    if (pinned_ != nullptr) cudaFreeHost(pinned_);
+    BlasDestroy(cublas_);
+    cudaFree(cublas_workspace_);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return absl::StrCat("cuda:", device_, " ", device_name_); }
+
+  // Takes the op lock and makes this backend's device current on the calling thread (the
+  // current device is per thread; the scheduler's threads start on device 0).
+  std::unique_lock<std::mutex> Enter() {
+    std::unique_lock<std::mutex> lock(mu_);
+    CUDA_OK(cudaSetDevice(device_));
+    return lock;
+  }
+
+  std::unique_ptr<Buffer> Alloc(int64_t num_floats) override {
+    CU_CHECK(num_floats >= 0);
+    auto lock = Enter();
+    auto* p = static_cast<float*>(pool_->Allocate(CudaBuffer::BytesOf(num_floats)));
+    return std::make_unique<CudaBuffer>(pool_, p, num_floats);
+  }
+
+  absl::StatusOr<std::unique_ptr<Weight>> LoadWeight(const WeightData& w) override {
+    if (!GetDTypeInfo(static_cast<uint32_t>(w.type)).ok()) {
+      return GetDTypeInfo(static_cast<uint32_t>(w.type)).status();
+    }
+    if (w.rows <= 0 || w.cols <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("weight shape [", w.rows, ", ", w.cols, "] is empty or negative"));
+    }
+    absl::StatusOr<size_t> row_bytes = RowBytes(w.type, w.cols);
+    if (!row_bytes.ok()) return row_bytes.status();
+    if (static_cast<uint64_t>(w.rows) > std::numeric_limits<size_t>::max() / *row_bytes) {
+      return absl::InvalidArgumentError("weight size overflows");
+    }
+    if (w.data == nullptr) return absl::InvalidArgumentError("weight data is null");
+    const size_t bytes = static_cast<size_t>(w.rows) * *row_bytes;
+    auto lock = Enter();
+    void* dev = nullptr;
+    if (cudaError_t err = cudaMalloc(&dev, bytes); err != cudaSuccess) {
+      cudaGetLastError();
+      return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", bytes,
+                                                       " bytes of device memory for a weight: ",
+                                                       cudaGetErrorString(err)));
+    }
+    // On the backend's stream (non-blocking: the legacy default stream would not order the
+    // copy before the kernels that read the weight), then waited for.
+    if (cudaError_t err = cudaMemcpyAsync(dev, w.data, bytes, cudaMemcpyHostToDevice, stream_);
+        err == cudaSuccess ? (err = cudaStreamSynchronize(stream_)) != cudaSuccess : true) {
+      cudaFree(dev);
+      return absl::InternalError(
+          absl::StrCat("uploading a weight to the device: ", cudaGetErrorString(err)));
+    }
+    float* f32 = nullptr;
+    if (w.rows == 1) {
+      if (w.type == DType::kF32) {
+        f32 = static_cast<float*>(dev);
+      } else {
+        std::vector<float> host(w.cols);
+        DequantizeRow(w.type, w.data, host.data(), w.cols);
+        if (cudaError_t err = cudaMalloc(reinterpret_cast<void**>(&f32), w.cols * sizeof(float)); err != cudaSuccess) {
+          cudaGetLastError();
+          cudaFree(dev);
+          return absl::ResourceExhaustedError("cannot allocate device memory for a weight");
+        }
+        CUDA_OK(cudaMemcpyAsync(f32, host.data(), w.cols * sizeof(float), cudaMemcpyHostToDevice,
+                                stream_));
+        CUDA_OK(cudaStreamSynchronize(stream_));
+      }
+    }
+    return std::make_unique<CudaWeight>(w, *row_bytes, dev, f32);
+  }
+
+  absl::StatusOr<std::unique_ptr<KvCache>> AllocKvCache(const KvCacheShape& s) override {
+    if (s.num_layers <= 0 || s.num_blocks <= 0 || s.block_size <= 0 || s.num_kv_heads <= 0 ||
+        s.head_dim <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "KV cache shape must be positive: layers=", s.num_layers, " blocks=", s.num_blocks,
+          " block_size=", s.block_size, " kv_heads=", s.num_kv_heads, " head_dim=", s.head_dim));
+    }
+    const double total = 2.0 * s.num_layers * s.num_blocks * s.block_size * s.num_kv_heads *
+                         s.head_dim * sizeof(uint16_t);
+    if (total > static_cast<double>(std::numeric_limits<int64_t>::max() / 2)) {
+      return absl::InvalidArgumentError("KV cache size overflows");
+    }
+    const int64_t layer_stride = int64_t{s.num_blocks} * s.block_size * s.num_kv_heads * s.head_dim;
+    const size_t bytes = static_cast<size_t>(2 * s.num_layers * layer_stride) * sizeof(uint16_t);
+    auto lock = Enter();
+    void* p = nullptr;
+    if (cudaError_t err = cudaMalloc(&p, bytes); err != cudaSuccess) {
+      cudaGetLastError();
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cannot allocate a KV cache of ", bytes, " bytes on the device: ", cudaGetErrorString(err)));
+    }
+    CUDA_OK(cudaMemsetAsync(p, 0, bytes, stream_));
+    CUDA_OK(cudaStreamSynchronize(stream_));
+    return std::make_unique<CudaKvCache>(s, static_cast<uint16_t*>(p), layer_stride);
+  }
+
+  void CopyFromHost(const float* src, int64_t n, Buffer& dst, int64_t dst_offset) override {
+    CU_CHECK(n >= 0 && dst_offset >= 0 && dst_offset + n <= dst.size());
+    if (n == 0) return;
+    auto lock = Enter();
+    CUDA_OK(cudaMemcpyAsync(dst.data() + dst_offset, src, n * sizeof(float),
+                            cudaMemcpyHostToDevice, stream_));
+  }
+
+  void CopyToHost(const Buffer& src, int64_t src_offset, int64_t n, float* dst) override {
+    CU_CHECK(n >= 0 && src_offset >= 0 && src_offset + n <= src.size());
+    auto lock = Enter();
+    const size_t bytes = static_cast<size_t>(n) * sizeof(float);
+    if (n > 0 && bytes <= kMaxPinnedBytes) {
+      // Through pinned staging memory: a pageable copy is several times slower (logits).
+      if (bytes > pinned_bytes_) {
+        if (pinned_ != nullptr) CUDA_OK(cudaFreeHost(pinned_));
+        pinned_bytes_ = std::max(bytes, std::min(kMaxPinnedBytes, 2 * pinned_bytes_));
+        CUDA_OK(cudaMallocHost(&pinned_, pinned_bytes_));
+      }
+      CUDA_OK(cudaMemcpyAsync(pinned_, src.data() + src_offset, bytes, cudaMemcpyDeviceToHost,
+                              stream_));
+      CUDA_OK(cudaStreamSynchronize(stream_));
+      std::memcpy(dst, pinned_, bytes);
+      return;
+    }
+    if (n > 0) {
+      CUDA_OK(cudaMemcpyAsync(dst, src.data() + src_offset, bytes, cudaMemcpyDeviceToHost,
+                              stream_));
+    }
+    CUDA_OK(cudaStreamSynchronize(stream_));
+  }
+
+  void GetRows(const Weight& table, absl::Span<const int32_t> ids, Buffer& out) override {
+    const CudaWeight& t = AsCuda(table);
+    const int64_t cols = t.cols();
+    CU_CHECK(static_cast<int64_t>(ids.size()) * cols <= out.size());
+    for (int32_t id : ids) CU_CHECK(id >= 0 && id < t.rows());
+    if (ids.empty()) return;
+    auto lock = Enter();
+    const int32_t* d_ids = meta_[kIds].Upload(ids.data(), ids.size(), stream_);
+    CUDA_OK(LaunchGetRows(ToWType(t.type()), t.data(), t.row_bytes(), cols, d_ids, ids.size(),
+                          out.data(), stream_));
+  }
+
+  void MatMul(const Weight& weight, const Buffer& x, int64_t n, Buffer& y,
+              const Weight* bias) override {
+    const CudaWeight& w = AsCuda(weight);
+    const int64_t rows = w.rows(), k = w.cols();
+    CU_CHECK(n >= 0 && x.size() >= n * k && y.size() >= n * rows);
+    if (bias != nullptr) CU_CHECK(bias->rows() == 1 && bias->cols() == rows);
+    if (n == 0) return;
+    const float* b = bias != nullptr ? AsCuda(*bias).row_f32() : nullptr;
+    const WType type = ToWType(w.type());
+    const bool is_float =
+        w.type() == DType::kF32 || w.type() == DType::kF16 || w.type() == DType::kBF16;
+    const int64_t matvec_max = is_float ? kMatVecMaxRowsFloat : kMatVecMaxRowsQuant;
+    auto lock = Enter();
+    if (n <= matvec_max && MatVecSupported(type, k)) {
+      CUDA_OK(LaunchMatVec(type, w.data(), w.row_bytes(), rows, k, x.data(), n, b, y.data(),
+                           stream_));
+      return;
+    }
+    if (w.type() == DType::kF32) {
+      CUBLAS_OK(BlasMatMulF32(cublas_, rows, n, k, static_cast<const float*>(w.data()), x.data(),
+                              y.data()));
+    } else {
+      const HalfKind kind = w.type() == DType::kF16 ? HalfKind::kF16 : HalfKind::kBF16;
+      void* xh = act_scratch_.Get(static_cast<size_t>(n * k) * 2);
+      CUDA_OK(LaunchConvertF32(x.data(), n * k, kind, xh, stream_));
+      const void* wh = w.data();
+      if (!is_float) {
+        void* deq = weight_scratch_.Get(static_cast<size_t>(rows * k) * 2);
+        CUDA_OK(LaunchDequantize(type, w.data(), w.row_bytes(), rows, k, kind, deq, stream_));
+        wh = deq;
+      }
+      CUBLAS_OK(BlasMatMulHalf(cublas_, kind, rows, n, k, wh, xh, y.data()));
+    }
+    if (b != nullptr) CUDA_OK(LaunchAddRow(b, n, rows, y.data(), stream_));
+  }
+
+  void Add(const Buffer& x, int64_t n, Buffer& y) override {
+    CU_CHECK(n >= 0 && x.size() >= n && y.size() >= n);
+    auto lock = Enter();
+    CUDA_OK(LaunchAdd(x.data(), n, y.data(), stream_));
+  }
+
+  void AddRow(const Weight& row, int64_t n, Buffer& y) override {
+    const CudaWeight& r = AsCuda(row);
+    CU_CHECK(r.rows() == 1 && n >= 0 && y.size() >= n * r.cols());
+    auto lock = Enter();
+    CUDA_OK(LaunchAddRow(r.row_f32(), n, r.cols(), y.data(), stream_));
+  }
+
+  void RmsNorm(const Buffer& x, int64_t n, int64_t dim, const Weight& weight, float eps,
+               Buffer& out) override {
+    const CudaWeight& w = AsCuda(weight);
+    CU_CHECK(w.rows() == 1 && w.cols() == dim && x.size() >= n * dim && out.size() >= n * dim);
+    auto lock = Enter();
+    CUDA_OK(LaunchRmsNorm(x.data(), n, dim, w.row_f32(), eps, out.data(), stream_));
+  }
+
+  void LayerNorm(const Buffer& x, int64_t n, int64_t dim, const Weight& gamma, const Weight& beta,
+                 float eps, Buffer& out) override {
+    const CudaWeight& g = AsCuda(gamma);
+    const CudaWeight& bt = AsCuda(beta);
+    CU_CHECK(g.rows() == 1 && g.cols() == dim && bt.rows() == 1 && bt.cols() == dim);
+    CU_CHECK(x.size() >= n * dim && out.size() >= n * dim);
+    auto lock = Enter();
+    CUDA_OK(LaunchLayerNorm(x.data(), n, dim, g.row_f32(), bt.row_f32(), eps, out.data(),
+                            stream_));
+  }
+
+  void SiluMul(Buffer& gate, const Buffer& up, int64_t n) override {
+    CU_CHECK(n >= 0 && gate.size() >= n && up.size() >= n);
+    auto lock = Enter();
+    CUDA_OK(LaunchSiluMul(gate.data(), up.data(), n, stream_));
+  }
+
+  void Gelu(Buffer& x, int64_t n) override {
+    CU_CHECK(n >= 0 && x.size() >= n);
+    auto lock = Enter();
+    CUDA_OK(LaunchGelu(x.data(), n, stream_));
+  }
+
+  void Rope(Buffer& x, absl::Span<const int32_t> positions, int num_heads, int head_dim,
+            const RopeParams& params) override {
+    const int rd = params.rotary_dim == 0 ? head_dim : params.rotary_dim;
+    CU_CHECK(rd > 0 && rd <= head_dim && rd % 2 == 0);
+    const int64_t width = int64_t{num_heads} * head_dim;
+    CU_CHECK(x.size() >= static_cast<int64_t>(positions.size()) * width);
+    if (positions.empty()) return;
+    auto lock = Enter();
+    const int32_t* d_pos = meta_[kPositions].Upload(positions.data(), positions.size(), stream_);
+    CUDA_OK(LaunchRope(x.data(), d_pos, positions.size(), num_heads, head_dim, rd,
+                       params.style == RopeStyle::kNeox, params.theta, params.freq_scale,
+                       stream_));
+  }
+
+  void WriteKv(KvCache& cache, int layer, const Buffer& k, const Buffer& v,
+               absl::Span<const int32_t> slots) override {
+    const CudaKvCache& c = AsCuda(cache);
+    CU_CHECK(layer >= 0 && layer < c.shape().num_layers);
+    const int64_t kd = c.kv_dim();
+    const int64_t n = slots.size();
+    CU_CHECK(k.size() >= n * kd && v.size() >= n * kd);
+    for (int32_t s : slots) CU_CHECK(s >= 0 && s < c.num_slots());
+    if (n == 0) return;
+    auto lock = Enter();
+    const int32_t* d_slots = meta_[kSlots].Upload(slots.data(), slots.size(), stream_);
+    CUDA_OK(LaunchWriteKv(k.data(), v.data(), d_slots, n, kd, c.k(layer), c.v(layer), stream_));
+  }
+
+  void PagedAttention(const KvCache& cache, int layer, const Buffer& q,
+                      const PagedAttentionBatch& batch, int num_heads, float scale,
+                      Buffer& out) override {
+    const CudaKvCache& c = AsCuda(cache);
+    const KvCacheShape& s = c.shape();
+    CU_CHECK(layer >= 0 && layer < s.num_layers);
+    CU_CHECK(num_heads > 0 && num_heads % s.num_kv_heads == 0);
+    CU_CHECK(batch.token_seq.size() == batch.token_pos.size());
+    const int64_t tokens = batch.token_seq.size();
+    const int64_t width = int64_t{num_heads} * s.head_dim;
+    CU_CHECK(q.size() >= tokens * width && out.size() >= tokens * width);
+    const int64_t num_seqs = batch.block_tables.size();
+    // The host checks the CPU backend makes, plus every block a token reads.
+    std::vector<int32_t> max_pos(num_seqs, -1);
+    for (int64_t t = 0; t < tokens; ++t) {
+      const int32_t seq = batch.token_seq[t], pos = batch.token_pos[t];
+      CU_CHECK(seq >= 0 && seq < num_seqs && pos >= 0);
+      CU_CHECK(pos / s.block_size < static_cast<int64_t>(batch.block_tables[seq].size()));
+      max_pos[seq] = std::max(max_pos[seq], pos);
+    }
+    std::vector<int32_t> flat, starts(num_seqs);
+    for (int64_t i = 0; i < num_seqs; ++i) {
+      starts[i] = static_cast<int32_t>(flat.size());
+      const auto& table = batch.block_tables[i];
+      for (int64_t b = 0; b <= max_pos[i] / s.block_size && max_pos[i] >= 0; ++b) {
+        CU_CHECK(table[b] >= 0 && table[b] < s.num_blocks);
+      }
+      flat.insert(flat.end(), table.begin(), table.end());
+    }
+    if (tokens == 0) return;
+    if (flat.empty()) flat.push_back(0);
+    auto lock = Enter();
+    PagedAttentionArgs a;
+    a.kc = c.k(layer);
+    a.vc = c.v(layer);
+    a.q = q.data();
+    a.out = out.data();
+    a.token_seq = meta_[kTokSeq].Upload(batch.token_seq.data(), tokens, stream_);
+    a.token_pos = meta_[kTokPos].Upload(batch.token_pos.data(), tokens, stream_);
+    a.tables = meta_[kTables].Upload(flat.data(), flat.size(), stream_);
+    a.table_start = meta_[kTableStart].Upload(starts.data(), starts.size(), stream_);
+    a.num_tokens = tokens;
+    a.num_heads = num_heads;
+    a.num_kv_heads = s.num_kv_heads;
+    a.head_dim = s.head_dim;
+    a.block_size = s.block_size;
+    a.sliding_window = batch.sliding_window;
+    a.scale = scale;
+    // Tiles: runs of consecutive tokens of one sequence, tokens_per_tile at a time, times
+    // groups of heads_per_block query heads of one kv head. Tiled when there is a prefill run
+    // (keys shared by several tokens) or enough tiles to fill the GPU; otherwise (a few decode
+    // tokens) one block per token and head, whose warps split the keys.
+    const int group = num_heads / s.num_kv_heads;
+    int hpb = std::min(group, kAttentionTileQueries);
+    while (group % hpb != 0) --hpb;
+    const int tokens_per_tile = kAttentionTileQueries / hpb;
+    std::vector<int32_t> tile_first, tile_count;
+    bool prefill = false;
+    for (int64_t t = 0; t < tokens;) {
+      int64_t e = t + 1;
+      while (e < tokens && e - t < tokens_per_tile && batch.token_seq[e] == batch.token_seq[t]) {
+        ++e;
+      }
+      prefill |= e - t > 1;
+      tile_first.push_back(static_cast<int32_t>(t));
+      tile_count.push_back(static_cast<int32_t>(e - t));
+      t = e;
+    }
+    const int64_t blocks = static_cast<int64_t>(tile_first.size()) * (num_heads / hpb);
+    if (prefill || blocks >= 2 * sm_count_) {
+      a.heads_per_block = hpb;
+      a.num_tiles = tile_first.size();
+      a.tile_first = meta_[kTileFirst].Upload(tile_first.data(), tile_first.size(), stream_);
+      a.tile_count = meta_[kTileCount].Upload(tile_count.data(), tile_count.size(), stream_);
+    }
+    CUDA_OK(LaunchPagedAttention(a, stream_));
+  }
+
+  void DenseAttention(const Buffer& q, const Buffer& k, const Buffer& v,
+                      absl::Span<const int32_t> seq_starts, int num_heads, int head_dim,
+                      float scale, Buffer& out) override {
+    CU_CHECK(!seq_starts.empty() && seq_starts[0] == 0);
+    const int64_t tokens = seq_starts.back();
+    const int64_t width = int64_t{num_heads} * head_dim;
+    CU_CHECK(q.size() >= tokens * width && k.size() >= tokens * width &&
+             v.size() >= tokens * width && out.size() >= tokens * width);
+    std::vector<int32_t> seq_of(tokens);
+    for (size_t sidx = 0; sidx + 1 < seq_starts.size(); ++sidx) {
+      CU_CHECK(seq_starts[sidx] <= seq_starts[sidx + 1]);
+      for (int32_t t = seq_starts[sidx]; t < seq_starts[sidx + 1]; ++t) seq_of[t] = sidx;
+    }
+    if (tokens == 0) return;
+    auto lock = Enter();
+    const int32_t* d_starts = meta_[kSeqStarts].Upload(seq_starts.data(), seq_starts.size(), stream_);
+    const int32_t* d_seq_of = meta_[kSeqOf].Upload(seq_of.data(), seq_of.size(), stream_);
+    CUDA_OK(LaunchDenseAttention(q.data(), k.data(), v.data(), d_starts, d_seq_of, tokens,
+                                 num_heads, head_dim, scale, out.data(), stream_));
+  }
+
+ private:
+  const int device_;
+  const int sm_count_;  // multiprocessors, for work-split choices
+  const std::string device_name_;
+  cudaStream_t stream_;
+  void* cublas_;  // cublasHandle_t, bound to stream_
+  void* cublas_workspace_;
+  std::shared_ptr<DevicePool> pool_ = std::make_shared<DevicePool>();
+  // Serialises ops: they share the stream, the scratch space and the metadata slots.
+  std::mutex mu_;
+  MetaSlot meta_[kNumMeta] ABSL_GUARDED_BY(mu_);
+  Scratch act_scratch_ ABSL_GUARDED_BY(mu_);
+  static constexpr size_t kMaxPinnedBytes = size_t{64} << 20;
+  void* pinned_ ABSL_GUARDED_BY(mu_) = nullptr;  // cudaMallocHost staging for CopyToHost
+  size_t pinned_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  Scratch weight_scratch_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+int CudaDeviceCount(std::string* why) {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear the runtime's sticky last error for later callers
+    if (why != nullptr) *why = absl::StrCat(cudaGetErrorName(err), ": ", cudaGetErrorString(err));
+    return 0;
+  }
+  if (count == 0 && why != nullptr) *why = "the driver reports no CUDA device";
+  return count;
+}
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOptions& options) {
+  std::string why;
+  const int count = CudaDeviceCount(&why);
+  if (count == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no CUDA device is available (", why,
+                     "); use device \"cpu\" or \"auto\" on this machine"));
+  }
+  if (options.device < 0 || options.device >= count) {
+    return absl::InvalidArgumentError(absl::StrCat("CUDA device ", options.device,
+                                                   " does not exist (this machine has ", count,
+                                                   count == 1 ? " device)" : " devices)"));
+  }
+  auto fail = [](const char* what, cudaError_t err) {
+    cudaGetLastError();
+    return absl::InternalError(absl::StrCat(what, ": ", cudaGetErrorString(err)));
+  };
+  if (cudaError_t err = cudaSetDevice(options.device); err != cudaSuccess) {
+    return fail("cudaSetDevice", err);
+  }
+  cudaDeviceProp prop;
+  if (cudaError_t err = cudaGetDeviceProperties(&prop, options.device); err != cudaSuccess) {
+    return fail("cudaGetDeviceProperties", err);
+  }
+  if (prop.major < 9) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "CUDA device ", options.device, " (", prop.name, ") has compute capability ", prop.major,
+        ".", prop.minor, "; this build carries only sm_90 code and compute_90 PTX (H100/H200 "
+        "and newer). Use device \"cpu\"."));
+  }
+  cudaStream_t stream = nullptr;
+  if (cudaError_t err = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+      err != cudaSuccess) {
+    return fail("cudaStreamCreate", err);
+  }
+  // cuBLAS's workspace from a plain allocation of ours (32 MiB, enough for Hopper's kernels).
+  constexpr size_t kWorkspace = size_t{32} << 20;
+  void* workspace = nullptr;
+  if (cudaError_t err = cudaMalloc(&workspace, kWorkspace); err != cudaSuccess) {
+    cudaStreamDestroy(stream);
+    return fail("cudaMalloc (cuBLAS workspace)", err);
+  }
+  // Default math mode: no TF32 for F32 weights (they are F32 because their precision matters).
+  void* cublas = nullptr;
+  if (int st = BlasCreate(stream, workspace, kWorkspace, &cublas); st != 0) {
+    cudaFree(workspace);
+    cudaStreamDestroy(stream);
+    return absl::InternalError(absl::StrCat("creating the cuBLAS handle: ", BlasStatusString(st)));
+  }
+  return std::make_unique<CudaBackend>(options.device, prop.name, prop.multiProcessorCount, stream,
+                                       cublas, workspace);
+}
+
+}  // namespace tessera::engine::cuda

@@ -1,0 +1,49 @@
+// CudaBackend: the Backend of engine/backend/backend.h on one NVIDIA GPU (built for sm_90,
+// H100/H200, plus compute_90 PTX).
+//
+// Memory: activations (Buffer) come from a caching pool of plain cudaMalloc allocations (no
+// managed memory); weights are uploaded once at LoadWeight into their own cudaMalloc block (the
+// caller's host data is not referenced afterwards); 1-D weights also keep an F32 copy. The KV
+// cache is F16 in device memory with the CPU backend's layout: per layer, K then V, each
+// [num_blocks * block_size slots, num_kv_heads * head_dim].
+//
+// Execution: every op is queued on one CUDA stream; CopyToHost waits for it. Per-call metadata
+// (token ids, positions, slots, block tables) is copied to the device on the same stream, and
+// skipped when it equals what is already there (the layers of one forward pass share it).
+//
+// MatMul: for up to a few activation rows (decode) a fused kernel reads each weight row once
+// with one warp (any weight type, F32 activations and accumulation); for more rows cuBLAS:
+// SGEMM for F32 weights, cublasGemmEx for F16 / BF16 weights with the activations rounded to
+// the weight's type, and Q8_0 / Q4_0 / Q4_K weights dequantized to BF16 (with BF16 activations)
+// first; F32 accumulation throughout.
+//
+// Thread-safety: ops may be called from several threads (the models of one engine share the
+// backend); a mutex serialises them. Errors: bad shapes are caller bugs and abort with a message,
+// as in the CPU backend; so do CUDA errors inside an op (a device fault leaves no way to go on).
+#ifndef TESSERA_ENGINE_BACKEND_CUDA_CUDA_BACKEND_H_
+#define TESSERA_ENGINE_BACKEND_CUDA_CUDA_BACKEND_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "engine/backend/backend.h"
+
+namespace tessera::engine::cuda {
+
+struct CudaBackendOptions {
+  int device = 0;  // CUDA device ordinal
+};
+
+// Number of CUDA devices this process can use; 0 when there is no device or no driver (never
+// fails). `why`, when given, receives the CUDA error text in that case.
+int CudaDeviceCount(std::string* why = nullptr);
+
+// FAILED_PRECONDITION when no device is present (or the device predates sm_90, for which this
+// build has no code); INVALID_ARGUMENT for a bad ordinal; INTERNAL when CUDA or cuBLAS fail to
+// initialise.
+absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOptions& options);
+
+}  // namespace tessera::engine::cuda
+
+#endif  // TESSERA_ENGINE_BACKEND_CUDA_CUDA_BACKEND_H_

@@ -1,0 +1,842 @@
+// The CUDA backend's kernels (see kernels.h). Correctness first: simple, readable kernels that
+// match the CPU backend's arithmetic closely; the one written for bandwidth is MatVec (decode).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "engine/backend/cuda/kernels.h"
+
+namespace tessera::engine::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = 65535;
+
+int Blocks(int64_t n, int threads = kThreads) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((n + threads - 1) / threads, kMaxBlocks)));
+}
+
+__device__ __forceinline__ float H2F(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__device__ __forceinline__ float B2F(uint16_t h) {
+  return __uint_as_float(static_cast<uint32_t>(h) << 16);
+}
+__device__ __forceinline__ uint16_t LoadU16(const uint8_t* p) {
+  return *reinterpret_cast<const uint16_t*>(p);  // p is 2-byte aligned in every block layout
+}
+
+// The 6-bit scale and min of sub-block j of a Q4_K block (GGML's packing).
+__device__ __forceinline__ void ScaleMinK4(int j, const uint8_t* q, int* sc, int* m) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+// Element c of a weight row, dequantized exactly as engine/model/dtype.cc's DequantizeRow.
+__device__ float LoadElem(WType t, const uint8_t* row, int64_t c) {
+  switch (t) {
+    case WType::kF32:
+      return reinterpret_cast<const float*>(row)[c];
+    case WType::kF16:
+      return H2F(reinterpret_cast<const uint16_t*>(row)[c]);
+    case WType::kBF16:
+      return B2F(reinterpret_cast<const uint16_t*>(row)[c]);
+    case WType::kQ8_0: {
+      const uint8_t* b = row + (c / 32) * 34;
+      return __fmul_rn(H2F(LoadU16(b)), static_cast<float>(static_cast<int8_t>(b[2 + c % 32])));
+    }
+    case WType::kQ4_0: {
+      const uint8_t* b = row + (c / 32) * 18;
+      const int j = static_cast<int>(c % 32);
+      const uint8_t byte = b[2 + (j % 16)];
+      const int nib = j < 16 ? (byte & 0xF) : (byte >> 4);
+      return __fmul_rn(static_cast<float>(nib - 8), H2F(LoadU16(b)));
+    }
+    case WType::kQ4_K: {
+      const uint8_t* b = row + (c / 256) * 144;
+      const float d = H2F(LoadU16(b)), dmin = H2F(LoadU16(b + 2));
+      const int e = static_cast<int>(c % 256), u = e / 32;
+      const uint8_t byte = b[16 + 32 * (u / 2) + e % 32];
+      const int nib = (u % 2 == 0) ? (byte & 0xF) : (byte >> 4);
+      int sc, m;
+      ScaleMinK4(u, b + 4, &sc, &m);
+      const float d1 = __fmul_rn(d, static_cast<float>(sc));
+      const float m1 = __fmul_rn(dmin, static_cast<float>(m));
+      return __fsub_rn(__fmul_rn(d1, static_cast<float>(nib)), m1);
+    }
+  }
+  return 0.0f;
+}
+
+__global__ void GetRowsKernel(WType t, const uint8_t* w, int64_t row_bytes, int64_t cols,
+                              const int32_t* ids, int64_t n, float* out) {
+  const int64_t total = n * cols;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t i = e / cols, c = e % cols;
+    out[e] = LoadElem(t, w + static_cast<int64_t>(ids[i]) * row_bytes, c);
+  }
+}
+
+template <typename H>
+__device__ __forceinline__ H FromFloat(float f);
+template <>
+__device__ __forceinline__ __half FromFloat<__half>(float f) { return __float2half_rn(f); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float f) {
+  return __float2bfloat16_rn(f);
+}
+
+template <typename H>
+__global__ void DequantizeKernel(WType t, const uint8_t* w, int64_t row_bytes, int64_t rows,
+                                 int64_t cols, H* out) {
+  const int64_t total = rows * cols;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    out[e] = FromFloat<H>(LoadElem(t, w + (e / cols) * row_bytes, e % cols));
+  }
+}
+
+template <typename H>
+__global__ void ConvertKernel(const float* x, int64_t n, H* out) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    out[i] = FromFloat<H>(x[i]);
+  }
+}
+
+// ---- MatVec: one warp per output row, fused dequantization ----
+
+// Elements per "unit" a lane dequantizes at once: 8 (16 or 32 bytes) for float types, one
+// 32-element block (or Q4_K sub-block) for quantized ones.
+template <WType T>
+constexpr int kUnit = (T == WType::kF32 || T == WType::kF16 || T == WType::kBF16) ? 8 : 32;
+
+template <WType T>
+__device__ __forceinline__ void LoadUnit(const uint8_t* row, int64_t u, float* v) {
+  if constexpr (T == WType::kF32) {
+    const float4* p = reinterpret_cast<const float4*>(row) + 2 * u;
+    const float4 a = __ldg(p), b = __ldg(p + 1);
+    v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+    v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+  } else if constexpr (T == WType::kF16 || T == WType::kBF16) {
+    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(row) + u);
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint16_t lo = static_cast<uint16_t>(words[j] & 0xFFFF);
+      const uint16_t hi = static_cast<uint16_t>(words[j] >> 16);
+      if constexpr (T == WType::kF16) {
+        v[2 * j] = H2F(lo);
+        v[2 * j + 1] = H2F(hi);
+      } else {
+        v[2 * j] = B2F(lo);
+        v[2 * j + 1] = B2F(hi);
+      }
+    }
+  } else if constexpr (T == WType::kQ8_0) {
+    const uint8_t* b = row + u * 34;
+    const float d = H2F(LoadU16(b));
+    const uint16_t* q = reinterpret_cast<const uint16_t*>(b + 2);
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      const uint16_t two = q[j];
+      v[2 * j] = d * static_cast<float>(static_cast<int8_t>(two & 0xFF));
+      v[2 * j + 1] = d * static_cast<float>(static_cast<int8_t>(two >> 8));
+    }
+  } else if constexpr (T == WType::kQ4_0) {
+    const uint8_t* b = row + u * 18;
+    const float d = H2F(LoadU16(b));
+    const uint16_t* q = reinterpret_cast<const uint16_t*>(b + 2);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const uint16_t two = q[j];
+      const int b0 = two & 0xFF, b1 = two >> 8;
+      v[2 * j] = static_cast<float>((b0 & 0xF) - 8) * d;
+      v[2 * j + 1] = static_cast<float>((b1 & 0xF) - 8) * d;
+      v[2 * j + 16] = static_cast<float>((b0 >> 4) - 8) * d;
+      v[2 * j + 17] = static_cast<float>((b1 >> 4) - 8) * d;
+    }
+  } else {  // Q4_K: unit u is sub-block u % 8 of super-block u / 8
+    const uint8_t* b = row + (u / 8) * 144;
+    const int sub = static_cast<int>(u % 8);
+    const float d = H2F(LoadU16(b)), dmin = H2F(LoadU16(b + 2));
+    int sc, m;
+    ScaleMinK4(sub, b + 4, &sc, &m);
+    const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(m);
+    const uint4* q = reinterpret_cast<const uint4*>(b + 16 + 32 * (sub / 2));
+    const uint4 r0 = q[0], r1 = q[1];
+    const uint32_t words[8] = {r0.x, r0.y, r0.z, r0.w, r1.x, r1.y, r1.z, r1.w};
+    const int shift = (sub % 2) * 4;
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      const int byte = (words[j / 4] >> (8 * (j % 4))) & 0xFF;
+      v[j] = d1 * static_cast<float>((byte >> shift) & 0xF) - m1;
+    }
+  }
+}
+
+__device__ __forceinline__ float WarpSum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+constexpr int kMatVecWarps = 4;
+
+template <WType T, int N>
+__global__ void __launch_bounds__(kMatVecWarps * 32)
+    MatVecKernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t rows, int64_t cols,
+                 const float* __restrict__ x, int n, const float* __restrict__ bias,
+                 float* __restrict__ y) {
+  constexpr int U = kUnit<T>;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kMatVecWarps + warp;
+  if (r >= rows) return;
+  const uint8_t* row = w + r * row_bytes;
+  float acc[N];
+#pragma unroll
+  for (int i = 0; i < N; ++i) acc[i] = 0.0f;
+  const int64_t units = cols / U;
+  // Float types: R units (16 or 32 bytes each) loaded per lane before any arithmetic, so that
+  // enough bytes are in flight to cover memory latency (one row per warp is not much).
+  constexpr int R = U == 8 ? 4 : 1;
+  for (int64_t u0 = lane; u0 < units; u0 += 32 * R) {
+    float v[R][U];
+#pragma unroll
+    for (int j = 0; j < R; ++j) {
+      if (u0 + 32 * j < units) LoadUnit<T>(row, u0 + 32 * j, v[j]);
+    }
+#pragma unroll
+    for (int j = 0; j < R; ++j) {
+      const int64_t u = u0 + 32 * j;
+      if (u >= units) break;
+#pragma unroll
+      for (int i = 0; i < N; ++i) {
+        if (i < n) {
+          const float4* xp = reinterpret_cast<const float4*>(x + i * cols + u * U);
+          float s = 0.0f;
+#pragma unroll
+          for (int e = 0; e < U / 4; ++e) {
+            const float4 xv = xp[e];
+            s += v[j][4 * e] * xv.x + v[j][4 * e + 1] * xv.y + v[j][4 * e + 2] * xv.z +
+                 v[j][4 * e + 3] * xv.w;
+          }
+          acc[i] += s;
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    if (i < n) {
+      const float s = WarpSum(acc[i]);
+      if (lane == 0) y[i * rows + r] = s + (bias != nullptr ? bias[r] : 0.0f);
+    }
+  }
+}
+
+template <WType T>
+cudaError_t MatVecTyped(const void* w, int64_t row_bytes, int64_t rows, int64_t cols,
+                        const float* x, int64_t n, const float* bias, float* y,
+                        cudaStream_t stream) {
+  const int blocks = static_cast<int>((rows + kMatVecWarps - 1) / kMatVecWarps);
+  const auto* wp = static_cast<const uint8_t*>(w);
+  for (int64_t i0 = 0; i0 < n; i0 += 8) {
+    const int nn = static_cast<int>(std::min<int64_t>(8, n - i0));
+    const float* xi = x + i0 * cols;
+    float* yi = y + i0 * rows;
+    if (nn == 1) {
+      MatVecKernel<T, 1><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, xi, nn, bias, yi);
+    } else if (nn == 2) {
+      MatVecKernel<T, 2><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, xi, nn, bias, yi);
+    } else if (nn <= 4) {
+      MatVecKernel<T, 4><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, xi, nn, bias, yi);
+    } else {
+      MatVecKernel<T, 8><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, xi, nn, bias, yi);
+    }
+    if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
+}
+
+// ---- elementwise ----
+
+__global__ void AddRowKernel(const float* bias, int64_t n, int64_t cols, float* y) {
+  const int64_t total = n * cols;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    y[e] += bias[e % cols];
+  }
+}
+
+__global__ void AddKernel(const float* x, int64_t n, float* y) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    y[i] += x[i];
+  }
+}
+
+__global__ void SiluMulKernel(float* gate, const float* up, int64_t n) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+__global__ void GeluKernel(float* x, int64_t n) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + erff(v * 0.70710678f));
+  }
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
+__device__ float BlockSum(float v) {
+  __shared__ float partial[32];
+  __syncthreads();  // partial may still be read by a previous call
+  v = WarpSum(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  float s = 0.0f;
+  const int warps = blockDim.x / 32;
+  for (int i = 0; i < warps; ++i) s += partial[i];
+  return s;
+}
+
+__global__ void RmsNormKernel(const float* x, int64_t dim, const float* w, float eps, float* out) {
+  const float* xr = x + static_cast<int64_t>(blockIdx.x) * dim;
+  float* o = out + static_cast<int64_t>(blockIdx.x) * dim;
+  float ss = 0.0f;
+  for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) ss += xr[c] * xr[c];
+  ss = BlockSum(ss);
+  const float scale = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
+  for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) o[c] = xr[c] * scale * w[c];
+}
+
+__global__ void LayerNormKernel(const float* x, int64_t dim, const float* gamma, const float* beta,
+                                float eps, float* out) {
+  const float* xr = x + static_cast<int64_t>(blockIdx.x) * dim;
+  float* o = out + static_cast<int64_t>(blockIdx.x) * dim;
+  float s = 0.0f;
+  for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) s += xr[c];
+  const float mean = BlockSum(s) / static_cast<float>(dim);
+  float v = 0.0f;
+  for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) v += (xr[c] - mean) * (xr[c] - mean);
+  const float var = BlockSum(v) / static_cast<float>(dim);
+  const float inv = static_cast<float>(1.0 / sqrt(static_cast<double>(var) + eps));
+  for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) o[c] = (xr[c] - mean) * inv * gamma[c] + beta[c];
+}
+
+// One block per token; thread i handles rotation pair i of every head. Angles in double, as the
+// CPU backend (a float angle at position 10^5 is off by ~10^-2).
+__global__ void RopeKernel(float* x, const int32_t* positions, int num_heads, int head_dim,
+                           int rotary_dim, bool neox, float theta, float freq_scale) {
+  const int64_t t = blockIdx.x;
+  const int half = rotary_dim / 2;
+  const int64_t width = static_cast<int64_t>(num_heads) * head_dim;
+  const double p = static_cast<double>(positions[t]) * static_cast<double>(freq_scale);
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    const double inv_freq = pow(static_cast<double>(theta), -2.0 * i / rotary_dim);
+    const float c = static_cast<float>(cos(p * inv_freq));
+    const float s = static_cast<float>(sin(p * inv_freq));
+    const int a = neox ? i : 2 * i;
+    const int b = neox ? i + half : 2 * i + 1;
+    for (int h = 0; h < num_heads; ++h) {
+      float* v = x + t * width + static_cast<int64_t>(h) * head_dim;
+      const float x0 = v[a], x1 = v[b];
+      v[a] = x0 * c - x1 * s;
+      v[b] = x0 * s + x1 * c;
+    }
+  }
+}
+
+__global__ void WriteKvKernel(const float* k, const float* v, const int32_t* slots, int64_t n,
+                              int64_t kv_dim, uint16_t* kc, uint16_t* vc) {
+  const int64_t total = n * kv_dim;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t i = e / kv_dim, d = e % kv_dim;
+    const int64_t dst = static_cast<int64_t>(slots[i]) * kv_dim + d;
+    kc[dst] = __half_as_ushort(__float2half_rn(k[e]));
+    vc[dst] = __half_as_ushort(__float2half_rn(v[e]));
+  }
+}
+
+// ---- attention: one block per (token, query head), warps split the keys, online softmax ----
+
+constexpr int kAttnWarps = 4;
+constexpr int kMaxHeadDim = 256;
+
+// Keys and values of the paged F16 cache.
+struct PagedKv {
+  const uint16_t* kc;
+  const uint16_t* vc;
+  const int32_t* table;
+  int block_size;
+  int64_t kv_dim;
+  int64_t head_off;
+  __device__ int64_t Base(int p) const {
+    return (static_cast<int64_t>(table[p / block_size]) * block_size + p % block_size) * kv_dim +
+           head_off;
+  }
+  __device__ float K(int64_t base, int d) const { return H2F(kc[base + d]); }
+  __device__ float V(int64_t base, int d) const { return H2F(vc[base + d]); }
+};
+
+// Keys and values of dense F32 [tokens, width] buffers.
+struct DenseKv {
+  const float* k;
+  const float* v;
+  int64_t width;
+  int64_t head_off;
+  __device__ int64_t Base(int j) const { return static_cast<int64_t>(j) * width + head_off; }
+  __device__ float K(int64_t base, int d) const { return k[base + d]; }
+  __device__ float V(int64_t base, int d) const { return v[base + d]; }
+};
+
+// Attends q (head_dim floats) over keys [begin, end) of kv; writes out (head_dim floats).
+template <int HPL, typename Kv>
+__device__ void AttendBlock(const Kv& kv, const float* q, int begin, int end, int head_dim,
+                            float scale, float* out) {
+  __shared__ float s_max[kAttnWarps], s_sum[kAttnWarps];
+  __shared__ float s_acc[kAttnWarps][kMaxHeadDim];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float qv[HPL], acc[HPL];
+#pragma unroll
+  for (int i = 0; i < HPL; ++i) {
+    const int d = lane + 32 * i;
+    qv[i] = d < head_dim ? q[d] : 0.0f;
+    acc[i] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  for (int p = begin + warp; p < end; p += kAttnWarps) {
+    const int64_t base = kv.Base(p);
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < HPL; ++i) {
+      const int d = lane + 32 * i;
+      if (d < head_dim) s += qv[i] * kv.K(base, d);
+    }
+    s = WarpSum(s) * scale;
+    const float mn = fmaxf(m, s);
+    const float corr = expf(m - mn);
+    const float e = expf(s - mn);
+    l = l * corr + e;
+#pragma unroll
+    for (int i = 0; i < HPL; ++i) {
+      const int d = lane + 32 * i;
+      if (d < head_dim) acc[i] = acc[i] * corr + e * kv.V(base, d);
+    }
+    m = mn;
+  }
+  if (lane == 0) {
+    s_max[warp] = m;
+    s_sum[warp] = l;
+  }
+#pragma unroll
+  for (int i = 0; i < HPL; ++i) {
+    const int d = lane + 32 * i;
+    if (d < head_dim) s_acc[warp][d] = acc[i];
+  }
+  __syncthreads();
+  float mx = -INFINITY;
+  for (int w = 0; w < kAttnWarps; ++w) mx = fmaxf(mx, s_max[w]);
+  float total = 0.0f;
+  for (int w = 0; w < kAttnWarps; ++w) {
+    if (s_sum[w] > 0.0f) total += s_sum[w] * expf(s_max[w] - mx);
+  }
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float o = 0.0f;
+    for (int w = 0; w < kAttnWarps; ++w) {
+      if (s_sum[w] > 0.0f) o += s_acc[w][d] * expf(s_max[w] - mx);
+    }
+    out[d] = o / total;
+  }
+}
+
+template <int HPL>
+__global__ void __launch_bounds__(kAttnWarps * 32) PagedAttentionKernel(PagedAttentionArgs a) {
+  const int64_t t = blockIdx.x;
+  const int h = blockIdx.y;
+  const int pos = a.token_pos[t];
+  const int start = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
+  const int group = a.num_heads / a.num_kv_heads;
+  const int64_t width = static_cast<int64_t>(a.num_heads) * a.head_dim;
+  PagedKv kv{a.kc,
+             a.vc,
+             a.tables + a.table_start[a.token_seq[t]],
+             a.block_size,
+             static_cast<int64_t>(a.num_kv_heads) * a.head_dim,
+             static_cast<int64_t>(h / group) * a.head_dim};
+  const int64_t off = t * width + static_cast<int64_t>(h) * a.head_dim;
+  AttendBlock<HPL>(kv, a.q + off, start, pos + 1, a.head_dim, a.scale, a.out + off);
+}
+
+constexpr int kTileK = 32;  // keys per shared-memory tile (one per lane)
+constexpr int kQueriesPerWarp = kAttentionTileQueries / kAttnWarps;
+
+size_t TiledSharedBytes(int head_dim) {
+  return sizeof(float) * (static_cast<size_t>(kAttentionTileQueries) * head_dim +
+                          static_cast<size_t>(kTileK) * (head_dim + 1) +
+                          static_cast<size_t>(kTileK) * head_dim);
+}
+
+// One block per (query tile, head group): its queries are the (token, head) pairs of the tile's
+// tokens and the group's heads, all reading the same sequence and kv head. Keys and values of
+// the tile's key range pass through shared memory 32 at a time (each warp loads whole key rows,
+// 16 bytes per lane); warp w owns queries w, w + 4, ...; within a key tile lane j scores key j,
+// the softmax is updated online once per tile, and each lane accumulates its own dimensions of
+// the output.
+template <int HPL>
+__global__ void __launch_bounds__(kAttnWarps * 32) PagedAttentionTiledKernel(PagedAttentionArgs a) {
+  extern __shared__ float smem[];
+  const int hd = a.head_dim;
+  float* sq = smem;                                  // [kAttentionTileQueries][hd]
+  float* sk = sq + kAttentionTileQueries * hd;       // [kTileK][hd + 1] (padded: no bank conflicts)
+  float* sv = sk + kTileK * (hd + 1);                // [kTileK][hd]
+  const int first = a.tile_first[blockIdx.x];
+  const int hpb = a.heads_per_block;
+  const int nq = a.tile_count[blockIdx.x] * hpb;
+  const int h0 = blockIdx.y * hpb;
+  const int group = a.num_heads / a.num_kv_heads;
+  const int64_t kd = static_cast<int64_t>(a.num_kv_heads) * hd;
+  const int64_t head_off = static_cast<int64_t>(h0 / group) * hd;
+  const int64_t width = static_cast<int64_t>(a.num_heads) * hd;
+  const int32_t* table = a.tables + a.table_start[a.token_seq[first]];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const bool vec = hd % 8 == 0;
+
+  for (int e = threadIdx.x; e < nq * hd; e += blockDim.x) {
+    const int qi = e / hd, d = e % hd;
+    const int64_t t = first + qi / hpb;
+    const int h = h0 + qi % hpb;
+    sq[qi * hd + d] = a.q[t * width + static_cast<int64_t>(h) * hd + d];
+  }
+  int kmin = 0x7fffffff, kmax = -1;
+  for (int i = 0; i < a.tile_count[blockIdx.x]; ++i) {
+    const int pos = a.token_pos[first + i];
+    kmin = min(kmin, a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0);
+    kmax = max(kmax, pos);
+  }
+  float m[kQueriesPerWarp], l[kQueriesPerWarp], acc[kQueriesPerWarp][HPL];
+  int qpos[kQueriesPerWarp], qstart[kQueriesPerWarp];
+#pragma unroll
+  for (int r = 0; r < kQueriesPerWarp; ++r) {
+    const int qi = warp + kAttnWarps * r;
+    qpos[r] = qi < nq ? a.token_pos[first + qi / hpb] : -1;
+    qstart[r] = a.sliding_window > 0 ? max(0, qpos[r] - a.sliding_window + 1) : 0;
+    m[r] = -INFINITY;
+    l[r] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < HPL; ++i) acc[r][i] = 0.0f;
+  }
+  for (int k0 = kmin; k0 <= kmax; k0 += kTileK) {
+    __syncthreads();  // the previous tile (and, the first time, the queries) are ready / consumed
+    for (int j = warp; j < kTileK; j += kAttnWarps) {
+      const int p = k0 + j;
+      float* skr = sk + j * (hd + 1);
+      float* svr = sv + j * hd;
+      if (p > kmax) {
+        for (int d = lane; d < hd; d += 32) skr[d] = svr[d] = 0.0f;
+        continue;
+      }
+      const int64_t base =
+          (static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size) * kd +
+          head_off;
+      if (vec) {
+        for (int c = lane; c < hd / 8; c += 32) {
+          const uint4 kr = __ldg(reinterpret_cast<const uint4*>(a.kc + base) + c);
+          const uint4 vr = __ldg(reinterpret_cast<const uint4*>(a.vc + base) + c);
+          const uint32_t kw[4] = {kr.x, kr.y, kr.z, kr.w};
+          const uint32_t vw[4] = {vr.x, vr.y, vr.z, vr.w};
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            skr[8 * c + 2 * e] = H2F(static_cast<uint16_t>(kw[e] & 0xFFFF));
+            skr[8 * c + 2 * e + 1] = H2F(static_cast<uint16_t>(kw[e] >> 16));
+            svr[8 * c + 2 * e] = H2F(static_cast<uint16_t>(vw[e] & 0xFFFF));
+            svr[8 * c + 2 * e + 1] = H2F(static_cast<uint16_t>(vw[e] >> 16));
+          }
+        }
+      } else {
+        for (int d = lane; d < hd; d += 32) {
+          skr[d] = H2F(a.kc[base + d]);
+          svr[d] = H2F(a.vc[base + d]);
+        }
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < kQueriesPerWarp; ++r) {
+      const int qi = warp + kAttnWarps * r;
+      // Warp-uniform: skip queries with no key in this tile.
+      if (qi >= nq || k0 > qpos[r] || k0 + kTileK - 1 < qstart[r]) continue;
+      const int p = k0 + lane;
+      const bool valid = p >= qstart[r] && p <= qpos[r];
+      float s = -INFINITY;
+      if (valid) {
+        float dot = 0.0f;
+        const float* qv = sq + qi * hd;
+        const float* kv = sk + lane * (hd + 1);
+        for (int d = 0; d < hd; ++d) dot += qv[d] * kv[d];
+        s = dot * a.scale;
+      }
+      float tile_max = s;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, o));
+      const float mn = fmaxf(m[r], tile_max);
+      const float corr = expf(m[r] - mn);
+      const float pj = valid ? expf(s - mn) : 0.0f;
+      l[r] = l[r] * corr + WarpSum(pj);
+#pragma unroll
+      for (int i = 0; i < HPL; ++i) acc[r][i] *= corr;
+      for (int j = 0; j < kTileK; ++j) {
+        const float w = __shfl_sync(0xffffffffu, pj, j);
+        if (w == 0.0f) continue;  // warp-uniform
+#pragma unroll
+        for (int i = 0; i < HPL; ++i) {
+          const int d = lane + 32 * i;
+          if (d < hd) acc[r][i] += w * sv[j * hd + d];
+        }
+      }
+      m[r] = mn;
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kQueriesPerWarp; ++r) {
+    const int qi = warp + kAttnWarps * r;
+    if (qi >= nq) continue;
+    const int64_t t = first + qi / hpb;
+    const int h = h0 + qi % hpb;
+    float* o = a.out + t * width + static_cast<int64_t>(h) * hd;
+#pragma unroll
+    for (int i = 0; i < HPL; ++i) {
+      const int d = lane + 32 * i;
+      if (d < hd) o[d] = acc[r][i] / l[r];
+    }
+  }
+}
+
+template <int HPL>
+cudaError_t LaunchTiled(const PagedAttentionArgs& a, cudaStream_t stream) {
+  const size_t bytes = TiledSharedBytes(a.head_dim);
+  if (cudaError_t err = cudaFuncSetAttribute(PagedAttentionTiledKernel<HPL>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(bytes));
+      err != cudaSuccess) {
+    return err;
+  }
+  const dim3 grid(static_cast<unsigned>(a.num_tiles),
+                  static_cast<unsigned>(a.num_heads / a.heads_per_block));
+  PagedAttentionTiledKernel<HPL><<<grid, kAttnWarps * 32, bytes, stream>>>(a);
+  return cudaGetLastError();
+}
+
+template <int HPL>
+__global__ void __launch_bounds__(kAttnWarps * 32)
+    DenseAttentionKernel(const float* q, const float* k, const float* v, const int32_t* seq_starts,
+                         const int32_t* seq_of, int num_heads, int head_dim, float scale,
+                         float* out) {
+  const int64_t t = blockIdx.x;
+  const int h = blockIdx.y;
+  const int64_t width = static_cast<int64_t>(num_heads) * head_dim;
+  const int s = seq_of[t];
+  DenseKv kv{k, v, width, static_cast<int64_t>(h) * head_dim};
+  const int64_t off = t * width + static_cast<int64_t>(h) * head_dim;
+  AttendBlock<HPL>(kv, q + off, seq_starts[s], seq_starts[s + 1], head_dim, scale, out + off);
+}
+
+}  // namespace
+
+cudaError_t LaunchGetRows(WType type, const void* w, int64_t row_bytes, int64_t cols,
+                          const int32_t* ids, int64_t n, float* out, cudaStream_t stream) {
+  if (n * cols == 0) return cudaSuccess;
+  GetRowsKernel<<<Blocks(n * cols), kThreads, 0, stream>>>(
+      type, static_cast<const uint8_t*>(w), row_bytes, cols, ids, n, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchDequantize(WType type, const void* w, int64_t row_bytes, int64_t rows,
+                             int64_t cols, HalfKind kind, void* out, cudaStream_t stream) {
+  if (rows * cols == 0) return cudaSuccess;
+  const auto* wp = static_cast<const uint8_t*>(w);
+  if (kind == HalfKind::kF16) {
+    DequantizeKernel<__half><<<Blocks(rows * cols), kThreads, 0, stream>>>(
+        type, wp, row_bytes, rows, cols, static_cast<__half*>(out));
+  } else {
+    DequantizeKernel<__nv_bfloat16><<<Blocks(rows * cols), kThreads, 0, stream>>>(
+        type, wp, row_bytes, rows, cols, static_cast<__nv_bfloat16*>(out));
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchConvertF32(const float* x, int64_t n, HalfKind kind, void* out,
+                             cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  if (kind == HalfKind::kF16) {
+    ConvertKernel<__half><<<Blocks(n), kThreads, 0, stream>>>(x, n, static_cast<__half*>(out));
+  } else {
+    ConvertKernel<__nv_bfloat16>
+        <<<Blocks(n), kThreads, 0, stream>>>(x, n, static_cast<__nv_bfloat16*>(out));
+  }
+  return cudaGetLastError();
+}
+
+bool MatVecSupported(WType type, int64_t cols) {
+  switch (type) {
+    case WType::kF32:
+    case WType::kF16:
+    case WType::kBF16:
+      return cols % 8 == 0;
+    case WType::kQ8_0:
+    case WType::kQ4_0:
+      return cols % 32 == 0;
+    case WType::kQ4_K:
+      return cols % 256 == 0;
+  }
+  return false;
+}
+
+cudaError_t LaunchMatVec(WType type, const void* w, int64_t row_bytes, int64_t rows,
+                         int64_t cols, const float* x, int64_t n, const float* bias, float* y,
+                         cudaStream_t stream) {
+  if (n == 0 || rows == 0) return cudaSuccess;
+  if (!MatVecSupported(type, cols)) return cudaErrorInvalidValue;
+  switch (type) {
+    case WType::kF32:
+      return MatVecTyped<WType::kF32>(w, row_bytes, rows, cols, x, n, bias, y, stream);
+    case WType::kF16:
+      return MatVecTyped<WType::kF16>(w, row_bytes, rows, cols, x, n, bias, y, stream);
+    case WType::kBF16:
+      return MatVecTyped<WType::kBF16>(w, row_bytes, rows, cols, x, n, bias, y, stream);
+    case WType::kQ8_0:
+      return MatVecTyped<WType::kQ8_0>(w, row_bytes, rows, cols, x, n, bias, y, stream);
+    case WType::kQ4_0:
+      return MatVecTyped<WType::kQ4_0>(w, row_bytes, rows, cols, x, n, bias, y, stream);
+    case WType::kQ4_K:
+      return MatVecTyped<WType::kQ4_K>(w, row_bytes, rows, cols, x, n, bias, y, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t LaunchAddRow(const float* bias, int64_t n, int64_t cols, float* y,
+                         cudaStream_t stream) {
+  if (n * cols == 0) return cudaSuccess;
+  AddRowKernel<<<Blocks(n * cols), kThreads, 0, stream>>>(bias, n, cols, y);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchAdd(const float* x, int64_t n, float* y, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  AddKernel<<<Blocks(n), kThreads, 0, stream>>>(x, n, y);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchSiluMul(float* gate, const float* up, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  SiluMulKernel<<<Blocks(n), kThreads, 0, stream>>>(gate, up, n);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchGelu(float* x, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  GeluKernel<<<Blocks(n), kThreads, 0, stream>>>(x, n);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchRmsNorm(const float* x, int64_t n, int64_t dim, const float* w, float eps,
+                          float* out, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  if (n > 0x7fffffff) return cudaErrorInvalidValue;
+  RmsNormKernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(x, dim, w, eps, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchLayerNorm(const float* x, int64_t n, int64_t dim, const float* gamma,
+                            const float* beta, float eps, float* out, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  if (n > 0x7fffffff) return cudaErrorInvalidValue;
+  LayerNormKernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(x, dim, gamma, beta, eps,
+                                                                      out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchRope(float* x, const int32_t* positions, int64_t num_tokens, int num_heads,
+                       int head_dim, int rotary_dim, bool neox, float theta, float freq_scale,
+                       cudaStream_t stream) {
+  if (num_tokens == 0) return cudaSuccess;
+  if (num_tokens > 0x7fffffff) return cudaErrorInvalidValue;
+  const int threads = std::min(256, std::max(32, (rotary_dim / 2 + 31) / 32 * 32));
+  RopeKernel<<<static_cast<unsigned>(num_tokens), threads, 0, stream>>>(
+      x, positions, num_heads, head_dim, rotary_dim, neox, theta, freq_scale);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchWriteKv(const float* k, const float* v, const int32_t* slots, int64_t n,
+                          int64_t kv_dim, uint16_t* kc, uint16_t* vc, cudaStream_t stream) {
+  if (n * kv_dim == 0) return cudaSuccess;
+  WriteKvKernel<<<Blocks(n * kv_dim), kThreads, 0, stream>>>(k, v, slots, n, kv_dim, kc, vc);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchPagedAttention(const PagedAttentionArgs& a, cudaStream_t stream) {
+  if (a.num_tokens == 0) return cudaSuccess;
+  if (a.head_dim <= 0 || a.head_dim > kMaxHeadDim || a.num_heads > 65535 ||
+      a.num_tokens > 0x7fffffff) {
+    return cudaErrorInvalidValue;
+  }
+  const int hpl = (a.head_dim + 31) / 32;
+  if (a.num_tiles > 0) {
+    if (a.heads_per_block <= 0 || a.num_heads % a.heads_per_block != 0 ||
+        (a.num_heads / a.num_kv_heads) % a.heads_per_block != 0 || a.num_tiles > 0x7fffffff) {
+      return cudaErrorInvalidValue;
+    }
+    if (hpl <= 2) return LaunchTiled<2>(a, stream);
+    if (hpl <= 4) return LaunchTiled<4>(a, stream);
+    return LaunchTiled<8>(a, stream);
+  }
+  const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads));
+  if (hpl <= 2) {
+    PagedAttentionKernel<2><<<grid, kAttnWarps * 32, 0, stream>>>(a);
+  } else if (hpl <= 4) {
+    PagedAttentionKernel<4><<<grid, kAttnWarps * 32, 0, stream>>>(a);
+  } else {
+    PagedAttentionKernel<8><<<grid, kAttnWarps * 32, 0, stream>>>(a);
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchDenseAttention(const float* q, const float* k, const float* v,
+                                 const int32_t* seq_starts, const int32_t* seq_of,
+                                 int64_t num_tokens, int num_heads, int head_dim, float scale,
+                                 float* out, cudaStream_t stream) {
+  if (num_tokens == 0) return cudaSuccess;
+  if (head_dim <= 0 || head_dim > kMaxHeadDim || num_heads > 65535 || num_tokens > 0x7fffffff) {
+    return cudaErrorInvalidValue;
+  }
+  const dim3 grid(static_cast<unsigned>(num_tokens), static_cast<unsigned>(num_heads));
+  const int hpl = (head_dim + 31) / 32;
+  if (hpl <= 2) {
+    DenseAttentionKernel<2><<<grid, kAttnWarps * 32, 0, stream>>>(q, k, v, seq_starts, seq_of,
+                                                                  num_heads, head_dim, scale, out);
+  } else if (hpl <= 4) {
+    DenseAttentionKernel<4><<<grid, kAttnWarps * 32, 0, stream>>>(q, k, v, seq_starts, seq_of,
+                                                                  num_heads, head_dim, scale, out);
+  } else {
+    DenseAttentionKernel<8><<<grid, kAttnWarps * 32, 0, stream>>>(q, k, v, seq_starts, seq_of,
+                                                                  num_heads, head_dim, scale, out);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace tessera::engine::cuda

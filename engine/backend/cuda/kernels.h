@@ -1,0 +1,123 @@
+// Launchers for the CUDA backend's kernels (kernels.cu). Private to engine/backend/cuda: the
+// CudaBackend (cuda_backend.cc, plain C++) calls these with device pointers; every launcher
+// enqueues on `stream` and returns the launch error (cudaSuccess when fine), never waits.
+//
+// This header is read by both gcc and nvcc, so it uses no absl and no engine headers (the
+// element types below mirror engine/model/dtype.h's DType numbering and GGML block layouts).
+#ifndef TESSERA_ENGINE_BACKEND_CUDA_KERNELS_H_
+#define TESSERA_ENGINE_BACKEND_CUDA_KERNELS_H_
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace tessera::engine::cuda {
+
+// GGML type ids, as DType (engine/model/dtype.h).
+enum class WType : int { kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kQ4_K = 12, kBF16 = 30 };
+
+// 16-bit float formats for activations converted before a cuBLAS GEMM.
+enum class HalfKind { kF16, kBF16 };
+
+// out[i, c] = dequantized row ids[i] of w (rows row_bytes apart, cols columns), i < n.
+cudaError_t LaunchGetRows(WType type, const void* w, int64_t row_bytes, int64_t cols,
+                          const int32_t* ids, int64_t n, float* out, cudaStream_t stream);
+
+// Dequantizes rows [0, rows) of w into a dense row-major [rows, cols] F16 or BF16 matrix.
+cudaError_t LaunchDequantize(WType type, const void* w, int64_t row_bytes, int64_t rows,
+                             int64_t cols, HalfKind kind, void* out, cudaStream_t stream);
+
+// out[i] = (half or bf16) x[i] for i < n.
+cudaError_t LaunchConvertF32(const float* x, int64_t n, HalfKind kind, void* out,
+                             cudaStream_t stream);
+
+// Whether LaunchMatVec handles this weight (type and shape).
+bool MatVecSupported(WType type, int64_t cols);
+// y[i * ldy + r] = sum_c x[i * cols + c] * W[r][c] (+ bias[r]) for i < n, r < rows: one warp per
+// output row reads the weight row once for all n (n <= 8 per launch: the launcher splits larger
+// n). F32 activations, F32 accumulation, fused dequantization.
+cudaError_t LaunchMatVec(WType type, const void* w, int64_t row_bytes, int64_t rows,
+                         int64_t cols, const float* x, int64_t n, const float* bias, float* y,
+                         cudaStream_t stream);
+
+// y[i, c] += bias[c] for i < n rows of width cols.
+cudaError_t LaunchAddRow(const float* bias, int64_t n, int64_t cols, float* y,
+                         cudaStream_t stream);
+// y[i] += x[i].
+cudaError_t LaunchAdd(const float* x, int64_t n, float* y, cudaStream_t stream);
+// gate[i] = silu(gate[i]) * up[i].
+cudaError_t LaunchSiluMul(float* gate, const float* up, int64_t n, cudaStream_t stream);
+// x[i] = gelu(x[i]) (erf form).
+cudaError_t LaunchGelu(float* x, int64_t n, cudaStream_t stream);
+
+cudaError_t LaunchRmsNorm(const float* x, int64_t n, int64_t dim, const float* w, float eps,
+                          float* out, cudaStream_t stream);
+cudaError_t LaunchLayerNorm(const float* x, int64_t n, int64_t dim, const float* gamma,
+                            const float* beta, float eps, float* out, cudaStream_t stream);
+
+// RoPE in place over x [num_tokens, num_heads * head_dim]; neox: rotate halves, else pairs.
+cudaError_t LaunchRope(float* x, const int32_t* positions, int64_t num_tokens, int num_heads,
+                       int head_dim, int rotary_dim, bool neox, float theta, float freq_scale,
+                       cudaStream_t stream);
+
+// kc[slots[i] * kv_dim + d] = half(k[i * kv_dim + d]) and the same for v.
+cudaError_t LaunchWriteKv(const float* k, const float* v, const int32_t* slots, int64_t n,
+                          int64_t kv_dim, uint16_t* kc, uint16_t* vc, cudaStream_t stream);
+
+// Paged causal attention (see Backend::PagedAttention). tables: every sequence's block table
+// concatenated; table_start[s]: where sequence s's begins. One thread block per (token, head).
+struct PagedAttentionArgs {
+  const uint16_t* kc;  // F16 [slots, kv_dim] of the layer
+  const uint16_t* vc;
+  const float* q;
+  float* out;
+  const int32_t* token_seq;
+  const int32_t* token_pos;
+  const int32_t* tables;
+  const int32_t* table_start;
+  int64_t num_tokens;
+  int num_heads;
+  int num_kv_heads;
+  int head_dim;
+  int block_size;
+  int sliding_window;
+  float scale;
+  // Tiled mode (num_tiles > 0; planned in CudaBackend::PagedAttention): tile i is
+  // tile_count[i] consecutive tokens of one sequence from tile_first[i]; one thread block per
+  // (tile, group of heads_per_block query heads sharing a kv head) handles those
+  // tile_count * heads_per_block (<= kAttentionTileQueries) queries, loading each tile of keys
+  // and values into shared memory once for all of them (prefill, and decode of many streams).
+  // Otherwise one block per (token, query head) whose warps split the keys (few tokens).
+  const int32_t* tile_first = nullptr;
+  const int32_t* tile_count = nullptr;
+  int64_t num_tiles = 0;
+  int heads_per_block = 1;
+};
+inline constexpr int kAttentionTileQueries = 16;
+cudaError_t LaunchPagedAttention(const PagedAttentionArgs& a, cudaStream_t stream);
+
+// Bidirectional attention within sequences (see Backend::DenseAttention); seq_of[t]: the
+// sequence of token t; seq_starts on the device.
+cudaError_t LaunchDenseAttention(const float* q, const float* k, const float* v,
+                                 const int32_t* seq_starts, const int32_t* seq_of,
+                                 int64_t num_tokens, int num_heads, int head_dim, float scale,
+                                 float* out, cudaStream_t stream);
+
+// ---- cuBLAS (blas.cu: cuBLAS headers need nvcc's include setup, so C++ code calls these) ----
+
+// An opaque cuBLAS handle bound to `stream`, using `workspace` (bytes) as its workspace, with
+// the default math mode (no TF32). Returns a cublasStatus_t value (0: success).
+int BlasCreate(cudaStream_t stream, void* workspace, size_t workspace_bytes, void** handle);
+void BlasDestroy(void* handle);
+const char* BlasStatusString(int status);
+
+// Row-major y[n, rows] = x[n, k] * W^T with W row-major [rows, k]; F32 output, F32 accumulate.
+// F32 inputs: SGEMM. Half inputs (both in `kind`): cublasGemmEx.
+int BlasMatMulF32(void* handle, int64_t rows, int64_t n, int64_t k, const float* w,
+                  const float* x, float* y);
+int BlasMatMulHalf(void* handle, HalfKind kind, int64_t rows, int64_t n, int64_t k,
+                   const void* w, const void* x, float* y);
+
+}  // namespace tessera::engine::cuda
+
+#endif  // TESSERA_ENGINE_BACKEND_CUDA_KERNELS_H_

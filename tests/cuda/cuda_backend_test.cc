@@ -1,0 +1,424 @@
+// Every op of the CUDA backend (engine/backend/cuda) against the CPU backend, the oracle, on
+// fresh random inputs. Output buffers are poisoned with NaN before each op so that elements the
+// GPU never writes show up as failures. Tagged requires-gpu: without a device (or on a GPU older
+// than sm_90) every test calls GTEST_SKIP, so the target passes on CPU-only machines.
+//
+// Tolerances (|gpu - cpu| <= abs + rel * scale, scale stated per op):
+//   GetRows: exact (both dequantize with the same formulas in F32).
+//   MatMul: scale = sum_c |x_c * w_rc| of the output element; rel = 1e-5 (F32), 2e-3 (F16),
+//     8e-3 (BF16; the cuBLAS path rounds activations to BF16), 1e-2 (Q8_0, Q4_0, Q4_K: the CPU
+//     rounds activations to 8 bits, error <= 1/127 of the scale; the GPU keeps F32 or BF16).
+//   Elementwise (Add, AddRow, SiluMul, Gelu): rel 2e-6 of |value| + abs 1e-6.
+//   RmsNorm, LayerNorm: rel 1e-5 of |value| + abs 1e-5 (different summation order).
+//   Rope: abs 1e-5 (angles in double on both; values of order 1).
+//   PagedAttention, DenseAttention: abs 2e-5 + rel 1e-4 of max|v| (online vs two-pass softmax).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/backend/backend.h"
+#include "engine/backend/cpu/cpu_backend.h"
+#include "engine/backend/cuda/cuda_backend.h"
+#include "engine/model/dtype.h"
+#include "gtest/gtest.h"
+
+namespace tessera::engine {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+std::vector<float> RandomFloats(int64_t n, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& f : v) f = dist(rng);
+  return v;
+}
+
+// Bytes of a weight of `type` with rows x cols random values (Q4_K: random blocks).
+std::vector<uint8_t> RandomWeight(DType type, int64_t rows, int64_t cols, std::mt19937& rng,
+                                  float scale = 1.0f) {
+  const size_t row_bytes = *RowBytes(type, cols);
+  std::vector<uint8_t> out(rows * row_bytes);
+  if (type == DType::kQ4_K) {
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (uint8_t& b : out) b = static_cast<uint8_t>(byte(rng));
+    std::uniform_real_distribution<float> d(0.001f, 0.01f);
+    auto* blocks = reinterpret_cast<BlockQ4_K*>(out.data());
+    for (int64_t i = 0; i < rows * cols / kQK_K; ++i) {
+      blocks[i].d = F32ToF16(d(rng) * scale);
+      blocks[i].dmin = F32ToF16(d(rng) * scale);
+    }
+    return out;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::vector<float> v = RandomFloats(cols, rng, -scale, scale);
+    QuantizeRow(type, v.data(), out.data() + r * row_bytes, cols);
+  }
+  return out;
+}
+
+std::vector<float> Dequantized(DType type, const std::vector<uint8_t>& w, int64_t rows,
+                               int64_t cols) {
+  const size_t row_bytes = *RowBytes(type, cols);
+  std::vector<float> out(rows * cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    DequantizeRow(type, w.data() + r * row_bytes, out.data() + r * cols, cols);
+  }
+  return out;
+}
+
+class CudaBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (cuda::CudaDeviceCount(&why) == 0) {
+      GTEST_SKIP() << "No CUDA device available (" << why << "); skipping GPU test.";
+    }
+    auto gpu = cuda::CreateCudaBackend({});
+    if (!gpu.ok() && gpu.status().code() == absl::StatusCode::kFailedPrecondition) {
+      GTEST_SKIP() << gpu.status();
+    }
+    ASSERT_TRUE(gpu.ok()) << gpu.status();
+    gpu_ = std::move(*gpu);
+    cpu::CpuBackendOptions o;
+    o.num_threads = 2;
+    auto c = cpu::CreateCpuBackend(o);
+    ASSERT_TRUE(c.ok()) << c.status();
+    cpu_ = std::move(*c);
+  }
+
+  // A buffer of `b` holding v.
+  static std::unique_ptr<Buffer> Upload(Backend& b, const std::vector<float>& v) {
+    auto buf = b.Alloc(v.size());
+    b.CopyFromHost(v.data(), v.size(), *buf);
+    return buf;
+  }
+  // A buffer of n NaNs.
+  static std::unique_ptr<Buffer> Poisoned(Backend& b, int64_t n) {
+    return Upload(b, std::vector<float>(n, kNaN));
+  }
+  static std::vector<float> Download(Backend& b, const Buffer& buf, int64_t n) {
+    std::vector<float> v(n);
+    b.CopyToHost(buf, 0, n, v.data());
+    return v;
+  }
+  static std::unique_ptr<Weight> Load(Backend& b, DType type, int64_t rows, int64_t cols,
+                                      const void* data) {
+    auto w = b.LoadWeight({type, rows, cols, data});
+    EXPECT_TRUE(w.ok()) << w.status();
+    return w.ok() ? std::move(*w) : nullptr;
+  }
+  static std::unique_ptr<Weight> LoadF32(Backend& b, const std::vector<float>& v) {
+    return Load(b, DType::kF32, 1, v.size(), v.data());
+  }
+
+  // Expects |got[i] - want[i]| <= abs + rel * scale[i] (scale empty: |want[i]|).
+  static void ExpectNear(const std::vector<float>& got, const std::vector<float>& want, double abs,
+                         double rel, const std::string& what,
+                         const std::vector<double>& scale = {}) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    int failures = 0;
+    for (size_t i = 0; i < got.size() && failures < 8; ++i) {
+      const double s = scale.empty() ? std::fabs(want[i]) : scale[i];
+      const double tol = abs + rel * s;
+      if (std::isnan(got[i]) && !std::isnan(want[i])) {
+        ADD_FAILURE() << what << ": element " << i << " of " << got.size()
+                      << " was not written (still the NaN poison); want " << want[i];
+        ++failures;
+      } else if (!(std::fabs(static_cast<double>(got[i]) - want[i]) <= tol)) {
+        ADD_FAILURE() << what << ": element " << i << ": gpu " << got[i] << ", cpu " << want[i]
+                      << ", tolerance " << tol;
+        ++failures;
+      }
+    }
+  }
+
+  std::unique_ptr<Backend> gpu_, cpu_;
+};
+
+const DType kAllTypes[] = {DType::kF32, DType::kF16, DType::kBF16,
+                           DType::kQ8_0, DType::kQ4_0, DType::kQ4_K};
+
+TEST_F(CudaBackendTest, NameSaysCuda) { EXPECT_EQ(gpu_->name().substr(0, 5), "cuda:"); }
+
+TEST_F(CudaBackendTest, CopyRoundTripsAndHonoursOffsets) {
+  std::mt19937 rng(1);
+  const std::vector<float> v = RandomFloats(1000, rng);
+  auto buf = Poisoned(*gpu_, 1200);
+  gpu_->CopyFromHost(v.data(), 1000, *buf, 100);
+  std::vector<float> back(1000);
+  gpu_->CopyToHost(*buf, 100, 1000, back.data());
+  EXPECT_EQ(back, v);
+  std::vector<float> head(100);
+  gpu_->CopyToHost(*buf, 0, 100, head.data());
+  for (float f : head) EXPECT_TRUE(std::isnan(f));
+}
+
+TEST_F(CudaBackendTest, GetRowsMatchesCpuExactly) {
+  std::mt19937 rng(2);
+  const int64_t rows = 37, cols = 512;
+  const std::vector<int32_t> ids = {0, 36, 5, 5, 17, 1};
+  for (DType type : kAllTypes) {
+    const std::vector<uint8_t> w = RandomWeight(type, rows, cols, rng);
+    auto wg = Load(*gpu_, type, rows, cols, w.data());
+    auto wc = Load(*cpu_, type, rows, cols, w.data());
+    auto og = Poisoned(*gpu_, ids.size() * cols);
+    auto oc = Poisoned(*cpu_, ids.size() * cols);
+    gpu_->GetRows(*wg, ids, *og);
+    cpu_->GetRows(*wc, ids, *oc);
+    ExpectNear(Download(*gpu_, *og, ids.size() * cols), Download(*cpu_, *oc, ids.size() * cols),
+               0.0, 0.0, absl::StrCat("GetRows ", std::string(DTypeName(type))));
+  }
+}
+
+TEST_F(CudaBackendTest, MatMulMatchesCpuForEveryTypeAndBatchSize) {
+  std::mt19937 rng(3);
+  const int64_t rows = 200, cols = 512;
+  for (DType type : kAllTypes) {
+    const double rel = type == DType::kF32    ? 1e-5
+                       : type == DType::kF16  ? 2e-3
+                       : type == DType::kBF16 ? 8e-3
+                                              : 1e-2;
+    const std::vector<uint8_t> w = RandomWeight(type, rows, cols, rng);
+    const std::vector<float> wf = Dequantized(type, w, rows, cols);
+    auto wg = Load(*gpu_, type, rows, cols, w.data());
+    auto wc = Load(*cpu_, type, rows, cols, w.data());
+    const std::vector<float> bias = RandomFloats(rows, rng);
+    auto bg = LoadF32(*gpu_, bias);
+    auto bc = LoadF32(*cpu_, bias);
+    for (int64_t n : {1, 2, 3, 4, 5, 8, 9, 33, 100}) {
+      for (bool with_bias : {false, true}) {
+        const std::vector<float> x = RandomFloats(n * cols, rng);
+        std::vector<double> scale(n * rows);
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t r = 0; r < rows; ++r) {
+            double s = 0;
+            for (int64_t c = 0; c < cols; ++c) s += std::fabs(x[i * cols + c] * wf[r * cols + c]);
+            scale[i * rows + r] = s;
+          }
+        }
+        auto xg = Upload(*gpu_, x);
+        auto xc = Upload(*cpu_, x);
+        auto yg = Poisoned(*gpu_, n * rows);
+        auto yc = Poisoned(*cpu_, n * rows);
+        gpu_->MatMul(*wg, *xg, n, *yg, with_bias ? bg.get() : nullptr);
+        cpu_->MatMul(*wc, *xc, n, *yc, with_bias ? bc.get() : nullptr);
+        ExpectNear(Download(*gpu_, *yg, n * rows), Download(*cpu_, *yc, n * rows), 1e-5, rel,
+                   absl::StrCat("MatMul ", std::string(DTypeName(type)), " n=", n, with_bias ? " +bias" : ""),
+                   scale);
+      }
+    }
+  }
+}
+
+TEST_F(CudaBackendTest, ElementwiseOpsMatchCpu) {
+  std::mt19937 rng(4);
+  for (int64_t n : {1, 1000, 300001}) {
+    const std::vector<float> a = RandomFloats(n, rng, -6, 6), b = RandomFloats(n, rng, -6, 6);
+    {
+      auto yg = Upload(*gpu_, a), yc = Upload(*cpu_, a);
+      auto xg = Upload(*gpu_, b), xc = Upload(*cpu_, b);
+      gpu_->Add(*xg, n, *yg);
+      cpu_->Add(*xc, n, *yc);
+      ExpectNear(Download(*gpu_, *yg, n), Download(*cpu_, *yc, n), 1e-6, 2e-6, "Add");
+      gpu_->SiluMul(*yg, *xg, n);
+      cpu_->SiluMul(*yc, *xc, n);
+      ExpectNear(Download(*gpu_, *yg, n), Download(*cpu_, *yc, n), 1e-6, 2e-6, "SiluMul");
+      gpu_->Gelu(*xg, n);
+      cpu_->Gelu(*xc, n);
+      ExpectNear(Download(*gpu_, *xg, n), Download(*cpu_, *xc, n), 1e-6, 2e-6, "Gelu");
+    }
+  }
+  const int64_t rows = 7, cols = 384;
+  const std::vector<float> y = RandomFloats(rows * cols, rng);
+  for (DType type : {DType::kF32, DType::kF16}) {
+    std::vector<float> rowv = RandomFloats(cols, rng);
+    std::vector<uint8_t> bytes(*RowBytes(type, cols));
+    QuantizeRow(type, rowv.data(), bytes.data(), cols);
+    auto rg = Load(*gpu_, type, 1, cols, bytes.data());
+    auto rc = Load(*cpu_, type, 1, cols, bytes.data());
+    auto yg = Upload(*gpu_, y), yc = Upload(*cpu_, y);
+    gpu_->AddRow(*rg, rows, *yg);
+    cpu_->AddRow(*rc, rows, *yc);
+    ExpectNear(Download(*gpu_, *yg, rows * cols), Download(*cpu_, *yc, rows * cols), 1e-6, 2e-6,
+               absl::StrCat("AddRow ", std::string(DTypeName(type))));
+  }
+}
+
+TEST_F(CudaBackendTest, NormsMatchCpu) {
+  std::mt19937 rng(5);
+  for (int64_t dim : {64, 384, 4096}) {
+    const int64_t n = 9;
+    const std::vector<float> x = RandomFloats(n * dim, rng, -3, 3);
+    const std::vector<float> w = RandomFloats(dim, rng), b = RandomFloats(dim, rng);
+    auto wg = LoadF32(*gpu_, w), wc = LoadF32(*cpu_, w);
+    auto bg = LoadF32(*gpu_, b), bc = LoadF32(*cpu_, b);
+    auto xg = Upload(*gpu_, x), xc = Upload(*cpu_, x);
+    auto og = Poisoned(*gpu_, n * dim), oc = Poisoned(*cpu_, n * dim);
+    gpu_->RmsNorm(*xg, n, dim, *wg, 1e-5f, *og);
+    cpu_->RmsNorm(*xc, n, dim, *wc, 1e-5f, *oc);
+    ExpectNear(Download(*gpu_, *og, n * dim), Download(*cpu_, *oc, n * dim), 1e-5, 1e-5,
+               absl::StrCat("RmsNorm dim=", dim));
+    og = Poisoned(*gpu_, n * dim);
+    oc = Poisoned(*cpu_, n * dim);
+    gpu_->LayerNorm(*xg, n, dim, *wg, *bg, 1e-12f, *og);
+    cpu_->LayerNorm(*xc, n, dim, *wc, *bc, 1e-12f, *oc);
+    ExpectNear(Download(*gpu_, *og, n * dim), Download(*cpu_, *oc, n * dim), 1e-5, 1e-5,
+               absl::StrCat("LayerNorm dim=", dim));
+    // In place (out aliases x).
+    gpu_->RmsNorm(*xg, n, dim, *wg, 1e-5f, *xg);
+    cpu_->RmsNorm(*xc, n, dim, *wc, 1e-5f, *xc);
+    ExpectNear(Download(*gpu_, *xg, n * dim), Download(*cpu_, *xc, n * dim), 1e-5, 1e-5,
+               absl::StrCat("RmsNorm in place dim=", dim));
+  }
+}
+
+TEST_F(CudaBackendTest, RopeMatchesCpu) {
+  std::mt19937 rng(6);
+  const std::vector<int32_t> positions = {0, 1, 7, 513, 4095, 100000};
+  const int64_t t = positions.size();
+  for (RopeStyle style : {RopeStyle::kNormal, RopeStyle::kNeox}) {
+    for (int head_dim : {64, 128}) {
+      for (int rotary_dim : {0, 32}) {
+        const int heads = 5;
+        RopeParams p;
+        p.style = style;
+        p.rotary_dim = rotary_dim;
+        p.theta = rotary_dim == 0 ? 10000.0f : 1000000.0f;
+        p.freq_scale = rotary_dim == 0 ? 1.0f : 0.25f;
+        const std::vector<float> x = RandomFloats(t * heads * head_dim, rng);
+        auto xg = Upload(*gpu_, x), xc = Upload(*cpu_, x);
+        gpu_->Rope(*xg, positions, heads, head_dim, p);
+        cpu_->Rope(*xc, positions, heads, head_dim, p);
+        ExpectNear(Download(*gpu_, *xg, x.size()), Download(*cpu_, *xc, x.size()), 1e-5, 0.0,
+                   absl::StrCat("Rope ", style == RopeStyle::kNeox ? "neox" : "normal",
+                                " head_dim=", head_dim, " rotary_dim=", rotary_dim));
+      }
+    }
+  }
+}
+
+// Writes every position of three sequences into both caches (random block tables), then runs
+// attention for a few decode tokens (one block per token and head) and for a batch with prefill
+// chunks (query tiles sharing key loads), with and without a sliding window, for several head
+// sizes and query-per-kv-head groups.
+TEST_F(CudaBackendTest, WriteKvAndPagedAttentionMatchCpu) {
+  std::mt19937 rng(7);
+  for (int head_dim : {8, 64, 80, 128, 256}) {
+    KvCacheShape shape;
+    shape.num_layers = 2;
+    shape.num_blocks = 40;
+    shape.block_size = 4;
+    shape.num_kv_heads = 2;
+    shape.head_dim = head_dim;
+    const int64_t kd = int64_t{shape.num_kv_heads} * head_dim;
+    auto cg = gpu_->AllocKvCache(shape);
+    auto cc = cpu_->AllocKvCache(shape);
+    ASSERT_TRUE(cg.ok() && cc.ok());
+    const std::vector<int> lengths = {5, 17, 61};
+    std::vector<int32_t> blocks(shape.num_blocks);
+    std::iota(blocks.begin(), blocks.end(), 0);
+    std::shuffle(blocks.begin(), blocks.end(), rng);
+    std::vector<std::vector<int32_t>> tables;
+    size_t next = 0;
+    for (int len : lengths) {
+      const int nb = (len + shape.block_size - 1) / shape.block_size;
+      tables.emplace_back(blocks.begin() + next, blocks.begin() + next + nb);
+      next += nb;
+    }
+    const int layer = 1;
+    for (size_t s = 0; s < lengths.size(); ++s) {
+      std::vector<int32_t> slots;
+      for (int p = 0; p < lengths[s]; ++p) {
+        slots.push_back(tables[s][p / shape.block_size] * shape.block_size + p % shape.block_size);
+      }
+      const std::vector<float> k = RandomFloats(slots.size() * kd, rng, -2, 2);
+      const std::vector<float> v = RandomFloats(slots.size() * kd, rng, -2, 2);
+      auto kg = Upload(*gpu_, k), vg = Upload(*gpu_, v), kc = Upload(*cpu_, k), vc = Upload(*cpu_, v);
+      gpu_->WriteKv(**cg, layer, *kg, *vg, slots);
+      cpu_->WriteKv(**cc, layer, *kc, *vc, slots);
+    }
+    // Decode: the last position of sequences 0 and 1. Mixed: those, positions 40..60 of
+    // sequence 2 and 0..16 of sequence 1 (prefill chunks, with tiles left partly empty).
+    std::vector<int32_t> seq = {0, 1}, pos = {lengths[0] - 1, lengths[1] - 1};
+    for (int p = 40; p < lengths[2]; ++p) {
+      seq.push_back(2);
+      pos.push_back(p);
+    }
+    for (int p = 0; p < lengths[1]; ++p) {
+      seq.push_back(1);
+      pos.push_back(p);
+    }
+    for (int num_heads : {2, 8, 32}) {  // 1, 4 and 16 query heads per kv head
+      const int64_t width = int64_t{num_heads} * head_dim;
+      for (int64_t tokens : {int64_t{2}, static_cast<int64_t>(seq.size())}) {
+        const std::vector<float> q = RandomFloats(tokens * width, rng, -2, 2);
+        auto qg = Upload(*gpu_, q), qc = Upload(*cpu_, q);
+        for (int window : {0, 7, 40}) {
+          PagedAttentionBatch batch;
+          batch.token_seq = absl::MakeConstSpan(seq.data(), tokens);
+          batch.token_pos = absl::MakeConstSpan(pos.data(), tokens);
+          for (const auto& t : tables) batch.block_tables.push_back(t);
+          batch.sliding_window = window;
+          const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+          auto og = Poisoned(*gpu_, tokens * width), oc = Poisoned(*cpu_, tokens * width);
+          gpu_->PagedAttention(**cg, layer, *qg, batch, num_heads, scale, *og);
+          cpu_->PagedAttention(**cc, layer, *qc, batch, num_heads, scale, *oc);
+          ExpectNear(Download(*gpu_, *og, tokens * width), Download(*cpu_, *oc, tokens * width),
+                     2e-5 + 2e-4, 0.0,
+                     absl::StrCat("PagedAttention head_dim=", head_dim, " heads=", num_heads,
+                                  " tokens=", tokens, " window=", window));
+        }
+      }
+    }
+  }
+}
+
+TEST_F(CudaBackendTest, DenseAttentionMatchesCpu) {
+  std::mt19937 rng(8);
+  for (int head_dim : {32, 64, 80}) {
+    const int heads = 4;
+    const std::vector<int32_t> starts = {0, 1, 8, 28, 28, 157};
+    const int64_t tokens = starts.back(), width = int64_t{heads} * head_dim;
+    const std::vector<float> q = RandomFloats(tokens * width, rng, -2, 2);
+    const std::vector<float> k = RandomFloats(tokens * width, rng, -2, 2);
+    const std::vector<float> v = RandomFloats(tokens * width, rng, -2, 2);
+    auto qg = Upload(*gpu_, q), kg = Upload(*gpu_, k), vg = Upload(*gpu_, v);
+    auto qc = Upload(*cpu_, q), kc = Upload(*cpu_, k), vc = Upload(*cpu_, v);
+    auto og = Poisoned(*gpu_, tokens * width), oc = Poisoned(*cpu_, tokens * width);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+    gpu_->DenseAttention(*qg, *kg, *vg, starts, heads, head_dim, scale, *og);
+    cpu_->DenseAttention(*qc, *kc, *vc, starts, heads, head_dim, scale, *oc);
+    ExpectNear(Download(*gpu_, *og, tokens * width), Download(*cpu_, *oc, tokens * width),
+               2e-5 + 2e-4, 0.0, absl::StrCat("DenseAttention head_dim=", head_dim));
+  }
+}
+
+TEST_F(CudaBackendTest, LoadWeightRejectsBadShapes) {
+  float f = 0;
+  EXPECT_EQ(gpu_->LoadWeight({DType::kF32, 0, 4, &f}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(gpu_->LoadWeight({DType::kQ8_0, 1, 31, &f}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(gpu_->LoadWeight({DType::kF32, 1, 4, nullptr}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(gpu_->AllocKvCache({}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Needs no device: the factory must answer FAILED_PRECONDITION, never crash, without one.
+TEST(CudaBackendNoGpuTest, FactoryFailsCleanlyWithoutADevice) {
+  if (cuda::CudaDeviceCount() > 0) GTEST_SKIP() << "a device is present";
+  auto b = cuda::CreateCudaBackend({});
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kFailedPrecondition) << b.status();
+}
+
+}  // namespace
+}  // namespace tessera::engine
