@@ -80,6 +80,68 @@ FakeGmailServer::FakeGmailServer(Options options, std::unique_ptr<FakeHttpServer
 FakeGmailServer::~FakeGmailServer() { http_->Stop(); }
 
 std::string FakeGmailServer::base_url() const { return absl::StrCat(http_->url(), "/gmail/v1"); }
+std::string FakeGmailServer::admin_base_url() const {
+  return absl::StrCat(http_->url(), "/admin/directory/v1");
+}
+
+absl::Status FakeGmailServer::AddMailbox(absl::string_view address) {
+  absl::MutexLock lock(&mu_);
+  std::string key = absl::AsciiStrToLower(address);
+  if (key.find('@') == std::string::npos || mailboxes_.count(key)) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot add mailbox ", address));
+  }
+  mailboxes_[key];
+  return absl::OkStatus();
+}
+
+absl::Status FakeGmailServer::RemoveMailbox(absl::string_view address) {
+  absl::MutexLock lock(&mu_);
+  if (mailboxes_.erase(absl::AsciiStrToLower(address)) == 0) {
+    return absl::NotFoundError(absl::StrCat("no mailbox ", address));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FakeGmailServer::SetSuspended(absl::string_view address, bool suspended) {
+  absl::MutexLock lock(&mu_);
+  auto it = mailboxes_.find(absl::AsciiStrToLower(address));
+  if (it == mailboxes_.end()) return absl::NotFoundError(absl::StrCat("no mailbox ", address));
+  it->second.suspended = suspended;
+  return absl::OkStatus();
+}
+
+FakeHttpResponse FakeGmailServer::ServeDirectoryLocked(const FakeHttpRequest &request,
+                                                       const std::string &token) {
+  auto bound = token_mailbox_.find(token);
+  if (!options_.directory_admins.empty() && bound != token_mailbox_.end() &&
+      std::find(options_.directory_admins.begin(), options_.directory_admins.end(),
+                bound->second) == options_.directory_admins.end()) {
+    return GoogleError(403, "PERMISSION_DENIED", "forbidden",
+                       "Not Authorized to access this resource/api");
+  }
+  std::map<std::string, std::string> q = ParseQuery(request.query);
+  if (q["customer"] != "my_customer" && q["customer"] != options_.customer_id) {
+    return GoogleError(400, "INVALID_ARGUMENT", "badRequest", "Bad Request");
+  }
+  int size = PageSize(q, 100, 500);
+  absl::string_view page = q["pageToken"];
+  if (!page.empty() && !absl::ConsumePrefix(&page, "DU")) {
+    return GoogleError(400, "INVALID_ARGUMENT", "invalid", "Invalid pageToken");
+  }
+  auto it = page.empty() ? mailboxes_.begin() : mailboxes_.upper_bound(std::string(page));
+  json users = json::array();
+  std::string last;
+  for (int n = 0; it != mailboxes_.end() && n < size; ++it, ++n) {
+    users.push_back({{"kind", "admin#directory#user"},
+                     {"primaryEmail", it->first},
+                     {"suspended", it->second.suspended},
+                     {"name", {{"fullName", it->first.substr(0, it->first.find('@'))}}}});
+    last = it->first;
+  }
+  json out = {{"kind", "admin#directory#users"}, {"users", users}};
+  if (it != mailboxes_.end()) out["nextPageToken"] = absl::StrCat("DU", last);
+  return JsonResponse(200, out);
+}
 
 FakeGmailServer::Mailbox *FakeGmailServer::FindLocked(absl::string_view mailbox) {
   std::string key = absl::AsciiStrToLower(mailbox);
@@ -231,6 +293,7 @@ FakeHttpResponse FakeGmailServer::ServeLocked(const FakeHttpRequest &request,
     return GoogleError(405, "INVALID_ARGUMENT", "methodNotAllowed", "Method not allowed");
   }
   absl::string_view path = request.path;
+  if (path == "/admin/directory/v1/users") return ServeDirectoryLocked(request, *token);
   if (!absl::ConsumePrefix(&path, kPrefix)) return GoogleError(404, "NOT_FOUND", "notFound", "");
   std::vector<std::string> parts = absl::StrSplit(path, '/');
   std::string user = UrlDecode(parts[0]);
@@ -241,6 +304,10 @@ FakeHttpResponse FakeGmailServer::ServeLocked(const FakeHttpRequest &request,
   }
   std::string address =
       user == "me" ? absl::AsciiStrToLower(options_.mailboxes[0]) : absl::AsciiStrToLower(user);
+  if (box->suspended) {
+    return GoogleError(400, "FAILED_PRECONDITION", "failedPrecondition",
+                       "Mail service not enabled");
+  }
   auto bound = token_mailbox_.find(*token);
   if (bound != token_mailbox_.end() && bound->second != address) {
     return GoogleError(403, "PERMISSION_DENIED", "forbidden",

@@ -14,7 +14,16 @@
 //   GET /gmail/v1/users/{u}/history        startHistoryId (required),
 //                                          maxResults, pageToken, historyTypes
 //   GET /gmail/v1/users/{u}/labels
-// `fields` is ignored (full resources are returned).
+//   GET /admin/directory/v1/users          the Admin SDK directory: customer
+//                                          (required: "my_customer" or
+//                                          Options::customer_id), maxResults
+//                                          (default 100, max 500), pageToken;
+//                                          users {primaryEmail, suspended,
+//                                          name}, sorted by address
+// `fields` is ignored (full resources are returned). Every mailbox is a
+// directory user; with Options::directory_admins non-empty, a token bound to
+// a mailbox (BindToken) may list the directory only if that mailbox is an
+// admin (403 "Not Authorized to access this resource/api" otherwise).
 //
 // Semantics that matter to a connector, as the real service has them:
 //   * history ids increase but are not contiguous; a history record carries
@@ -82,6 +91,8 @@ class FakeGmailServer {
   struct Options {
     std::vector<std::string> mailboxes = {"ann@x.com"};
     Clock *clock = nullptr;  // null: RealClock()
+    std::string customer_id = "C01abcdef";
+    std::vector<std::string> directory_admins;
   };
 
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<FakeGmailServer>> Start(Options options);
@@ -89,6 +100,8 @@ class FakeGmailServer {
 
   // "http://127.0.0.1:PORT/gmail/v1".
   [[nodiscard]] std::string base_url() const;
+  // "http://127.0.0.1:PORT/admin/directory/v1".
+  [[nodiscard]] std::string admin_base_url() const;
 
   // --- Mutations (each recorded in the mailbox's history) ------------------
   // Returns the message id. NOT_FOUND for an unknown mailbox,
@@ -100,6 +113,14 @@ class FakeGmailServer {
                             const std::vector<std::string> &remove);
   // Every historyId issued so far, except the current one, becomes too old.
   absl::Status ExpireHistory(absl::string_view mailbox);
+
+  // --- Directory ------------------------------------------------------------
+  // A new, empty mailbox (and directory user). INVALID_ARGUMENT if it exists.
+  absl::Status AddMailbox(absl::string_view address);
+  // Deletes the user and its mailbox (Gmail then answers 400 for it).
+  absl::Status RemoveMailbox(absl::string_view address);
+  // A suspended user stays in the directory (suspended: true), mailbox intact.
+  absl::Status SetSuspended(absl::string_view address, bool suspended);
 
   // --- Faults -------------------------------------------------------------
   void InjectFault(absl::string_view path_prefix, GmailFault fault, int times = 1);
@@ -131,6 +152,7 @@ class FakeGmailServer {
     std::vector<Record> history;
     int64_t history_id = 1000;
     int64_t expired_below = 0;
+    bool suspended = false;
   };
 
   FakeGmailServer(Options options, std::unique_ptr<FakeHttpServer> http);
@@ -138,6 +160,8 @@ class FakeGmailServer {
   FakeHttpResponse ServeLocked(const FakeHttpRequest &request, std::optional<GmailFault> fault)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Mailbox *FindLocked(absl::string_view mailbox) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  FakeHttpResponse ServeDirectoryLocked(const FakeHttpRequest &request, const std::string &token)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t NextHistoryIdLocked(Mailbox *box) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;

@@ -1,6 +1,7 @@
 #include "connectors/gmail/gmail_connector.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -52,13 +53,27 @@ DelegatedClients::DelegatedClients(HttpTransport *transport, Clock *clock,
       client_options_(std::move(client_options)) {}
 
 absl::StatusOr<RetryingHttpClient *> DelegatedClients::Get(const std::string &mailbox) {
+  std::string subject = absl::AsciiStrToLower(mailbox);
+  return GetFor(
+      subject, subject,
+      base_.scopes.empty() ? std::vector<std::string>{kGmailReadonlyScope} : base_.scopes);
+}
+
+absl::StatusOr<RetryingHttpClient *> DelegatedClients::GetDirectory(const std::string &admin) {
+  std::string subject = absl::AsciiStrToLower(admin);
+  // The configured scopes are Gmail's; the directory needs its own.
+  return GetFor(absl::StrCat("directory:", subject), subject, {kDirectoryUserReadonlyScope});
+}
+
+absl::StatusOr<RetryingHttpClient *> DelegatedClients::GetFor(const std::string &key,
+                                                              const std::string &subject,
+                                                              std::vector<std::string> scopes) {
   absl::MutexLock lock(&mu_);
-  std::string key = absl::AsciiStrToLower(mailbox);
   auto it = entries_.find(key);
   if (it != entries_.end()) return it->second.client.get();
   ServiceAccountTokenSource::Options options = base_;
-  options.subject = key;
-  if (options.scopes.empty()) options.scopes = {kGmailReadonlyScope};
+  options.subject = subject;
+  options.scopes = std::move(scopes);
   ASSIGN_OR_RETURN(std::unique_ptr<ServiceAccountTokenSource> tokens,
                    ServiceAccountTokenSource::Create(transport_, clock_, std::move(options)));
   RetryingHttpClient::Options client_options = client_options_;
@@ -76,9 +91,18 @@ class GmailConnector::Impl {
   Impl(ClientProvider clients, Clock *clock, Options options)
       : clients_(std::move(clients)), clock_(clock), options_(std::move(options)) {}
 
-  std::vector<std::string> Scopes() const { return options_.mailboxes; }
+  absl::StatusOr<std::vector<std::string>> Scopes() {
+    if (!Directory()) return options_.mailboxes;
+    return ListDirectory();
+  }
 
   absl::Status ValidateConfig() {
+    if (Directory()) {
+      ASSIGN_OR_RETURN(std::vector<std::string> users, ListDirectory());
+      if (users.empty()) return absl::OkStatus();
+      ASSIGN_OR_RETURN(Box * box, GetBox(users.front()));
+      return Profile(box).status();
+    }
     for (const std::string &m : options_.mailboxes) {
       ASSIGN_OR_RETURN(Box * box, GetBox(m));
       ASSIGN_OR_RETURN(json profile, Profile(box));
@@ -98,6 +122,7 @@ class GmailConnector::Impl {
   absl::Status IncrementalSync(absl::string_view scope, absl::string_view checkpoint,
                                const PageCallback &on_page) {
     ASSIGN_OR_RETURN(Box * box, GetBox(scope));
+    if (resync_.erase(std::string(scope)) > 0) return FullSync(scope, on_page);
     json cp = json::parse(checkpoint, nullptr, /*allow_exceptions=*/false);
     std::string mode = cp.is_object() ? Str(cp, "mode") : "";
     std::string history = cp.is_object() ? Str(cp, "history") : "";
@@ -168,7 +193,12 @@ class GmailConnector::Impl {
     std::string address = absl::AsciiStrToLower(id.substr(0, slash));
     std::string message_id(id.substr(slash + 1));
     Box *box = nullptr;
-    for (const std::string &m : options_.mailboxes) {
+    std::vector<std::string> mailboxes = options_.mailboxes;
+    if (Directory()) {
+      if (!enumerated_) RETURN_IF_ERROR(ListDirectory().status());
+      mailboxes.assign(directory_.begin(), directory_.end());
+    }
+    for (const std::string &m : mailboxes) {
       ASSIGN_OR_RETURN(Box * b, GetBox(m));
       RETURN_IF_ERROR(EnsureAddress(b));
       if (b->address == address) box = b;
@@ -189,11 +219,69 @@ class GmailConnector::Impl {
     std::string address;  // lowercased, from getProfile
   };
 
+  bool Directory() const { return !options_.directory_customer.empty(); }
+
+  // The directory's non-suspended users, lowercased, in directory order;
+  // remembered as the mailboxes GetBox accepts.
+  absl::StatusOr<std::vector<std::string>> ListDirectory() {
+    ASSIGN_OR_RETURN(RetryingHttpClient * client,
+                     options_.directory_clients(options_.directory_admin));
+    if (client == nullptr) return absl::InternalError("no HTTP client for the Gmail directory");
+    std::vector<std::string> out;
+    std::set<std::string> seen;
+    std::string page_token;
+    for (int empty = 0;;) {
+      std::string url = absl::StrCat(
+          options_.admin_base_url, "/users?customer=", UrlEncode(options_.directory_customer),
+          "&maxResults=", options_.directory_page_size,
+          "&fields=", UrlEncode("nextPageToken,users(primaryEmail,suspended)"));
+      if (!page_token.empty()) absl::StrAppend(&url, "&pageToken=", UrlEncode(page_token));
+      HttpRequest req;
+      req.url = url;
+      ASSIGN_OR_RETURN(HttpResponse r, client->Send(req));
+      RETURN_IF_ERROR(CheckHttpStatus(r, "GET", absl::StrCat(options_.admin_base_url, "/users")));
+      json list = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+      if (!list.is_object()) {
+        return absl::UnavailableError("Admin SDK directory returned malformed JSON");
+      }
+      for (const json &u : Arr(list, "users")) {
+        std::string email = absl::AsciiStrToLower(Str(u, "primaryEmail"));
+        auto suspended = u.find("suspended");
+        if (email.find('@') == std::string::npos) continue;
+        if (suspended != u.end() && suspended->is_boolean() && suspended->get<bool>()) continue;
+        if (seen.insert(email).second) out.push_back(email);
+      }
+      std::string next = Str(list, "nextPageToken");
+      if (next.empty()) break;
+      RETURN_IF_ERROR(
+          rest::CheckProgress("Admin SDK directory", Arr(list, "users").empty(), &empty));
+      page_token = next;
+    }
+    // A user that left the directory had its messages pruned (no scope lists
+    // them any more); if it comes back, its old checkpoint would resume past
+    // them, so its next sync lists it fully instead.
+    for (const std::string &u : directory_) {
+      if (seen.count(u) == 0) gone_.insert(u);
+    }
+    for (const std::string &u : seen) {
+      if (gone_.erase(u) > 0) resync_.insert(u);
+    }
+    directory_ = std::move(seen);
+    enumerated_ = true;
+    return out;
+  }
+
   absl::StatusOr<Box *> GetBox(absl::string_view scope) {
     auto it = boxes_.find(scope);
     if (it != boxes_.end()) return &it->second;
-    if (std::find(options_.mailboxes.begin(), options_.mailboxes.end(), scope) ==
-        options_.mailboxes.end()) {
+    if (Directory()) {
+      if (!enumerated_) RETURN_IF_ERROR(ListDirectory().status());
+      if (directory_.count(std::string(scope)) == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("unknown Gmail scope ", scope, " (not an active directory user)"));
+      }
+    } else if (std::find(options_.mailboxes.begin(), options_.mailboxes.end(), scope) ==
+               options_.mailboxes.end()) {
       return absl::InvalidArgumentError(absl::StrCat("unknown Gmail scope ", scope));
     }
     ASSIGN_OR_RETURN(RetryingHttpClient * client, clients_(std::string(scope)));
@@ -459,13 +547,34 @@ class GmailConnector::Impl {
   Clock *const clock_;
   const Options options_;
   std::map<std::string, Box, std::less<>> boxes_;
+  // Directory mode: the users of the last listing.
+  bool enumerated_ = false;
+  std::set<std::string> directory_;
+  std::set<std::string> gone_;    // left the directory since this process saw them
+  std::set<std::string> resync_;  // came back: the next sync is a full listing
 };
 
 absl::StatusOr<std::unique_ptr<GmailConnector>> GmailConnector::Create(ClientProvider clients,
                                                                        Clock *clock,
                                                                        Options options) {
   if (!clients) return absl::InvalidArgumentError("Gmail connector needs a client provider");
-  if (options.mailboxes.empty()) {
+  if (!options.directory_customer.empty()) {
+    if (options.directory_admin.find('@') == std::string::npos) {
+      return absl::InvalidArgumentError(
+          "Gmail directory_customer needs directory_admin, an administrator's address");
+    }
+    if (!options.directory_clients) {
+      return absl::InvalidArgumentError("Gmail directory_customer needs a directory client");
+    }
+    if (options.directory_page_size < 1 || options.directory_page_size > 500) {
+      return absl::InvalidArgumentError("Gmail directory page size must be within 1..500");
+    }
+    if (!absl::StartsWith(options.admin_base_url, "http://") &&
+        !absl::StartsWith(options.admin_base_url, "https://")) {
+      return absl::InvalidArgumentError("Gmail admin_base_url must be an http(s) URL");
+    }
+    options.mailboxes.clear();
+  } else if (options.mailboxes.empty()) {
     return absl::InvalidArgumentError("Gmail connector has no mailboxes to sync");
   }
   for (std::string &m : options.mailboxes) {

@@ -70,9 +70,13 @@ class GmailConnectorTest : public ::testing::Test, protected testing::SyncHarnes
 
   void MakeConnector(GmailConnector::Options options = {}) {
     options.base_url = server_->base_url();
+    options.admin_base_url = server_->admin_base_url();
     options.page_size = 2;
     if (options.mailboxes == std::vector<std::string>{"me"}) options.mailboxes = {kAnn};
     RetryingHttpClient *client = client_.get();
+    if (!options.directory_customer.empty()) {
+      options.directory_clients = [client](const std::string &) { return client; };
+    }
     auto connector = GmailConnector::Create(
         [client](const std::string &) -> absl::StatusOr<RetryingHttpClient *> { return client; },
         &clock_, options);
@@ -399,6 +403,160 @@ TEST_F(GmailConnectorTest, DelegatedClientsImpersonateEachMailbox) {
   EXPECT_THAT(Ids(), ElementsAre("ann@x.com/a1", "bob@x.com/b1"));
   absl::MutexLock lock(&mu);
   EXPECT_THAT(subjects, ElementsAre("ann@x.com", "bob@x.com"));  // one token each, cached
+}
+
+// --- Admin SDK directory enumeration -----------------------------------------
+
+GmailConnector::Options DirectoryOptions() {
+  GmailConnector::Options options;
+  options.directory_customer = "my_customer";
+  options.directory_admin = "admin@x.com";
+  options.directory_page_size = 2;
+  return options;
+}
+
+TEST_F(GmailConnectorTest, DirectoryOptionsAreChecked) {
+  auto provider = [](const std::string &) -> absl::StatusOr<RetryingHttpClient *> {
+    return nullptr;
+  };
+  GmailConnector::Options options = DirectoryOptions();
+  EXPECT_EQ(GmailConnector::Create(provider, &clock_, options).status().code(),
+            absl::StatusCode::kInvalidArgument);  // no directory client
+  options.directory_clients = provider;
+  EXPECT_TRUE(GmailConnector::Create(provider, &clock_, options).ok());
+  options.directory_admin = "";
+  EXPECT_EQ(GmailConnector::Create(provider, &clock_, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.directory_admin = "admin@x.com";
+  options.directory_page_size = 501;
+  EXPECT_EQ(GmailConnector::Create(provider, &clock_, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(GmailConnectorTest, DirectoryEnumeratesPagesAndSkipsSuspendedUsers) {
+  ASSERT_TRUE(server_->AddMailbox("Carol@x.com").ok());
+  ASSERT_TRUE(server_->AddMailbox("dan@x.com").ok());
+  ASSERT_TRUE(server_->AddMailbox("eve@x.com").ok());
+  ASSERT_TRUE(server_->SetSuspended("dan@x.com", true).ok());
+  MakeConnector(DirectoryOptions());
+  auto scopes = connector_->Scopes();
+  ASSERT_TRUE(scopes.ok()) << scopes.status();
+  EXPECT_THAT(*scopes, ElementsAre(kAnn, kBob, "carol@x.com", "eve@x.com"));
+  EXPECT_EQ(server_->RequestCount("/admin/directory/v1/users"), 3);  // 5 users, 2 a page
+  EXPECT_TRUE(connector_->ValidateConfig().ok());
+  // A suspended user is not a scope.
+  EXPECT_EQ(connector_->FullSync("dan@x.com", [](ChangePage) { return absl::OkStatus(); }).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(GmailConnectorTest, DirectoryErrorsSurface) {
+  MakeConnector(DirectoryOptions());
+  server_->InjectFault("/admin/directory/v1/users", GmailFault::k429RetryAfterSeconds, 100);
+  EXPECT_EQ(connector_->Scopes().status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(runner_->SyncAll().status().code(), absl::StatusCode::kResourceExhausted);
+  server_->ClearFaults();
+  auto bad = DirectoryOptions();
+  bad.directory_customer = "C999";
+  MakeConnector(bad);
+  EXPECT_EQ(connector_->Scopes().status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Users added to the directory are synced in the next round; the messages of
+// users removed (or suspended) are pruned: the new mailbox's full listing
+// prunes right away, otherwise the runner's periodic Prune() does.
+TEST_F(GmailConnectorTest, DirectoryChangesFollowEachRound) {
+  Add("a1", Mail("For ann", "a"));
+  Add("b1", Mail("For bob", "b"), {"INBOX"}, kBob);
+  MakeConnector(DirectoryOptions());
+  ASSERT_TRUE(runner_->SyncAll().ok());
+  EXPECT_THAT(Ids(), ElementsAre("ann@x.com/a1", "bob@x.com/b1"));
+
+  ASSERT_TRUE(server_->AddMailbox("carol@x.com").ok());
+  Add("c1", Mail("For carol", "c"), {"INBOX"}, "carol@x.com");
+  ASSERT_TRUE(server_->RemoveMailbox(kBob).ok());
+  auto stats = runner_->SyncAll();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_THAT(*connector_->Scopes(), ElementsAre(kAnn, "carol@x.com"));
+  EXPECT_THAT(Ids(), ElementsAre("ann@x.com/a1", "carol@x.com/c1"));
+  EXPECT_THAT(Docs()["carol@x.com/c1"].acl, ElementsAre("user:carol@x.com"));
+  EXPECT_EQ(stats->pruned, 1);
+
+  // Suspension: no longer synced (an incremental round touches nothing), and
+  // pruned by the next Prune().
+  ASSERT_TRUE(server_->SetSuspended(kAnn, true).ok());
+  Add("a2", Mail("Ann again", "a2"));
+  ASSERT_TRUE(runner_->SyncAll().ok());
+  EXPECT_THAT(Ids(), ElementsAre("ann@x.com/a1", "carol@x.com/c1"));
+  auto pruned = runner_->Prune();
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(*pruned, 1);
+  EXPECT_THAT(Ids(), ElementsAre("carol@x.com/c1"));
+  // Reinstated: its scope comes back, listed fully (its pruned messages return).
+  ASSERT_TRUE(server_->SetSuspended(kAnn, false).ok());
+  ASSERT_TRUE(runner_->SyncAll().ok());
+  EXPECT_THAT(Ids(), ElementsAre("ann@x.com/a1", "ann@x.com/a2", "carol@x.com/c1"));
+}
+
+// The directory call impersonates the admin with the directory scope; each
+// mailbox is impersonated in turn with the Gmail scope.
+TEST_F(GmailConnectorTest, DirectoryWithDomainWideDelegation) {
+  using json = nlohmann::json;
+  FakeGmailServer::Options server_options;
+  server_options.mailboxes = {kAnn, kBob};
+  server_options.clock = &clock_;
+  server_options.directory_admins = {"admin@x.com"};
+  auto server = FakeGmailServer::Start(server_options);
+  ASSERT_TRUE(server.ok());
+  auto token_server = FakeHttpServer::Start();
+  ASSERT_TRUE(token_server.ok());
+  std::vector<std::string> grants;
+  absl::Mutex mu;
+  (*token_server)->Handle("POST", "/token", [&](const FakeHttpRequest &r) {
+    std::map<std::string, std::string> form = testing::ParseForm(r.body);
+    json claims = json::parse(testing::JwtPart(form["assertion"], 1), nullptr, false);
+    std::string sub = claims.is_object() ? claims.value("sub", "") : "";
+    std::string scope = claims.is_object() ? claims.value("scope", "") : "";
+    {
+      absl::MutexLock lock(&mu);
+      grants.push_back(sub + " " + scope);
+    }
+    FakeHttpResponse out;
+    out.headers.Add("Content-Type", "application/json");
+    out.body =
+        json{{"access_token", "dwd-" + sub}, {"expires_in", 3599}, {"token_type", "Bearer"}}.dump();
+    return out;
+  });
+  (*server)->BindToken("dwd-admin@x.com", "admin@x.com");
+  (*server)->BindToken("dwd-ann@x.com", kAnn);
+  (*server)->BindToken("dwd-bob@x.com", kBob);
+  FakeMessage m;
+  m.raw = Mail("For bob", "b");
+  m.id = "b1";
+  ASSERT_TRUE((*server)->AddMessage(kBob, m).ok());
+
+  testing::TestRsaKey rsa = testing::GenerateRsaKey();
+  ServiceAccountTokenSource::Options base;
+  base.key.client_email = "sync@tessera-test.iam.gserviceaccount.com";
+  base.key.private_key_pem = rsa.private_pem;
+  base.token_url = (*token_server)->url() + "/token";
+  RetryingHttpClient::Options client_options;
+  client_options.jitter = [] { return 0.5; };
+  DelegatedClients clients(transport_.get(), &clock_, base, client_options);
+
+  GmailConnector::Options options = DirectoryOptions();
+  options.base_url = (*server)->base_url();
+  options.admin_base_url = (*server)->admin_base_url();
+  options.directory_clients = clients.directory_provider();
+  auto connector = GmailConnector::Create(clients.provider(), &clock_, options);
+  ASSERT_TRUE(connector.ok()) << connector.status();
+  SyncRunner runner(connector->get(), &sink_, store_.get(), {.connector_id = "gmail:dir"});
+  auto stats = runner.SyncAll();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_THAT(Ids(), ElementsAre("bob@x.com/b1"));
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(grants, ElementsAre(std::string("admin@x.com ") + kDirectoryUserReadonlyScope,
+                                  std::string("ann@x.com ") + kGmailReadonlyScope,
+                                  std::string("bob@x.com ") + kGmailReadonlyScope));
 }
 
 }  // namespace

@@ -48,9 +48,17 @@ std::string SiteKey(const std::string &drive) {
                             : "contoso.sharepoint.com/sites/beta";
 }
 
-// The fake's items, mirrored by the test: "<drive>/<id>" -> item.
+std::string SiteOf(const std::string &drive) {
+  return drive == "b!alpha" ? "contoso.sharepoint.com,1,a" : "contoso.sharepoint.com,2,b";
+}
+
+// The fake's items, mirrored by the test: "<drive>/<id>" -> item; and its
+// site pages: "pages:<site>/<id>" -> page, with each library root's
+// permissions (the pages' ACL).
 struct Model {
   std::map<std::string, FakeDriveItem> items;
+  std::map<std::string, FakeSitePage> pages;
+  std::map<std::string, std::vector<FakeGraphPermission>> root_perms;  // by drive
 
   static std::string Key(const std::string &drive, const std::string &id) {
     return absl::StrCat(drive, "/", id);
@@ -103,20 +111,50 @@ struct Model {
       for (parse::ParsedSection &s : parsed->sections) {
         d.sections.push_back({std::move(s.heading), std::move(s.text), s.page});
       }
-      std::vector<GraphPermission> perms;
-      for (const FakeGraphPermission &p : f.permissions) {
-        GraphPermission gp;
-        if (p.granted_to) gp.granted_to = Identity(*p.granted_to);
-        gp.link_scope = p.link_scope;
-        for (const FakeIdentity &who : p.link_recipients) {
-          gp.link_recipients.push_back(Identity(who));
+      d.acl = Acl(f.permissions, drive, now);
+      out[key] = std::move(d);
+    }
+    for (const auto &[key, p] : pages) {
+      std::string site = key.substr(6, key.find('/') - 6);
+      std::string drive = site == SiteOf("b!alpha") ? "b!alpha" : "b!beta";
+      ConnectorDocument d;
+      d.id = key;
+      d.title = p.title;
+      d.mime_type = "text/html";
+      d.uri = absl::StrCat("https://", SiteKey(drive), "/SitePages/", p.name);
+      std::string html;
+      for (const std::string &w : p.web_parts) absl::StrAppend(&html, "<div>", w, "</div>\n");
+      if (!html.empty()) {
+        auto parsed =
+            parse::ParseDocument(absl::StrCat("<html><body>", html, "</body></html>"), "text/html");
+        if (!parsed.ok()) continue;
+        for (parse::ParsedSection &s : parsed->sections) {
+          if (!s.text.empty()) d.sections.push_back({std::move(s.heading), std::move(s.text), 0});
         }
-        perms.push_back(std::move(gp));
       }
-      d.acl = MapGraphPermissions(perms, SiteKey(drive), "x.com", now);
+      if (d.sections.empty()) d.sections.push_back({"", d.title, 0});
+      if (d.sections.front().heading.empty()) d.sections.front().heading = d.title;
+      auto perms = root_perms.find(drive);
+      d.acl =
+          perms == root_perms.end() ? std::vector<std::string>() : Acl(perms->second, drive, now);
       out[key] = std::move(d);
     }
     return out;
+  }
+
+  static std::vector<std::string> Acl(const std::vector<FakeGraphPermission> &fake,
+                                      const std::string &drive, absl::Time now) {
+    std::vector<GraphPermission> perms;
+    for (const FakeGraphPermission &p : fake) {
+      GraphPermission gp;
+      if (p.granted_to) gp.granted_to = Identity(*p.granted_to);
+      gp.link_scope = p.link_scope;
+      for (const FakeIdentity &who : p.link_recipients) {
+        gp.link_recipients.push_back(Identity(who));
+      }
+      perms.push_back(std::move(gp));
+    }
+    return MapGraphPermissions(perms, SiteKey(drive), "x.com", now);
   }
 };
 
@@ -258,7 +296,50 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t>,
     }
   }
 
+  // Creates, edits and deletes site pages, and changes a library root's
+  // permissions (the pages' ACL).
+  void MutatePages() {
+    std::vector<std::string> keys;
+    for (const auto &[k, p] : model_.pages) keys.push_back(k);
+    int op = keys.empty() ? 0 : Rand(6);
+    if (op <= 1) {
+      std::string site = SiteOf(Pick(Drives()));
+      FakeSitePage p;
+      p.id = absl::StrCat("pg", next_item_++);
+      p.name = absl::StrCat(p.id, ".aspx");
+      p.title = absl::StrCat("Page ", p.id);
+      for (int i = 0, n = Rand(3); i < n; ++i)
+        p.web_parts.push_back(absl::StrCat("<p>", Words(), "</p>"));
+      ASSERT_TRUE(server_->CreatePage(site, p).ok());
+      model_.pages[absl::StrCat("pages:", site, "/", p.id)] = p;
+    } else if (op <= 3) {
+      std::string key = Pick(keys);
+      FakeSitePage &p = model_.pages[key];
+      std::string site = key.substr(6, key.find('/') - 6);
+      std::string title = Chance(0.5) ? absl::StrCat("Page ", p.id, " v", Rand(1000)) : "";
+      std::vector<std::string> parts = {absl::StrCat("<h2>", Words(), "</h2><p>", Words(), "</p>")};
+      ASSERT_TRUE(server_->EditPage(site, p.id, title, parts).ok());
+      if (!title.empty()) p.title = title;
+      p.web_parts = parts;
+    } else if (op == 4) {
+      std::string key = Pick(keys);
+      std::string site = key.substr(6, key.find('/') - 6);
+      ASSERT_TRUE(server_->DeletePage(site, model_.pages[key].id).ok());
+      model_.pages.erase(key);
+    } else {
+      std::string drive = Pick(Drives());
+      std::vector<FakeGraphPermission> perms;
+      for (int i = 0, n = Rand(3); i < n; ++i) perms.push_back(RandomPermission());
+      ASSERT_TRUE(server_->SetRootPermissions(drive, perms).ok());
+      model_.root_perms[drive] = perms;
+    }
+  }
+
   void Mutate() override {
+    if (page_ops_ && Chance(0.3)) {
+      MutatePages();
+      return;
+    }
     if (folder_ops_ && Chance(0.15)) {
       MutateFolder();
       return;
@@ -365,6 +446,7 @@ class ConvergenceTest : public ::testing::TestWithParam<uint32_t>,
   std::unique_ptr<SyncRunner> runner_;
   Model model_;
   bool folder_ops_ = false;
+  bool page_ops_ = false;
   int next_item_ = 0;
   int next_perm_ = 0;
 };
@@ -375,6 +457,13 @@ TEST_P(ConvergenceTest, IndexEqualsSourceAfterEveryRound) { RunRounds(kRounds); 
 // reports only the folder).
 TEST_P(ConvergenceTest, WithFolderOperations) {
   folder_ops_ = true;
+  RunRounds(kRounds);
+}
+
+// Also site pages: created, edited and deleted (listed fully every round),
+// and their ACL (the library roots' permissions) changed.
+TEST_P(ConvergenceTest, WithSitePages) {
+  page_ops_ = true;
   RunRounds(kRounds);
 }
 

@@ -358,6 +358,60 @@ std::string FakeGraphServer::WebUrlLocked(const Drive &d, const std::string &id)
   return absl::StrCat(DriveUrlLocked(d), absl::StrReplaceAll(path, {{" ", "%20"}}));
 }
 
+absl::StatusOr<std::string> FakeGraphServer::CreatePage(absl::string_view site_id,
+                                                        FakeSitePage page) {
+  absl::MutexLock lock(&mu_);
+  if (!sites_.count(std::string(site_id))) return absl::NotFoundError("unknown site");
+  auto &pages = pages_[std::string(site_id)];
+  if (page.id.empty()) page.id = absl::StrCat("0000page-", next_id_++);
+  if (pages.count(page.id)) return absl::InvalidArgumentError("duplicate page id");
+  if (page.name.empty()) page.name = absl::StrCat(page.id, ".aspx");
+  page.version = 1;
+  if (!page.created_time) page.created_time = clock_->Now();
+  if (!page.modified_time) page.modified_time = *page.created_time;
+  std::string id = page.id;
+  pages[id] = std::move(page);
+  return id;
+}
+
+absl::Status FakeGraphServer::EditPage(absl::string_view site_id, absl::string_view id,
+                                       std::string title, std::vector<std::string> web_parts) {
+  absl::MutexLock lock(&mu_);
+  auto s = pages_.find(std::string(site_id));
+  if (s == pages_.end() || !s->second.count(std::string(id))) {
+    return absl::NotFoundError("unknown page");
+  }
+  FakeSitePage &p = s->second[std::string(id)];
+  if (!title.empty()) p.title = std::move(title);
+  p.web_parts = std::move(web_parts);
+  // lastModifiedDateTime has whole seconds: an edit within the same second
+  // keeps it, and only the eTag tells (as with Graph).
+  p.modified_time = clock_->Now();
+  ++p.version;
+  return absl::OkStatus();
+}
+
+absl::Status FakeGraphServer::DeletePage(absl::string_view site_id, absl::string_view id) {
+  absl::MutexLock lock(&mu_);
+  auto s = pages_.find(std::string(site_id));
+  if (s == pages_.end() || s->second.erase(std::string(id)) == 0) {
+    return absl::NotFoundError("unknown page");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FakeGraphServer::SetRootPermissions(absl::string_view drive_id,
+                                                 std::vector<FakeGraphPermission> permissions) {
+  absl::MutexLock lock(&mu_);
+  auto it = drives_.find(std::string(drive_id));
+  if (it == drives_.end()) return absl::NotFoundError("unknown drive");
+  for (FakeGraphPermission &p : permissions) {
+    if (p.id.empty()) p.id = absl::StrCat("perm", next_id_++);
+  }
+  it->second.items.at(it->second.root_id).f.permissions = std::move(permissions);
+  return absl::OkStatus();
+}
+
 json FakeGraphServer::ItemJsonLocked(const Drive &d, const Item &item) const {
   const FakeDriveItem &f = item.f;
   json j = {{"id", f.id},
@@ -591,6 +645,73 @@ FakeHttpResponse FakeGraphServer::ServeLocked(const FakeHttpRequest &request,
     if (s == sites_.end())
       return GraphError(404, "itemNotFound", "Requested site could not be found");
     if (parts.size() == 1) return JsonResponse(200, site_json(s->second));
+    if (parts.size() == 2 && parts[1] == "drive") {
+      // The default library: "Documents" if there is one, else the first.
+      const Drive *best = nullptr;
+      for (const auto &[id, d] : drives_) {
+        if (d.lib.site_id != s->first) continue;
+        if (best == nullptr || (d.lib.name == "Documents" && best->lib.name != "Documents")) {
+          best = &d;
+        }
+      }
+      if (best == nullptr) return GraphError(404, "itemNotFound", "The site has no drive");
+      return JsonResponse(200, drive_json(*best));
+    }
+    if (parts.size() >= 2 && parts[1] == "pages") {
+      const std::map<std::string, FakeSitePage> &pages = pages_[s->first];
+      bool expand = absl::StrContains(q["$expand"], "canvasLayout");
+      auto page_json = [&](const FakeSitePage &p) {
+        json j = {{"@odata.type", "#microsoft.graph.sitePage"},
+                  {"id", p.id},
+                  {"name", p.name},
+                  {"title", p.title},
+                  {"pageLayout", "article"},
+                  {"webUrl", absl::StrCat("SitePages/", p.name)},
+                  {"createdDateTime", Iso(*p.created_time)},
+                  {"lastModifiedDateTime", Iso(*p.modified_time)},
+                  {"eTag", absl::StrCat("\"{", p.id, "},", p.version, "\"")}};
+        if (expand) {
+          json columns = json::array();
+          int n = 0;
+          for (const std::string &html : p.web_parts) {
+            columns.push_back(
+                {{"id", absl::StrCat(++n)},
+                 {"width", 12},
+                 {"webparts", json::array({{{"@odata.type", "#microsoft.graph.textWebPart"},
+                                            {"id", absl::StrCat("wp-", n)},
+                                            {"innerHtml", html}}})}});
+          }
+          j["canvasLayout"] = {
+              {"horizontalSections",
+               json::array({{{"layout", "oneColumn"}, {"id", "1"}, {"columns", columns}}})}};
+        }
+        return j;
+      };
+      if (parts.size() == 2) {
+        int top = Top(q, options_.max_page_size);
+        std::string after = q.count("$skiptoken") ? q["$skiptoken"] : "";
+        auto it = after.empty() ? pages.begin() : pages.upper_bound(after);
+        json value = json::array();
+        std::string last;
+        for (; it != pages.end() && value.size() < static_cast<size_t>(top); ++it) {
+          value.push_back(page_json(it->second));
+          last = it->first;
+        }
+        json out = {{"value", value}};
+        if (it != pages.end()) {
+          out["@odata.nextLink"] =
+              absl::StrCat(base_url(), "/sites/", s->first, "/pages?$top=", top,
+                           expand ? "&$expand=canvasLayout" : "", "&$skiptoken=", last);
+        }
+        return JsonResponse(200, out);
+      }
+      if (parts.size() == 3 || (parts.size() == 4 && parts[3] == "microsoft.graph.sitePage")) {
+        auto it = pages.find(parts[2]);
+        if (it == pages.end()) return GraphError(404, "itemNotFound", "The page does not exist");
+        return JsonResponse(200, page_json(it->second));
+      }
+      return GraphError(400, "invalidRequest", "Unsupported pages segment");
+    }
     if (parts.size() == 2 && parts[1] == "drives") {
       json value = json::array();
       for (const auto &[id, d] : drives_) {
@@ -607,6 +728,9 @@ FakeHttpResponse FakeGraphServer::ServeLocked(const FakeHttpRequest &request,
       return GraphError(404, "itemNotFound", "The drive could not be found");
     Drive &d = dit->second;
     if (parts.size() == 1) return JsonResponse(200, drive_json(d));
+    if (parts.size() == 2 && parts[1] == "root") {
+      return JsonResponse(200, ItemJsonLocked(d, d.items.at(d.root_id)));
+    }
     if (parts.size() == 3 && parts[1] == "root" && parts[2] == "delta") {
       return DeltaLocked(d, q, fault);
     }

@@ -119,6 +119,19 @@ struct FakeLibrary {
   std::string name = "Documents";
 };
 
+// A modern site page (microsoft.graph.sitePage). Its canvas is one
+// horizontal section with one column per entry of `web_parts`, each a text
+// web part with that innerHtml.
+struct FakeSitePage {
+  std::string id;    // generated when empty
+  std::string name;  // "Home.aspx"; defaults to the id + ".aspx"
+  std::string title;
+  std::vector<std::string> web_parts;  // innerHtml of each text web part
+  std::optional<absl::Time> created_time;
+  std::optional<absl::Time> modified_time;
+  int64_t version = 1;  // set by the server; in the eTag
+};
+
 enum class GraphFault {
   k429RetryAfterSeconds,  // 429 activityLimitReached, Retry-After: 2
   k429RetryAfterDate,     // 429 with Retry-After as an HTTP-date 2 s ahead
@@ -169,6 +182,21 @@ class FakeGraphServer {
                                             FakeGraphPermission permission);
   absl::Status RemovePermission(absl::string_view drive_id, absl::string_view id,
                                 absl::string_view permission_id);
+  // Site pages (GET /sites/{s}/pages[/{id}[/microsoft.graph.sitePage]],
+  // $top / $skiptoken paging, canvasLayout only with $expand=canvasLayout).
+  // Returns the page id. NOT_FOUND for an unknown site, INVALID_ARGUMENT for a
+  // duplicate id.
+  absl::StatusOr<std::string> CreatePage(absl::string_view site_id, FakeSitePage page);
+  // Replaces the title (when non-empty) and the web parts; touches the page.
+  absl::Status EditPage(absl::string_view site_id, absl::string_view id, std::string title,
+                        std::vector<std::string> web_parts);
+  absl::Status DeletePage(absl::string_view site_id, absl::string_view id);
+  // Replaces the permissions of a library's root item (what the site's
+  // members, visitors and owners are; SharePointConnector uses them as the
+  // site pages' ACL). Not reported by delta. NOT_FOUND for an unknown drive.
+  absl::Status SetRootPermissions(absl::string_view drive_id,
+                                  std::vector<FakeGraphPermission> permissions);
+
   // Every delta token issued so far for `drive_id` (all drives when empty)
   // answers 410 Gone from now on.
   void ExpireDeltaTokens(absl::string_view drive_id = "");
@@ -226,6 +254,8 @@ class FakeGraphServer {
 
   mutable absl::Mutex mu_;
   std::map<std::string, FakeSite> sites_ ABSL_GUARDED_BY(mu_);
+  // site id -> page id -> page
+  std::map<std::string, std::map<std::string, FakeSitePage>> pages_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Drive> drives_ ABSL_GUARDED_BY(mu_);
   testing::FaultInjector<GraphFault> faults_ ABSL_GUARDED_BY(mu_);
   testing::BearerTokens tokens_ ABSL_GUARDED_BY(mu_);

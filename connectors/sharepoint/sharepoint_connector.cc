@@ -1,6 +1,7 @@
 #include "connectors/sharepoint/sharepoint_connector.h"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <utility>
@@ -10,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "common/status.h"
 #include "connectors/framework/change_page.h"
@@ -32,6 +34,8 @@ using rest::Str;
 std::string UrlEncode(absl::string_view s) { return rest::UrlEncode(s, "!,"); }
 
 constexpr int kMaxResyncs = 3;
+// Scope of a site's pages: "pages:<site id>" (drive ids never start so).
+constexpr char kPagesPrefix[] = "pages:";
 // Asks delta to report sharing changes and removals as `deleted` items.
 constexpr char kDeltaPrefer[] =
     "deltashowremovedasdeleted, deltatraversepermissiongaps, deltashowsharingchanges";
@@ -159,6 +163,7 @@ class SharePointConnector::Impl {
     }
     std::vector<std::string> drives;
     for (const std::string &site : sites) {
+      if (options_.include_pages) drives.push_back(absl::StrCat(kPagesPrefix, site));
       ASSIGN_OR_RETURN(std::vector<json> all,
                        ListAll(Url(absl::StrCat("/sites/", UrlEncode(site), "/drives"))));
       for (const json &d : all) {
@@ -174,6 +179,10 @@ class SharePointConnector::Impl {
   }
 
   absl::Status FullSync(const std::string &drive, const PageCallback &on_page) {
+    if (absl::StartsWith(drive, kPagesPrefix)) {
+      return PagesRound(drive.substr(strlen(kPagesPrefix)), PagesFullCheckpoint(drive), nullptr,
+                        on_page);
+    }
     return Round(drive, DeltaUrl(drive), FullCheckpoint(drive), /*full=*/true, Tree(), on_page,
                  kMaxResyncs);
   }
@@ -182,6 +191,15 @@ class SharePointConnector::Impl {
                                const PageCallback &on_page) {
     json cp = json::parse(checkpoint, nullptr, /*allow_exceptions=*/false);
     std::string mode = Str(cp, "mode");
+    if (absl::StartsWith(drive, kPagesPrefix)) {
+      std::string site = drive.substr(strlen(kPagesPrefix));
+      if (!cp.is_object() || Str(cp, "site") != site || (mode != "pages" && mode != "pages-full")) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("unreadable SharePoint pages checkpoint for site ", site));
+      }
+      if (mode == "pages-full") return FullSync(drive, on_page);
+      return PagesRound(site, std::string(checkpoint), &cp, on_page);
+    }
     if (!cp.is_object() || Str(cp, "drive") != drive) {
       return absl::InvalidArgumentError(
           absl::StrCat("unreadable SharePoint checkpoint for drive ", drive));
@@ -209,6 +227,18 @@ class SharePointConnector::Impl {
 
   absl::StatusOr<std::vector<SlimDocument>> SlimListing(const std::string &drive) {
     std::vector<SlimDocument> out;
+    if (absl::StartsWith(drive, kPagesPrefix)) {
+      std::string site = drive.substr(strlen(kPagesPrefix));
+      ASSIGN_OR_RETURN(std::vector<std::string> acl, PagesAcl(site));
+      ASSIGN_OR_RETURN(std::vector<json> pages, ListAll(PagesUrl(site)));
+      absl::flat_hash_set<std::string> seen;
+      for (const json &page : pages) {
+        std::string id = Str(page, "id");
+        if (!IsSitePage(page) || id.empty() || !seen.insert(id).second) continue;
+        out.push_back({PageDocId(site, id), acl});
+      }
+      return out;
+    }
     absl::flat_hash_set<std::string> seen;
     RETURN_IF_ERROR(Enumerate(drive, [&](const json &item) -> absl::Status {
       if (Has(item, "deleted") || !Has(item, "file")) return absl::OkStatus();
@@ -229,6 +259,20 @@ class SharePointConnector::Impl {
     }
     std::string drive(id.substr(0, slash));
     std::string item_id(id.substr(slash + 1));
+    if (absl::StartsWith(drive, kPagesPrefix)) {
+      std::string site = drive.substr(strlen(kPagesPrefix));
+      if (!options_.drive_ids.empty() || !options_.include_pages ||
+          (!options_.site_ids.empty() &&
+           std::find(options_.site_ids.begin(), options_.site_ids.end(), site) ==
+               options_.site_ids.end())) {
+        return absl::NotFoundError(absl::StrCat("pages of site ", site, " are not synced"));
+      }
+      ASSIGN_OR_RETURN(std::vector<std::string> acl, PagesAcl(site));
+      ASSIGN_OR_RETURN(std::string site_url, SiteUrl(site));
+      ASSIGN_OR_RETURN(Outcome o, ProcessPage(site, site_url, item_id, acl));
+      return FetchedDocument(std::move(o),
+                             absl::NotFoundError(absl::StrCat("page ", id, " is gone")));
+    }
     if (!options_.drive_ids.empty() &&
         std::find(options_.drive_ids.begin(), options_.drive_ids.end(), drive) ==
             options_.drive_ids.end()) {
@@ -555,6 +599,182 @@ class SharePointConnector::Impl {
     return std::move(r.body);
   }
 
+  // --- Site pages ------------------------------------------------------------
+  // Pages have no delta: every round lists them all (metadata only), fetches
+  // those whose lastModifiedDateTime or whose ACL changed since the listing
+  // the checkpoint records, and deletes those no longer listed. A full
+  // listing (no checkpoint yet) fetches every page and asks for a prune.
+
+  static bool IsSitePage(const json &page) {
+    std::string type = Str(page, "@odata.type");
+    return type.empty() || type == "#microsoft.graph.sitePage";
+  }
+  static std::string PageDocId(const std::string &site, const std::string &page) {
+    return absl::StrCat(kPagesPrefix, site, "/", page);
+  }
+  static std::string PagesFullCheckpoint(const std::string &scope) {
+    return json({{"site", scope.substr(strlen(kPagesPrefix))}, {"mode", "pages-full"}}).dump();
+  }
+  std::string PagesUrl(const std::string &site) const {
+    return Url(absl::StrCat("/sites/", UrlEncode(site), "/pages?$top=", options_.page_size));
+  }
+
+  // The site's webUrl (cached), to make page webUrls absolute.
+  absl::StatusOr<std::string> SiteUrl(const std::string &site) {
+    auto it = site_urls_.find(site);
+    if (it != site_urls_.end()) return it->second;
+    ASSIGN_OR_RETURN(json j, GetJson(Url("/sites/" + UrlEncode(site))));
+    std::string url = Str(j, "webUrl");
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    site_urls_[site] = url;
+    return url;
+  }
+
+  // The pages' ACL: Graph has no per-page permissions endpoint, so the
+  // permissions of the root of the site's default library (its members and
+  // owners, inherited by unbroken items) stand for them. Empty (nobody) when
+  // the site has no default library.
+  absl::StatusOr<std::vector<std::string>> PagesAcl(const std::string &site) {
+    std::string url = Url(absl::StrCat("/sites/", UrlEncode(site), "/drive"));
+    ASSIGN_OR_RETURN(HttpResponse r, Get(url));
+    if (r.status_code == 404) return std::vector<std::string>();
+    RETURN_IF_ERROR(CheckHttpStatus(r, "GET", url));
+    ASSIGN_OR_RETURN(json drive, ParseJson(r, url));
+    std::string drive_id = Str(drive, "id");
+    if (drive_id.empty()) return std::vector<std::string>();
+    url = Url(absl::StrCat("/drives/", UrlEncode(drive_id), "/root"));
+    ASSIGN_OR_RETURN(r, Get(url));
+    if (r.status_code == 404) return std::vector<std::string>();
+    RETURN_IF_ERROR(CheckHttpStatus(r, "GET", url));
+    ASSIGN_OR_RETURN(json root, ParseJson(r, url));
+    if (Str(Obj(root, "parentReference"), "siteId").empty()) {
+      root["parentReference"]["siteId"] = site;
+    }
+    ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> acl, Acl(drive_id, root));
+    return acl ? *std::move(acl) : std::vector<std::string>();
+  }
+
+  absl::Status PagesRound(const std::string &site, const std::string &start_checkpoint,
+                          const json *previous, const PageCallback &on_page) {
+    ASSIGN_OR_RETURN(std::vector<std::string> acl, PagesAcl(site));
+    ASSIGN_OR_RETURN(std::string site_url, SiteUrl(site));
+    std::string acl_key = absl::StrJoin(acl, " ");
+    json known = json::object();
+    bool acl_changed = true;
+    if (previous != nullptr) {
+      known = Obj(*previous, "pages");
+      if (!known.is_object()) known = json::object();
+      acl_changed = Str(*previous, "acl") != acl_key;
+    }
+    json current = json::object();
+    std::string url = PagesUrl(site);
+    for (int empty = 0;;) {
+      ASSIGN_OR_RETURN(json list, GetJson(url));
+      std::vector<Outcome> outcomes;
+      for (const json &page : Arr(list, "value")) {
+        std::string id = Str(page, "id");
+        if (!IsSitePage(page) || id.empty() || current.contains(id)) continue;
+        // lastModifiedDateTime has whole seconds; the eTag changes with every edit.
+        std::string version =
+            absl::StrCat(Str(page, "lastModifiedDateTime"), " ", Str(page, "eTag"));
+        current[id] = version;
+        if (!acl_changed && version != " " && Str(known, id.c_str()) == version) continue;
+        ASSIGN_OR_RETURN(Outcome o, ProcessPage(site, site_url, id, acl));
+        if (o.kind == Outcome::kFailure) current[id] = "";  // retried next round
+        if (o.kind == Outcome::kDelete) current.erase(id);
+        outcomes.push_back(std::move(o));
+      }
+      ChangePage out;
+      CollectLastPerId(std::move(outcomes), &out);
+      std::string next = Str(list, "@odata.nextLink");
+      if (!next.empty()) {
+        RETURN_IF_ERROR(rest::CheckProgress("Graph", Arr(list, "value").empty(), &empty));
+        out.checkpoint = start_checkpoint;  // a crash replays the whole round
+        RETURN_IF_ERROR(on_page(std::move(out)));
+        url = next;
+        continue;
+      }
+      for (auto it = known.begin(); it != known.end(); ++it) {
+        if (!current.contains(it.key())) out.deletes.push_back(PageDocId(site, it.key()));
+      }
+      out.checkpoint =
+          json({{"site", site}, {"mode", "pages"}, {"acl", acl_key}, {"pages", current}}).dump();
+      out.full_listing_done = previous == nullptr;
+      return on_page(std::move(out));
+    }
+  }
+
+  // Appends the innerHtml of every web part under `j` (canvasLayout:
+  // horizontalSections -> columns -> webparts, and verticalSection ->
+  // webparts), in layout order.
+  static void CollectWebParts(const json &layout, std::string *html) {
+    auto parts = [&](const json &holder) {
+      for (const json &wp : Arr(holder, "webparts")) {
+        std::string inner = Str(wp, "innerHtml");
+        if (!inner.empty()) absl::StrAppend(html, "<div>", inner, "</div>\n");
+      }
+    };
+    for (const json &section : Arr(layout, "horizontalSections")) {
+      for (const json &column : Arr(section, "columns")) parts(column);
+    }
+    parts(Obj(layout, "verticalSection"));
+  }
+
+  absl::StatusOr<Outcome> ProcessPage(const std::string &site, const std::string &site_url,
+                                      const std::string &id, const std::vector<std::string> &acl) {
+    Outcome o;
+    o.doc.id = PageDocId(site, id);
+    o.failure.id = o.doc.id;
+    std::string url = Url(absl::StrCat("/sites/", UrlEncode(site), "/pages/", UrlEncode(id),
+                                       "/microsoft.graph.sitePage?$expand=canvasLayout"));
+    ASSIGN_OR_RETURN(HttpResponse r, Get(url));
+    if (r.status_code == 404) {
+      o.kind = Outcome::kDelete;
+      return o;
+    }
+    if (r.status_code / 100 == 4 && r.status_code != 401 && r.status_code != 429) {
+      o.kind = Outcome::kFailure;
+      o.failure.status = CheckHttpStatus(r, "GET", url);
+      return o;
+    }
+    RETURN_IF_ERROR(CheckHttpStatus(r, "GET", url));
+    ASSIGN_OR_RETURN(json page, ParseJson(r, url));
+    ConnectorDocument &d = o.doc;
+    d.title = Str(page, "title");
+    if (d.title.empty()) d.title = Str(page, "name");
+    o.failure.title = d.title;
+    std::string html;
+    CollectWebParts(Obj(page, "canvasLayout"), &html);
+    if (!html.empty()) {
+      absl::StatusOr<parse::ParsedDocument> parsed =
+          parse::ParseDocument(absl::StrCat("<html><body>", html, "</body></html>"), "text/html");
+      if (!parsed.ok()) {
+        o.kind = Outcome::kFailure;
+        o.failure.status = parsed.status();
+        return o;
+      }
+      for (parse::ParsedSection &s : parsed->sections) {
+        if (s.text.empty()) continue;
+        d.sections.push_back({std::move(s.heading), std::move(s.text), s.page});
+      }
+    }
+    if (d.sections.empty()) d.sections.push_back({"", d.title, 0});
+    if (d.sections.front().heading.empty()) d.sections.front().heading = d.title;
+    d.uri = Str(page, "webUrl");
+    if (!d.uri.empty() && Origin(d.uri).empty() && !site_url.empty()) {
+      d.uri = absl::StrCat(site_url, "/", absl::StripPrefix(d.uri, "/"));
+    }
+    d.mime_type = "text/html";
+    d.modified_time = ParseRfc3339(Str(page, "lastModifiedDateTime")).value_or(absl::UnixEpoch());
+    d.acl = acl;
+    d.metadata["site_id"] = site;
+    d.metadata["page_id"] = id;
+    d.metadata["page_name"] = Str(page, "name");
+    d.metadata["kind"] = "sitePage";
+    o.kind = Outcome::kUpsert;
+    return o;
+  }
+
   absl::StatusOr<Outcome> ProcessFile(const std::string &drive, const json &item) {
     Outcome o;
     std::string id = Str(item, "id");
@@ -614,6 +834,7 @@ class SharePointConnector::Impl {
   // drive -> (the deltaLink the tree reflects, the tree)
   std::map<std::string, std::pair<std::string, Tree>> trees_;
   absl::flat_hash_map<std::string, std::string> site_keys_;
+  absl::flat_hash_map<std::string, std::string> site_urls_;
 };
 
 absl::StatusOr<std::unique_ptr<SharePointConnector>> SharePointConnector::Create(

@@ -44,6 +44,24 @@
 // Document ids are "<drive id>/<item id>"; uri is the item's webUrl; title
 // its name; metadata: drive_id, item_id, parent_id, site_id.
 //
+// Site pages (Options::include_pages, with site-based configurations): one
+// more scope per site, "pages:<site id>". Graph has no delta for pages, so
+// every round lists GET /sites/{s}/pages (metadata), fetches each page that
+// is new, changed (lastModifiedDateTime or eTag) or whose ACL changed with
+// GET /sites/{s}/pages/{id}/microsoft.graph.sitePage?$expand=canvasLayout,
+// and deletes the pages missing from the listing; the checkpoint records the
+// last listing (page id -> lastModifiedDateTime and eTag, and the ACL). The first
+// listing prunes. Text: the innerHtml of every web part (canvasLayout:
+// horizontalSections -> columns -> webparts, then verticalSection), parsed
+// as HTML by connectors/parse. Document id "pages:<site id>/<page id>", title
+// the page title, uri its webUrl (made absolute with the site's), metadata
+// site_id, page_id, page_name, kind=sitePage.
+// ACL approximation: Graph exposes no permissions for pages, so a page gets
+// the permissions of the root of the site's default document library (GET
+// /sites/{s}/drive, then its root's /permissions): the site's members,
+// visitors and owners, mapped by MapGraphPermissions. Pages with broken
+// inheritance (unique permissions) are not seen as such.
+//
 // Errors: a file that cannot be downloaded or parsed, or is too large, is a
 // DocumentFailure and the sync goes on. Errors that outlast the retry policy
 // (throttling, 5xx, transport) and 401 after a token refresh end the sync
@@ -119,6 +137,9 @@ class SharePointConnector : public Connector {
     int page_size = 200;  // $top for delta and children (1..1000)
     // Larger files are reported as failures, not downloaded.
     int64_t max_file_bytes = 64 << 20;
+    // Sync each site's pages too ("pages:<site id>" scopes); ignored when
+    // drive_ids are configured (no site is known then).
+    bool include_pages = true;
   };
 
   // `graph` carries the TokenSource (client credentials,
@@ -130,7 +151,8 @@ class SharePointConnector : public Connector {
       RetryingHttpClient *graph, RetryingHttpClient *download, Clock *clock, Options options);
 
   std::string Source() const override { return "sharepoint"; }
-  // The drive ids (see Options). Errors of the site and drive listings.
+  // The drive ids (see Options), plus "pages:<site id>" per site with
+  // include_pages. Errors of the site and drive listings.
   absl::StatusOr<std::vector<std::string>> Scopes() override;
   // Checks the credentials and every configured drive (GET /drives/{id}) or
   // site (GET /sites/{id}), so that a denied or mistyped one fails now rather
@@ -143,8 +165,8 @@ class SharePointConnector : public Connector {
   absl::Status IncrementalSync(absl::string_view scope, absl::string_view checkpoint,
                                const PageCallback &on_page) override;
   absl::StatusOr<std::vector<SlimDocument>> SlimListing(absl::string_view scope) override;
-  // `id` is "<drive id>/<item id>". NOT_FOUND when the item is gone, is not a
-  // file, or lies in a drive outside the configured drive_ids (with site-based
+  // `id` is "<drive id>/<item id>" or "pages:<site id>/<page id>". NOT_FOUND when the item is gone,
+  // is not a file, or lies in a drive outside the configured drive_ids (with site-based
   // configurations the drive is not checked); a download or parse failure
   // returns that failure's status.
   absl::StatusOr<ConnectorDocument> FetchDocument(absl::string_view id) override;

@@ -155,9 +155,12 @@ TEST_F(SharePointConnectorTest, ValidateConfigAndScopes) {
   EXPECT_TRUE(connector_->ValidateConfig().ok());
   auto scopes = connector_->Scopes();
   ASSERT_TRUE(scopes.ok()) << scopes.status();
-  EXPECT_THAT(*scopes, ElementsAre(kFin, kHr));
+  EXPECT_THAT(*scopes, ElementsAre(kFin, kHr, std::string("pages:") + kFinSite,
+                                   std::string("pages:") + kHrSite));
 
   MakeConnector({.site_ids = {kHrSite}});
+  EXPECT_THAT(*connector_->Scopes(), ElementsAre(kHr, std::string("pages:") + kHrSite));
+  MakeConnector({.site_ids = {kHrSite}, .include_pages = false});
   EXPECT_THAT(*connector_->Scopes(), ElementsAre(kHr));
   MakeConnector({.drive_ids = {kFin}});
   EXPECT_THAT(*connector_->Scopes(), ElementsAre(kFin));
@@ -474,6 +477,117 @@ TEST_F(SharePointConnectorTest, RejectsBadOptionsAndCheckpoints) {
                     kFin, R"({"drive":"b!fin","mode":"delta","link":"https://evil/x"})", noop)
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// --- Site pages ----------------------------------------------------------------
+
+const std::string kFinPages = std::string("pages:") + kFinSite;
+std::string PageId(const std::string &page) { return kFinPages + "/" + page; }
+
+TEST_F(SharePointConnectorTest, SitePagesAreDocumentsWithTheLibraryRootAcl) {
+  ASSERT_TRUE(
+      server_->SetRootPermissions(kFin, {SiteGroup("Fin Members"), User("Ann@x.com")}).ok());
+  ASSERT_TRUE(server_
+                  ->CreatePage(kFinSite, {.id = "home",
+                                          .name = "Home.aspx",
+                                          .title = "Finance home",
+                                          .web_parts = {"<h2>Budget</h2><p>The budget is "
+                                                        "<b>approved</b>.</p>",
+                                                        "<p>Second column</p>"}})
+                  .ok());
+  auto stats = Sync();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_THAT(Ids(), ElementsAre("b!fin/q3", "b!fin/q4", "b!hr/pol", PageId("home")));
+  ConnectorDocument home = Doc(PageId("home"));
+  EXPECT_EQ(home.title, "Finance home");
+  EXPECT_EQ(home.uri, "https://contoso.sharepoint.com/sites/Fin/SitePages/Home.aspx");
+  EXPECT_EQ(home.mime_type, "text/html");
+  EXPECT_EQ(home.metadata["site_id"], kFinSite);
+  EXPECT_EQ(home.metadata["page_name"], "Home.aspx");
+  std::string text;
+  for (const DocumentSection &sec : home.sections) absl::StrAppend(&text, sec.text, "\n");
+  EXPECT_THAT(text, HasSubstr("The budget is approved."));
+  EXPECT_THAT(text, HasSubstr("Second column"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("<p>")));
+  EXPECT_THAT(home.acl,
+              ElementsAre("group:contoso.sharepoint.com/sites/fin/fin members", "user:ann@x.com"));
+  auto cp = nlohmann::json::parse(Checkpoint(kFinPages));
+  EXPECT_EQ(cp["mode"], "pages");
+
+  // Nothing changed: the listing is read, no page is fetched again.
+  const std::string page_path = absl::StrCat("/v1.0/sites/", kFinSite, "/pages/");
+  int fetched = server_->RequestCount(page_path);
+  ASSERT_TRUE(Sync().ok());
+  EXPECT_EQ(server_->RequestCount(page_path), fetched);
+
+  // Edits and new pages are picked up, deletions follow without a prune.
+  ASSERT_TRUE(server_->EditPage(kFinSite, "home", "", {"<p>Budget revised</p>"}).ok());
+  ASSERT_TRUE(
+      server_->CreatePage(kFinSite, {.id = "news", .title = "News", .web_parts = {"<p>hi</p>"}})
+          .ok());
+  ASSERT_TRUE(server_->CreatePage(kFinSite, {.id = "old", .title = "Old"}).ok());
+  stats = Sync();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(server_->RequestCount(page_path), fetched + 3);
+  EXPECT_THAT(Doc(PageId("home")).sections[0].text, HasSubstr("Budget revised"));
+  EXPECT_EQ(Doc(PageId("old")).sections[0].text, "Old");  // no web parts: the title
+  ASSERT_TRUE(server_->DeletePage(kFinSite, "old").ok());
+  stats = Sync();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->pruned, 0);
+  EXPECT_EQ(stats->deleted, 1);
+  EXPECT_EQ(Docs().count(PageId("old")), 0u);
+
+  // A change of the library root's permissions refreshes every page's ACL.
+  ASSERT_TRUE(server_->SetRootPermissions(kFin, {Group("fin@x.com")}).ok());
+  ASSERT_TRUE(Sync().ok());
+  EXPECT_THAT(Doc(PageId("home")).acl, ElementsAre("group:fin@x.com"));
+  EXPECT_THAT(Doc(PageId("news")).acl, ElementsAre("group:fin@x.com"));
+
+  // FetchDocument and SlimListing know pages too.
+  auto doc = connector_->FetchDocument(PageId("news"));
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  EXPECT_EQ(doc->title, "News");
+  EXPECT_EQ(connector_->FetchDocument(PageId("old")).status().code(), absl::StatusCode::kNotFound);
+  auto slim = connector_->SlimListing(kFinPages);
+  ASSERT_TRUE(slim.ok()) << slim.status();
+  ASSERT_EQ(slim->size(), 2u);
+  EXPECT_EQ((*slim)[0].id, PageId("home"));
+  EXPECT_THAT((*slim)[0].acl, ElementsAre("group:fin@x.com"));
+  // A periodic prune keeps them.
+  auto pruned = runner_->Prune();
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(*pruned, 0);
+}
+
+TEST_F(SharePointConnectorTest, PagesListingPagesAndFaults) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(server_
+                    ->CreatePage(kHrSite, {.id = absl::StrCat("p", i),
+                                           .title = absl::StrCat("Page ", i),
+                                           .web_parts = {absl::StrCat("<p>body ", i, "</p>")}})
+                    .ok());
+  }
+  server_->InjectFault(absl::StrCat("/v1.0/sites/", kHrSite, "/pages"),
+                       GraphFault::k429RetryAfterSeconds, 2);
+  server_->InjectFault(absl::StrCat("/v1.0/sites/", kHrSite, "/pages/p3"), GraphFault::k503, 1);
+  auto stats = runner_->SyncScope(std::string("pages:") + kHrSite);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->pages, 3);  // 5 pages, 2 a listing page
+  EXPECT_EQ(Ids().size(), 5u);
+  // Bad checkpoints are refused.
+  auto noop = [](ChangePage) { return absl::OkStatus(); };
+  EXPECT_EQ(connector_->IncrementalSync(std::string("pages:") + kHrSite, "{}", noop).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(connector_
+                ->IncrementalSync(std::string("pages:") + kHrSite,
+                                  R"({"site":"other","mode":"pages"})", noop)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  // With drive_ids there are no page scopes, and page ids are not served.
+  MakeConnector({.drive_ids = {kHr}});
+  EXPECT_EQ(connector_->FetchDocument(std::string("pages:") + kHrSite + "/p1").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -123,6 +123,82 @@ TEST(GmailSyncTest, MailboxesAreSyncedPrivatelyAndDeletionsFollow) {
   server->Shutdown();
 }
 
+// directory_customer: the daemon reads the mailboxes from the Admin SDK directory each round; a
+// user added to it is synced in the next round, a removed one's messages are pruned.
+TEST(GmailSyncTest, DirectoryMailboxesFollowTheDirectory) {
+  const char *tmp = std::getenv("TEST_TMPDIR");
+  const std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/gmail_sync_directory");
+  FakeGmailServer::Options fo;
+  fo.mailboxes = {"ann@x.com", "bob@x.com"};
+  auto gmail = FakeGmailServer::Start(fo);
+  ASSERT_TRUE(gmail.ok()) << gmail.status();
+  (*gmail)->AcceptToken("mail-token");
+  FakeMessage m;
+  m.raw = Mail("ann@x.com", "Bonus letter", "Your bonus is twelve percent.");
+  ASSERT_TRUE((*gmail)->AddMessage("ann@x.com", m).ok());
+  m.raw = Mail("bob@x.com", "Bonus rota", "Bob's bonus rules.");
+  ASSERT_TRUE((*gmail)->AddMessage("bob@x.com", m).ok());
+
+  retrieval::RetrievalServiceImpl::Options ro;
+  ro.data_dir = dir + "/retrieval";
+  auto service = retrieval::RetrievalServiceImpl::Create(ro);
+  ASSERT_TRUE(service.ok()) << service.status();
+  grpc::ServerBuilder builder;
+  builder.RegisterService(service->get());
+  auto server = builder.BuildAndStart();
+  auto channel = server->InProcessChannel(grpc::ChannelArguments());
+  auto http = CurlHttpTransport::Create({});
+  ASSERT_TRUE(http.ok());
+  std::string base = (*gmail)->base_url();
+  base = base.substr(0, base.find("/gmail/v1"));
+  auto config = ParseSyncConfig(absl::StrCat(R"({"connectors": [{"id": "acme-mail", "type": "gmail",
+      "collection": "mail", "gmail": {"api_base": ")", base, R"(", "token": "mail-token",
+      "directory_customer": "my_customer", "directory_admin": "admin@x.com",
+      "admin_api_base": ")", base, R"("}}]})"),
+                                "test.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  SyncDaemon::Options o;
+  o.config = *config;
+  o.state_dir = dir + "/sync";
+  o.new_retrieval_stub = [channel]() -> std::unique_ptr<v1::RetrievalService::StubInterface> {
+    return v1::RetrievalService::NewStub(channel);
+  };
+  const Caller admin = MakeCaller("sync@x.com", KeyRole::kAdmin);
+  o.prepare_context = [admin](grpc::ClientContext *ctx) { AttachCaller(admin, ctx); };
+  o.create_missing_collections = true;
+  o.http = http->get();
+  auto daemon = SyncDaemon::Create(std::move(o));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto search = [&](const std::string &user) {
+    auto stub = v1::RetrievalService::NewStub(channel);
+    grpc::ClientContext ctx;
+    AttachCaller(MakeCaller(user, KeyRole::kUser), &ctx);
+    v1::SearchRequest req;
+    req.add_collections("mail");
+    req.set_query("bonus");
+    req.set_top_k(10);
+    v1::SearchResponse resp;
+    EXPECT_TRUE(stub->Search(&ctx, req, &resp).ok());
+    std::set<std::string> titles;
+    for (const auto &h : resp.hits()) titles.insert(h.title());
+    return titles;
+  };
+  ASSERT_TRUE((*daemon)->RunOnce().ok());
+  EXPECT_EQ(search("ann@x.com"), std::set<std::string>{"Bonus letter"});
+  EXPECT_EQ(search("bob@x.com"), std::set<std::string>{"Bonus rota"});
+  EXPECT_GT((*gmail)->RequestCount("/admin/directory/v1/users"), 0);
+
+  ASSERT_TRUE((*gmail)->AddMailbox("carol@x.com").ok());
+  m.raw = Mail("carol@x.com", "Bonus memo", "Carol's bonus memo.");
+  ASSERT_TRUE((*gmail)->AddMessage("carol@x.com", m).ok());
+  ASSERT_TRUE((*gmail)->RemoveMailbox("bob@x.com").ok());
+  ASSERT_TRUE((*daemon)->RunOnce().ok());
+  EXPECT_EQ(search("carol@x.com"), std::set<std::string>{"Bonus memo"});
+  EXPECT_TRUE(search("bob@x.com").empty());
+  EXPECT_EQ(search("ann@x.com"), std::set<std::string>{"Bonus letter"});
+  server->Shutdown();
+}
+
 TEST(GmailSyncTest, ConfigErrorsNameTheField) {
   auto bad = ParseSyncConfig(R"({"connectors": [{"id": "m", "type": "gmail", "collection": "mail",
       "gmail": {"token": "t"}}]})",

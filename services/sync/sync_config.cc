@@ -145,10 +145,11 @@ class Parser {
 
   // An http(s) base URL with `suffix` appended unless present.
   absl::Status ApiBase(const Json &obj, absl::string_view path, std::string base,
-                       absl::string_view suffix, std::string *out) const {
-    RETURN_IF_ERROR(String(obj, "api_base", path, &base, false));
+                       absl::string_view suffix, std::string *out,
+                       const char *key = "api_base") const {
+    RETURN_IF_ERROR(String(obj, key, path, &base, false));
     if (!absl::StartsWith(base, "http://") && !absl::StartsWith(base, "https://")) {
-      return Error(Sub(path, "api_base"), "must start with http:// or https://");
+      return Error(Sub(path, key), "must start with http:// or https://");
     }
     while (!base.empty() && base.back() == '/') base.pop_back();
     *out = absl::EndsWith(base, suffix) ? base : absl::StrCat(base, suffix);
@@ -185,12 +186,28 @@ class Parser {
     if (!obj.is_object()) return Error(path, "must be an object");
     RETURN_IF_ERROR(OnlyKeys(obj, path,
                              {"api_base", "token", "token_env", "oauth", "service_account", "mailboxes",
-                              "recipients_can_see",
-                              "include_spam_trash", "query", "page_size"}));
+                              "recipients_can_see", "include_spam_trash", "query", "page_size",
+                              "directory_customer", "directory_admin", "admin_api_base"}));
     RETURN_IF_ERROR(ApiBase(obj, path, "https://gmail.googleapis.com", "/gmail/v1", &out->base_url));
+    RETURN_IF_ERROR(ApiBase(obj, path, "https://admin.googleapis.com", "/admin/directory/v1",
+                            &out->admin_base_url, "admin_api_base"));
     RETURN_IF_ERROR(Credentials(obj, path, &out->auth));
     RETURN_IF_ERROR(StringList(obj, "mailboxes", path, &out->mailboxes));
-    if (out->mailboxes.empty()) return Error(Sub(path, "mailboxes"), "must not be empty");
+    RETURN_IF_ERROR(String(obj, "directory_customer", path, &out->directory_customer, false));
+    RETURN_IF_ERROR(String(obj, "directory_admin", path, &out->directory_admin, false));
+    if (!out->directory_customer.empty()) {
+      if (!out->mailboxes.empty()) {
+        return Error(Sub(path, "mailboxes"),
+                     "must be absent with directory_customer (the directory lists the mailboxes)");
+      }
+      if (out->directory_admin.find('@') == std::string::npos) {
+        return Error(Sub(path, "directory_admin"),
+                     "required with directory_customer: the address of an administrator the "
+                     "directory call acts as");
+      }
+    } else if (out->mailboxes.empty()) {
+      return Error(Sub(path, "mailboxes"), "must not be empty (or set directory_customer)");
+    }
     RETURN_IF_ERROR(Bool(obj, "recipients_can_see", path, &out->recipients_can_see));
     RETURN_IF_ERROR(Bool(obj, "include_spam_trash", path, &out->include_spam_trash));
     RETURN_IF_ERROR(String(obj, "query", path, &out->query, false));
@@ -201,7 +218,9 @@ class Parser {
     if (!obj.is_object()) return Error(path, "must be an object");
     RETURN_IF_ERROR(OnlyKeys(obj, path,
                              {"api_base", "token", "token_env", "oauth", "service_account", "microsoft",
-                              "tenant_domain", "site_ids", "drive_ids", "page_size", "max_file_bytes"}));
+                              "tenant_domain", "site_ids", "drive_ids", "page_size", "max_file_bytes",
+                              "include_pages"}));
+    RETURN_IF_ERROR(Bool(obj, "include_pages", path, &out->include_pages));
     RETURN_IF_ERROR(ApiBase(obj, path, "https://graph.microsoft.com", "/v1.0", &out->base_url));
     RETURN_IF_ERROR(Credentials(obj, path, &out->auth));
     RETURN_IF_ERROR(String(obj, "tenant_domain", path, &out->tenant_domain, false));

@@ -14,11 +14,20 @@
 // appended unless present), the credentials, mailboxes (required: the
 // addresses to sync, or ["me"] for the token's own user), recipients_can_see
 // (default false: a message is visible to its mailbox owner only),
-// include_spam_trash, query (messages.list q for full listings), page_size.
+// include_spam_trash, query (messages.list q for full listings), page_size,
+// directory_customer ("my_customer" or a customer id: instead of mailboxes,
+// sync every non-suspended user of the Admin SDK directory, re-read each
+// round), directory_admin (required with directory_customer: the admin the
+// directory call acts as; with a subject-less service account it is
+// impersonated with the admin.directory.user.readonly scope while each
+// mailbox is impersonated in turn), admin_api_base (default
+// "https://admin.googleapis.com"; "/admin/directory/v1" is appended unless
+// present).
 //
 // "sharepoint": api_base (default "https://graph.microsoft.com/v1.0"), the credentials (usually
 // "microsoft"), tenant_domain (what "organization" links grant), site_ids or drive_ids (default: every
-// site's document libraries), page_size, max_file_bytes.
+// site's document libraries), page_size, max_file_bytes, include_pages (default true: each site's
+// pages too, as "pages:<site id>" scopes; ACL = the default library root's permissions).
 //
 // "drive": api_base (default "https://www.googleapis.com"; "/drive/v3" is
 // appended unless present), the credentials (see CredentialConfig), folder_ids,
@@ -82,6 +91,9 @@ struct GmailSyncConfig {
   bool include_spam_trash = false;
   std::string query;
   int page_size = 100;
+  std::string directory_customer;  // set: mailboxes come from the Admin SDK directory
+  std::string directory_admin;
+  std::string admin_base_url = "https://admin.googleapis.com/admin/directory/v1";
 };
 
 struct SharePointSyncConfig {
@@ -92,6 +104,7 @@ struct SharePointSyncConfig {
   std::vector<std::string> drive_ids;
   int page_size = 200;
   int64_t max_file_bytes = 64 << 20;
+  bool include_pages = true;
 };
 
 struct ConnectorConfig {

@@ -115,4 +115,42 @@ TEST(SyncConfigCredentials, OAuthAndServiceAccountsAreRead) {
               "connectors[0].gmail.service_account.scopes");
 }
 
+TEST(SyncConfigGmailDirectory, DirectoryFieldsAreReadAndChecked) {
+  auto c = ParseSyncConfig(R"({"connectors": [
+      {"id": "m", "type": "gmail", "collection": "mail",
+       "gmail": {"token": "t", "directory_customer": "my_customer",
+                 "directory_admin": "admin@x.com", "admin_api_base": "http://127.0.0.1:9/"}},
+      {"id": "n", "type": "gmail", "collection": "mail2",
+       "gmail": {"token": "t", "mailboxes": ["ann@x.com"]}},
+      {"id": "s", "type": "sharepoint", "collection": "sp",
+       "sharepoint": {"token": "t", "include_pages": false}}]})",
+                           "sync.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const GmailSyncConfig &g = c->connectors[0].gmail;
+  EXPECT_EQ(g.directory_customer, "my_customer");
+  EXPECT_EQ(g.directory_admin, "admin@x.com");
+  EXPECT_EQ(g.admin_base_url, "http://127.0.0.1:9/admin/directory/v1");
+  EXPECT_TRUE(g.mailboxes.empty());
+  EXPECT_EQ(c->connectors[1].gmail.admin_base_url,
+            "https://admin.googleapis.com/admin/directory/v1");
+  EXPECT_TRUE(c->connectors[1].gmail.directory_customer.empty());
+  EXPECT_FALSE(c->connectors[2].sharepoint.include_pages);
+  ExpectError(R"({"connectors": [{"id": "d", "type": "gmail", "collection": "c",
+      "gmail": {"token": "t", "directory_customer": "my_customer"}}]})",
+              "connectors[0].gmail.directory_admin: required");
+  ExpectError(R"({"connectors": [{"id": "d", "type": "gmail", "collection": "c",
+      "gmail": {"token": "t", "directory_customer": "my_customer", "directory_admin": "a@x.com",
+                "mailboxes": ["ann@x.com"]}}]})",
+              "connectors[0].gmail.mailboxes: must be absent");
+  ExpectError(R"({"connectors": [{"id": "d", "type": "gmail", "collection": "c",
+      "gmail": {"token": "t"}}]})",
+              "connectors[0].gmail.mailboxes: must not be empty");
+  ExpectError(R"({"connectors": [{"id": "d", "type": "gmail", "collection": "c",
+      "gmail": {"token": "t", "mailboxes": ["me"], "admin_api_base": "ftp://x"}}]})",
+              "connectors[0].gmail.admin_api_base: must start with");
+  ExpectError(R"({"connectors": [{"id": "d", "type": "sharepoint", "collection": "c",
+      "sharepoint": {"token": "t", "include_pages": "yes"}}]})",
+              "connectors[0].sharepoint.include_pages");
+}
+
 }  // namespace tessera::sync

@@ -179,6 +179,9 @@ absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) 
       gopt.include_spam_trash = c.gmail.include_spam_trash;
       gopt.query = c.gmail.query;
       gopt.page_size = c.gmail.page_size;
+      gopt.directory_customer = c.gmail.directory_customer;
+      gopt.directory_admin = c.gmail.directory_admin;
+      gopt.admin_base_url = c.gmail.admin_base_url;
       connectors::RetryingHttpClient *client = w->client.get();
       // Service account without a subject: each mailbox impersonated in turn; otherwise one token
       // (a user's OAuth grant, or one impersonated subject) for every mailbox.
@@ -187,6 +190,11 @@ absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) 
                        : [client](const std::string &) -> absl::StatusOr<connectors::RetryingHttpClient *> {
                            return client;
                          };
+      if (!gopt.directory_customer.empty()) {
+        // The directory call: the admin impersonated (directory scope) under delegation,
+        // else the one token (an admin's grant or subject).
+        gopt.directory_clients = w->delegated ? w->delegated->directory_provider() : provider;
+      }
       auto connector = connectors::gmail::GmailConnector::Create(provider, d->clock_, gopt);
       if (!connector.ok()) return Annotate(connector.status(), ctx);
       w->connector = std::move(*connector);
@@ -202,6 +210,7 @@ absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) 
       sopt.tenant_domain = c.sharepoint.tenant_domain;
       sopt.page_size = c.sharepoint.page_size;
       sopt.max_file_bytes = c.sharepoint.max_file_bytes;
+      sopt.include_pages = c.sharepoint.include_pages;
       auto connector = connectors::sharepoint::SharePointConnector::Create(
           w->client.get(), w->download_client.get(), d->clock_, sopt);
       if (!connector.ok()) return Annotate(connector.status(), ctx);
