@@ -78,6 +78,8 @@ class KvCache {
  public:
   virtual ~KvCache() = default;
   const KvCacheShape& shape() const { return shape_; }
+  int64_t kv_dim() const { return int64_t{shape_.num_kv_heads} * shape_.head_dim; }
+  int64_t num_slots() const { return int64_t{shape_.num_blocks} * shape_.block_size; }
 
  protected:
   explicit KvCache(const KvCacheShape& shape) : shape_(shape) {}
@@ -173,6 +175,14 @@ class Backend {
 // The best backend on this machine: CUDA when built in and a device is present (and not
 // disabled with TESSERA_DEVICE=cpu), else the CPU backend with `num_threads` (0: all cores).
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view device, int num_threads);
+
+// Checks shared by every backend's LoadWeight: a known type, a positive shape whose byte size does not
+// overflow, data present. Returns the bytes of one row. INVALID_ARGUMENT otherwise.
+[[nodiscard]] absl::StatusOr<size_t> CheckWeightData(const WeightData& w);
+
+// Checks shared by every backend's AllocKvCache: a positive shape whose size does not overflow.
+// Returns the elements of K (or V) per layer. INVALID_ARGUMENT otherwise.
+[[nodiscard]] absl::StatusOr<int64_t> CheckKvCacheShape(const KvCacheShape& s);
 
 }  // namespace tessera::engine
 

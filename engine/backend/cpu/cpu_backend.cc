@@ -77,8 +77,6 @@ class CpuKvCache final : public KvCache {
   CpuKvCache(const KvCacheShape& shape, uint16_t* data, int64_t layer_stride)
       : KvCache(shape), data_(data), layer_stride_(layer_stride) {}
   ~CpuKvCache() override { std::free(data_); }
-  int64_t kv_dim() const { return int64_t{shape().num_kv_heads} * shape().head_dim; }
-  int64_t num_slots() const { return int64_t{shape().num_blocks} * shape().block_size; }
   uint16_t* k(int layer) const { return data_ + 2 * layer * layer_stride_; }
   uint16_t* v(int layer) const { return data_ + (2 * layer + 1) * layer_stride_; }
 
@@ -107,35 +105,15 @@ class CpuBackend final : public Backend {
   }
 
   absl::StatusOr<std::unique_ptr<Weight>> LoadWeight(const WeightData& w) override {
-    if (!GetDTypeInfo(static_cast<uint32_t>(w.type)).ok()) {
-      return GetDTypeInfo(static_cast<uint32_t>(w.type)).status();
-    }
-    if (w.rows <= 0 || w.cols <= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("weight shape [", w.rows, ", ", w.cols, "] is empty or negative"));
-    }
-    absl::StatusOr<size_t> row_bytes = RowBytes(w.type, w.cols);
+    absl::StatusOr<size_t> row_bytes = CheckWeightData(w);
     if (!row_bytes.ok()) return row_bytes.status();
-    if (static_cast<uint64_t>(w.rows) > std::numeric_limits<size_t>::max() / *row_bytes) {
-      return absl::InvalidArgumentError("weight size overflows");
-    }
-    if (w.data == nullptr) return absl::InvalidArgumentError("weight data is null");
     return std::make_unique<CpuWeight>(w, *row_bytes);
   }
 
   absl::StatusOr<std::unique_ptr<KvCache>> AllocKvCache(const KvCacheShape& s) override {
-    if (s.num_layers <= 0 || s.num_blocks <= 0 || s.block_size <= 0 || s.num_kv_heads <= 0 ||
-        s.head_dim <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "KV cache shape must be positive: layers=", s.num_layers, " blocks=", s.num_blocks,
-          " block_size=", s.block_size, " kv_heads=", s.num_kv_heads, " head_dim=", s.head_dim));
-    }
-    const double total = 2.0 * s.num_layers * s.num_blocks * s.block_size * s.num_kv_heads *
-                         s.head_dim * sizeof(uint16_t);
-    if (total > static_cast<double>(std::numeric_limits<int64_t>::max() / 2)) {
-      return absl::InvalidArgumentError("KV cache size overflows");
-    }
-    const int64_t layer_stride = int64_t{s.num_blocks} * s.block_size * s.num_kv_heads * s.head_dim;
+    absl::StatusOr<int64_t> stride = CheckKvCacheShape(s);
+    if (!stride.ok()) return stride.status();
+    const int64_t layer_stride = *stride;
     const size_t bytes = static_cast<size_t>(2 * s.num_layers * layer_stride) * sizeof(uint16_t);
     auto* p = static_cast<uint16_t*>(AlignedAlloc(bytes));
     if (p == nullptr) {
