@@ -14,6 +14,7 @@
 #include "services/retrieval/retrieval_service.h"
 #include "services/sync/sync_config.h"
 #include "services/sync/sync_daemon.h"
+#include "services/sync/testing/sync_test_env.h"
 #include "tessera/v1/retrieval.grpc.pb.h"
 
 namespace tessera::sync {
@@ -21,14 +22,6 @@ namespace {
 
 using connectors::gmail::FakeGmailServer;
 using connectors::gmail::FakeMessage;
-
-Caller MakeCaller(const std::string &user, KeyRole role) {
-  Caller c;
-  c.principal.user = user;
-  c.role = role;
-  c.key_id = "test-" + user;
-  return c;
-}
 
 std::string Mail(const std::string &to, const std::string &subject, const std::string &body) {
   return absl::StrCat("From: boss@x.com\r\nTo: ", to, "\r\nSubject: ", subject,
@@ -51,16 +44,8 @@ TEST(GmailSyncTest, MailboxesAreSyncedPrivatelyAndDeletionsFollow) {
   m2.raw = Mail("bob@x.com", "On-call rota", "Bob is on call in December; bonus rules unchanged.");
   ASSERT_TRUE((*gmail)->AddMessage("bob@x.com", m2).ok());
 
-  retrieval::RetrievalServiceImpl::Options ro;
-  ro.data_dir = dir + "/retrieval";
-  auto service = retrieval::RetrievalServiceImpl::Create(ro);
-  ASSERT_TRUE(service.ok()) << service.status();
-  grpc::ServerBuilder builder;
-  builder.RegisterService(service->get());
-  auto server = builder.BuildAndStart();
-  auto channel = server->InProcessChannel(grpc::ChannelArguments());
-  auto http = CurlHttpTransport::Create({});
-  ASSERT_TRUE(http.ok());
+  auto env = testing::SyncTestEnv::Start(dir);
+  ASSERT_TRUE(env.ok()) << env.status();
 
   // The daemon gets its access token by the OAuth2 refresh-token flow from a token endpoint.
   auto token_endpoint = FakeHttpServer::Start();
@@ -77,40 +62,15 @@ TEST(GmailSyncTest, MailboxesAreSyncedPrivatelyAndDeletionsFollow) {
     return resp;
   });
   setenv("GMAIL_SYNC_TEST_REFRESH", "r-123", 1);
-  auto config = ParseSyncConfig(absl::StrCat(R"({"connectors": [{"id": "acme-mail", "type": "gmail",
+  const std::string config = absl::StrCat(R"({"connectors": [{"id": "acme-mail", "type": "gmail",
       "collection": "mail", "gmail": {"api_base": ")", (*gmail)->base_url(), R"(",
       "oauth": {"client_id": "tessera", "refresh_token_env": "GMAIL_SYNC_TEST_REFRESH", "token_url": ")",
                                              (*token_endpoint)->url(), R"(/token"},
-      "mailboxes": ["ann@x.com", "bob@x.com"]}}]})"),
-                                "test.json");
-  ASSERT_TRUE(config.ok()) << config.status();
-  SyncDaemon::Options o;
-  o.config = *config;
-  o.state_dir = dir + "/sync";
-  o.new_retrieval_stub = [channel]() -> std::unique_ptr<v1::RetrievalService::StubInterface> {
-    return v1::RetrievalService::NewStub(channel);
-  };
-  const Caller admin = MakeCaller("sync@x.com", KeyRole::kAdmin);
-  o.prepare_context = [admin](grpc::ClientContext *ctx) { AttachCaller(admin, ctx); };
-  o.create_missing_collections = true;
-  o.http = http->get();
-  auto daemon = SyncDaemon::Create(std::move(o));
+      "mailboxes": ["ann@x.com", "bob@x.com"]}}]})");
+  auto daemon = (*env)->NewDaemon(config);
   ASSERT_TRUE(daemon.ok()) << daemon.status();
 
-  auto search = [&](const std::string &user) {
-    auto stub = v1::RetrievalService::NewStub(channel);
-    grpc::ClientContext ctx;
-    AttachCaller(MakeCaller(user, KeyRole::kUser), &ctx);
-    v1::SearchRequest req;
-    req.add_collections("mail");
-    req.set_query("bonus");
-    req.set_top_k(10);
-    v1::SearchResponse resp;
-    EXPECT_TRUE(stub->Search(&ctx, req, &resp).ok());
-    std::set<std::string> titles;
-    for (const auto &h : resp.hits()) titles.insert(h.title());
-    return titles;
-  };
+  auto search = [&](const std::string &user) { return (*env)->SearchTitles("mail", "bonus", user); };
   ASSERT_TRUE((*daemon)->RunOnce().ok());
   EXPECT_EQ(search("ann@x.com"), std::set<std::string>{"Bonus letter"});
   EXPECT_EQ(search("bob@x.com"), std::set<std::string>{"On-call rota"});
@@ -120,7 +80,6 @@ TEST(GmailSyncTest, MailboxesAreSyncedPrivatelyAndDeletionsFollow) {
   ASSERT_TRUE((*daemon)->RunOnce().ok());
   EXPECT_TRUE(search("ann@x.com").empty());
   EXPECT_EQ(search("bob@x.com"), std::set<std::string>{"On-call rota"});
-  server->Shutdown();
 }
 
 // directory_customer: the daemon reads the mailboxes from the Admin SDK directory each round; a
@@ -139,50 +98,17 @@ TEST(GmailSyncTest, DirectoryMailboxesFollowTheDirectory) {
   m.raw = Mail("bob@x.com", "Bonus rota", "Bob's bonus rules.");
   ASSERT_TRUE((*gmail)->AddMessage("bob@x.com", m).ok());
 
-  retrieval::RetrievalServiceImpl::Options ro;
-  ro.data_dir = dir + "/retrieval";
-  auto service = retrieval::RetrievalServiceImpl::Create(ro);
-  ASSERT_TRUE(service.ok()) << service.status();
-  grpc::ServerBuilder builder;
-  builder.RegisterService(service->get());
-  auto server = builder.BuildAndStart();
-  auto channel = server->InProcessChannel(grpc::ChannelArguments());
-  auto http = CurlHttpTransport::Create({});
-  ASSERT_TRUE(http.ok());
+  auto env = testing::SyncTestEnv::Start(dir);
+  ASSERT_TRUE(env.ok()) << env.status();
   std::string base = (*gmail)->base_url();
   base = base.substr(0, base.find("/gmail/v1"));
-  auto config = ParseSyncConfig(absl::StrCat(R"({"connectors": [{"id": "acme-mail", "type": "gmail",
+  const std::string config = absl::StrCat(R"({"connectors": [{"id": "acme-mail", "type": "gmail",
       "collection": "mail", "gmail": {"api_base": ")", base, R"(", "token": "mail-token",
       "directory_customer": "my_customer", "directory_admin": "admin@x.com",
-      "admin_api_base": ")", base, R"("}}]})"),
-                                "test.json");
-  ASSERT_TRUE(config.ok()) << config.status();
-  SyncDaemon::Options o;
-  o.config = *config;
-  o.state_dir = dir + "/sync";
-  o.new_retrieval_stub = [channel]() -> std::unique_ptr<v1::RetrievalService::StubInterface> {
-    return v1::RetrievalService::NewStub(channel);
-  };
-  const Caller admin = MakeCaller("sync@x.com", KeyRole::kAdmin);
-  o.prepare_context = [admin](grpc::ClientContext *ctx) { AttachCaller(admin, ctx); };
-  o.create_missing_collections = true;
-  o.http = http->get();
-  auto daemon = SyncDaemon::Create(std::move(o));
+      "admin_api_base": ")", base, R"("}}]})");
+  auto daemon = (*env)->NewDaemon(config);
   ASSERT_TRUE(daemon.ok()) << daemon.status();
-  auto search = [&](const std::string &user) {
-    auto stub = v1::RetrievalService::NewStub(channel);
-    grpc::ClientContext ctx;
-    AttachCaller(MakeCaller(user, KeyRole::kUser), &ctx);
-    v1::SearchRequest req;
-    req.add_collections("mail");
-    req.set_query("bonus");
-    req.set_top_k(10);
-    v1::SearchResponse resp;
-    EXPECT_TRUE(stub->Search(&ctx, req, &resp).ok());
-    std::set<std::string> titles;
-    for (const auto &h : resp.hits()) titles.insert(h.title());
-    return titles;
-  };
+  auto search = [&](const std::string &user) { return (*env)->SearchTitles("mail", "bonus", user); };
   ASSERT_TRUE((*daemon)->RunOnce().ok());
   EXPECT_EQ(search("ann@x.com"), std::set<std::string>{"Bonus letter"});
   EXPECT_EQ(search("bob@x.com"), std::set<std::string>{"Bonus rota"});
@@ -196,7 +122,6 @@ TEST(GmailSyncTest, DirectoryMailboxesFollowTheDirectory) {
   EXPECT_EQ(search("carol@x.com"), std::set<std::string>{"Bonus memo"});
   EXPECT_TRUE(search("bob@x.com").empty());
   EXPECT_EQ(search("ann@x.com"), std::set<std::string>{"Bonus letter"});
-  server->Shutdown();
 }
 
 TEST(GmailSyncTest, ConfigErrorsNameTheField) {

@@ -16,6 +16,7 @@
 #include "services/retrieval/retrieval_service.h"
 #include "services/sync/sync_config.h"
 #include "services/sync/sync_daemon.h"
+#include "services/sync/testing/sync_test_env.h"
 #include "tessera/v1/retrieval.grpc.pb.h"
 
 namespace tessera::sync {
@@ -25,15 +26,6 @@ using connectors::sharepoint::FakeDriveItem;
 using connectors::sharepoint::FakeGraphPermission;
 using connectors::sharepoint::FakeGraphServer;
 using connectors::sharepoint::FakeIdentity;
-
-Caller MakeCaller(const std::string &user, std::vector<std::string> groups, KeyRole role) {
-  Caller c;
-  c.principal.user = user;
-  c.principal.groups = std::move(groups);
-  c.role = role;
-  c.key_id = "test-" + user;
-  return c;
-}
 
 TEST(SharePointSyncTest, LibrariesAreSyncedWithTheirPermissions) {
   const char *tmp = std::getenv("TEST_TMPDIR");
@@ -85,52 +77,21 @@ TEST(SharePointSyncTest, LibrariesAreSyncedWithTheirPermissions) {
   });
   setenv("SP_SYNC_TEST_SECRET", "sp-secret", 1);
 
-  retrieval::RetrievalServiceImpl::Options ro;
-  ro.data_dir = dir + "/retrieval";
-  auto service = retrieval::RetrievalServiceImpl::Create(ro);
-  ASSERT_TRUE(service.ok()) << service.status();
-  grpc::ServerBuilder builder;
-  builder.RegisterService(service->get());
-  auto server = builder.BuildAndStart();
-  auto channel = server->InProcessChannel(grpc::ChannelArguments());
-  auto http = CurlHttpTransport::Create({});
-  ASSERT_TRUE(http.ok());
+  auto env = testing::SyncTestEnv::Start(dir);
+  ASSERT_TRUE(env.ok()) << env.status();
 
-  auto config = ParseSyncConfig(
+  const std::string config =
       absl::StrCat(R"({"connectors": [{"id": "acme-sp", "type": "sharepoint", "collection": "sp",
       "sharepoint": {"api_base": ")",
                    g.base_url(), R"(", "tenant_domain": "x.com",
         "microsoft": {"tenant_id": "tenant", "client_id": "app", "client_secret_env": "SP_SYNC_TEST_SECRET",
                       "token_url": ")",
-                   (*token_endpoint)->url(), R"(/tenant/token"}}}]})"),
-      "test.json");
-  ASSERT_TRUE(config.ok()) << config.status();
-  SyncDaemon::Options o;
-  o.config = *config;
-  o.state_dir = dir + "/sync";
-  o.new_retrieval_stub = [channel]() -> std::unique_ptr<v1::RetrievalService::StubInterface> {
-    return v1::RetrievalService::NewStub(channel);
-  };
-  const Caller admin = MakeCaller("sync@x.com", {}, KeyRole::kAdmin);
-  o.prepare_context = [admin](grpc::ClientContext *ctx) { AttachCaller(admin, ctx); };
-  o.create_missing_collections = true;
-  o.http = http->get();
-  auto daemon = SyncDaemon::Create(std::move(o));
+                   (*token_endpoint)->url(), R"(/tenant/token"}}}]})");
+  auto daemon = (*env)->NewDaemon(config);
   ASSERT_TRUE(daemon.ok()) << daemon.status();
 
   auto search = [&](const std::string &user, std::vector<std::string> groups) {
-    auto stub = v1::RetrievalService::NewStub(channel);
-    grpc::ClientContext ctx;
-    AttachCaller(MakeCaller(user, std::move(groups), KeyRole::kUser), &ctx);
-    v1::SearchRequest req;
-    req.add_collections("sp");
-    req.set_query("quarter");
-    req.set_top_k(10);
-    v1::SearchResponse resp;
-    EXPECT_TRUE(stub->Search(&ctx, req, &resp).ok());
-    std::set<std::string> titles;
-    for (const auto &h : resp.hits()) titles.insert(h.title());
-    return titles;
+    return (*env)->SearchTitles("sp", "quarter", user, std::move(groups));
   };
   ASSERT_TRUE((*daemon)->RunOnce().ok());
   EXPECT_EQ(search("ann@x.com", {"fin@x.com"}), (std::set<std::string>{"forecast.txt", "news.txt"}));
@@ -140,7 +101,6 @@ TEST(SharePointSyncTest, LibrariesAreSyncedWithTheirPermissions) {
   ASSERT_TRUE(g.DeleteItem("b!fin", *forecast_id).ok());
   ASSERT_TRUE((*daemon)->RunOnce().ok());
   EXPECT_EQ(search("ann@x.com", {"fin@x.com"}), std::set<std::string>{"news.txt"});
-  server->Shutdown();
 }
 
 }  // namespace
