@@ -233,7 +233,8 @@ cat <<'MSG'
 
 What runs today: the server, its authentication and keys, the v1 contract,
 permission-exact hybrid search (BM25 + vectors from the built-in lexical
-embedder), Google Drive synced through its change feed with its permissions,
+embedder), Google Drive, Gmail and SharePoint synced through their change
+feeds with their permissions (`tessera sync`, `tessera connector add|list`),
 agents defined in JSON that answer each user with citations from what that
 user may see (extractive here; the tool-calling loop with a Mistral model or
 an OpenAI-compatible server, see docs/AGENTS.md), MCP tools, and the inference
