@@ -197,9 +197,9 @@ int ConnectorAddCommand(const ConnectorCommandOptions &o, FILE *out, FILE *err) 
   std::fprintf(out, "added connector %s (%s) to %s: collection %s, %s", added->id.c_str(),
                added->type.c_str(), o.sync_config.c_str(), added->collection.c_str(),
                Schedule(*added).c_str());
-  if (added->type == "drive") std::fprintf(out, ", %s", added->drive.base_url.c_str());
-  if (added->type == "gmail") std::fprintf(out, ", %s", added->gmail.base_url.c_str());
-  if (added->type == "sharepoint") std::fprintf(out, ", %s", added->sharepoint.base_url.c_str());
+  if (added->type == "drive") std::fprintf(out, ", %s", added->drive.options.base_url.c_str());
+  if (added->type == "gmail") std::fprintf(out, ", %s", added->gmail.options.base_url.c_str());
+  if (added->type == "sharepoint") std::fprintf(out, ", %s", added->sharepoint.options.base_url.c_str());
   std::fprintf(out, "\n");
   if (auto d = obj.find(o.kind); d != obj.end() && d->contains("token_env")) {
     const std::string var = (*d)["token_env"].get<std::string>();

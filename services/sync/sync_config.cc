@@ -188,30 +188,31 @@ class Parser {
                              {"api_base", "token", "token_env", "oauth", "service_account", "mailboxes",
                               "recipients_can_see", "include_spam_trash", "query", "page_size",
                               "directory_customer", "directory_admin", "admin_api_base"}));
-    RETURN_IF_ERROR(ApiBase(obj, path, "https://gmail.googleapis.com", "/gmail/v1", &out->base_url));
+    RETURN_IF_ERROR(ApiBase(obj, path, "https://gmail.googleapis.com", "/gmail/v1", &out->options.base_url));
     RETURN_IF_ERROR(ApiBase(obj, path, "https://admin.googleapis.com", "/admin/directory/v1",
-                            &out->admin_base_url, "admin_api_base"));
+                            &out->options.admin_base_url, "admin_api_base"));
     RETURN_IF_ERROR(Credentials(obj, path, &out->auth));
-    RETURN_IF_ERROR(StringList(obj, "mailboxes", path, &out->mailboxes));
-    RETURN_IF_ERROR(String(obj, "directory_customer", path, &out->directory_customer, false));
-    RETURN_IF_ERROR(String(obj, "directory_admin", path, &out->directory_admin, false));
-    if (!out->directory_customer.empty()) {
-      if (!out->mailboxes.empty()) {
+    out->options.mailboxes.clear();  // the config has no default: a list or the directory
+    RETURN_IF_ERROR(StringList(obj, "mailboxes", path, &out->options.mailboxes));
+    RETURN_IF_ERROR(String(obj, "directory_customer", path, &out->options.directory_customer, false));
+    RETURN_IF_ERROR(String(obj, "directory_admin", path, &out->options.directory_admin, false));
+    if (!out->options.directory_customer.empty()) {
+      if (!out->options.mailboxes.empty()) {
         return Error(Sub(path, "mailboxes"),
                      "must be absent with directory_customer (the directory lists the mailboxes)");
       }
-      if (out->directory_admin.find('@') == std::string::npos) {
+      if (out->options.directory_admin.find('@') == std::string::npos) {
         return Error(Sub(path, "directory_admin"),
                      "required with directory_customer: the address of an administrator the "
                      "directory call acts as");
       }
-    } else if (out->mailboxes.empty()) {
+    } else if (out->options.mailboxes.empty()) {
       return Error(Sub(path, "mailboxes"), "must not be empty (or set directory_customer)");
     }
-    RETURN_IF_ERROR(Bool(obj, "recipients_can_see", path, &out->recipients_can_see));
-    RETURN_IF_ERROR(Bool(obj, "include_spam_trash", path, &out->include_spam_trash));
-    RETURN_IF_ERROR(String(obj, "query", path, &out->query, false));
-    return PageSize(obj, path, 500, &out->page_size);
+    RETURN_IF_ERROR(Bool(obj, "recipients_can_see", path, &out->options.recipients_can_see));
+    RETURN_IF_ERROR(Bool(obj, "include_spam_trash", path, &out->options.include_spam_trash));
+    RETURN_IF_ERROR(String(obj, "query", path, &out->options.query, false));
+    return PageSize(obj, path, 500, &out->options.page_size);
   }
 
   absl::Status SharePoint(const Json &obj, absl::string_view path, SharePointSyncConfig *out) const {
@@ -220,19 +221,19 @@ class Parser {
                              {"api_base", "token", "token_env", "oauth", "service_account", "microsoft",
                               "tenant_domain", "site_ids", "drive_ids", "page_size", "max_file_bytes",
                               "include_pages"}));
-    RETURN_IF_ERROR(Bool(obj, "include_pages", path, &out->include_pages));
-    RETURN_IF_ERROR(ApiBase(obj, path, "https://graph.microsoft.com", "/v1.0", &out->base_url));
+    RETURN_IF_ERROR(Bool(obj, "include_pages", path, &out->options.include_pages));
+    RETURN_IF_ERROR(ApiBase(obj, path, "https://graph.microsoft.com", "/v1.0", &out->options.base_url));
     RETURN_IF_ERROR(Credentials(obj, path, &out->auth));
-    RETURN_IF_ERROR(String(obj, "tenant_domain", path, &out->tenant_domain, false));
-    RETURN_IF_ERROR(StringList(obj, "site_ids", path, &out->site_ids));
-    RETURN_IF_ERROR(StringList(obj, "drive_ids", path, &out->drive_ids));
+    RETURN_IF_ERROR(String(obj, "tenant_domain", path, &out->options.tenant_domain, false));
+    RETURN_IF_ERROR(StringList(obj, "site_ids", path, &out->options.site_ids));
+    RETURN_IF_ERROR(StringList(obj, "drive_ids", path, &out->options.drive_ids));
     if (auto it = obj.find("max_file_bytes"); it != obj.end()) {
       if (!it->is_number_integer() || it->get<int64_t>() < 1) {
         return Error(Sub(path, "max_file_bytes"), "must be a positive integer");
       }
-      out->max_file_bytes = it->get<int64_t>();
+      out->options.max_file_bytes = it->get<int64_t>();
     }
-    return PageSize(obj, path, 999, &out->page_size);
+    return PageSize(obj, path, 999, &out->options.page_size);
   }
 
   absl::Status Drive(const Json &obj, absl::string_view path, DriveSyncConfig *out) const {
@@ -241,13 +242,13 @@ class Parser {
                              {"api_base", "token", "token_env", "oauth", "service_account", "folder_ids",
                               "include_my_drive",
                               "include_shared_with_me", "include_shared_drives", "page_size"}));
-    RETURN_IF_ERROR(ApiBase(obj, path, "https://www.googleapis.com", "/drive/v3", &out->base_url));
+    RETURN_IF_ERROR(ApiBase(obj, path, "https://www.googleapis.com", "/drive/v3", &out->options.base_url));
     RETURN_IF_ERROR(Credentials(obj, path, &out->auth));
-    RETURN_IF_ERROR(StringList(obj, "folder_ids", path, &out->folder_ids));
-    RETURN_IF_ERROR(Bool(obj, "include_my_drive", path, &out->include_my_drive));
-    RETURN_IF_ERROR(Bool(obj, "include_shared_with_me", path, &out->include_shared_with_me));
-    RETURN_IF_ERROR(Bool(obj, "include_shared_drives", path, &out->include_shared_drives));
-    return PageSize(obj, path, 1000, &out->page_size);
+    RETURN_IF_ERROR(StringList(obj, "folder_ids", path, &out->options.folder_ids));
+    RETURN_IF_ERROR(Bool(obj, "include_my_drive", path, &out->options.include_my_drive));
+    RETURN_IF_ERROR(Bool(obj, "include_shared_with_me", path, &out->options.include_shared_with_me));
+    RETURN_IF_ERROR(Bool(obj, "include_shared_drives", path, &out->options.include_shared_drives));
+    return PageSize(obj, path, 1000, &out->options.page_size);
   }
 
   absl::Status Connector(const Json &obj, absl::string_view path, ConnectorConfig *out) const {

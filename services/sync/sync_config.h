@@ -47,6 +47,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/file_system.h"
+#include "connectors/drive/drive_connector.h"
+#include "connectors/gmail/gmail_connector.h"
+#include "connectors/sharepoint/sharepoint_connector.h"
 
 namespace tessera::sync {
 
@@ -73,38 +76,21 @@ struct CredentialConfig {
   std::string token_url;  // optional override
 };
 
+// Each connector's own options, as its JSON object sets them, plus its credentials. (The connector
+// options are used as they are, so a new option is added once, in the connector.)
 struct DriveSyncConfig {
-  std::string base_url;  // with "/drive/v3"
   CredentialConfig auth;
-  std::vector<std::string> folder_ids;
-  bool include_my_drive = true;
-  bool include_shared_with_me = true;
-  bool include_shared_drives = true;
-  int page_size = 100;
+  connectors::drive::DriveConnector::Options options;
 };
 
 struct GmailSyncConfig {
-  std::string base_url;  // with "/gmail/v1"
   CredentialConfig auth;
-  std::vector<std::string> mailboxes;  // addresses, or "me"
-  bool recipients_can_see = false;
-  bool include_spam_trash = false;
-  std::string query;
-  int page_size = 100;
-  std::string directory_customer;  // set: mailboxes come from the Admin SDK directory
-  std::string directory_admin;
-  std::string admin_base_url = "https://admin.googleapis.com/admin/directory/v1";
+  connectors::gmail::GmailConnector::Options options;
 };
 
 struct SharePointSyncConfig {
-  std::string base_url = "https://graph.microsoft.com/v1.0";
   CredentialConfig auth;
-  std::string tenant_domain;  // what "organization" sharing links grant
-  std::vector<std::string> site_ids;
-  std::vector<std::string> drive_ids;
-  int page_size = 200;
-  int64_t max_file_bytes = 64 << 20;
-  bool include_pages = true;
+  connectors::sharepoint::SharePointConnector::Options options;
 };
 
 struct ConnectorConfig {

@@ -21,10 +21,10 @@ TEST(SyncConfigTest, ParsesADriveConnector) {
   EXPECT_EQ(x.interval, absl::Minutes(5));
   EXPECT_EQ(x.collection, "acme");
   EXPECT_TRUE(x.enabled);
-  EXPECT_EQ(x.drive.base_url, "http://127.0.0.1:9000/drive/v3");
+  EXPECT_EQ(x.drive.options.base_url, "http://127.0.0.1:9000/drive/v3");
   EXPECT_EQ(x.drive.auth.token, "t0k");
-  EXPECT_EQ(x.drive.folder_ids, std::vector<std::string>{"f1"});
-  EXPECT_EQ(x.drive.page_size, 50);
+  EXPECT_EQ(x.drive.options.folder_ids, std::vector<std::string>{"f1"});
+  EXPECT_EQ(x.drive.options.page_size, 50);
 }
 
 TEST(SyncConfigTest, DefaultsAndTokenFromEnvironment) {
@@ -34,7 +34,7 @@ TEST(SyncConfigTest, DefaultsAndTokenFromEnvironment) {
                            "f");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->connectors[0].interval, absl::Minutes(15));
-  EXPECT_EQ(c->connectors[0].drive.base_url, "https://www.googleapis.com/drive/v3");
+  EXPECT_EQ(c->connectors[0].drive.options.base_url, "https://www.googleapis.com/drive/v3");
   EXPECT_EQ(c->connectors[0].drive.auth.token, "from-env");
 }
 
@@ -127,14 +127,14 @@ TEST(SyncConfigGmailDirectory, DirectoryFieldsAreReadAndChecked) {
                            "sync.json");
   ASSERT_TRUE(c.ok()) << c.status();
   const GmailSyncConfig &g = c->connectors[0].gmail;
-  EXPECT_EQ(g.directory_customer, "my_customer");
-  EXPECT_EQ(g.directory_admin, "admin@x.com");
-  EXPECT_EQ(g.admin_base_url, "http://127.0.0.1:9/admin/directory/v1");
-  EXPECT_TRUE(g.mailboxes.empty());
-  EXPECT_EQ(c->connectors[1].gmail.admin_base_url,
+  EXPECT_EQ(g.options.directory_customer, "my_customer");
+  EXPECT_EQ(g.options.directory_admin, "admin@x.com");
+  EXPECT_EQ(g.options.admin_base_url, "http://127.0.0.1:9/admin/directory/v1");
+  EXPECT_TRUE(g.options.mailboxes.empty());
+  EXPECT_EQ(c->connectors[1].gmail.options.admin_base_url,
             "https://admin.googleapis.com/admin/directory/v1");
-  EXPECT_TRUE(c->connectors[1].gmail.directory_customer.empty());
-  EXPECT_FALSE(c->connectors[2].sharepoint.include_pages);
+  EXPECT_TRUE(c->connectors[1].gmail.options.directory_customer.empty());
+  EXPECT_FALSE(c->connectors[2].sharepoint.options.include_pages);
   ExpectError(R"({"connectors": [{"id": "d", "type": "gmail", "collection": "c",
       "gmail": {"token": "t", "directory_customer": "my_customer"}}]})",
               "connectors[0].gmail.directory_admin: required");

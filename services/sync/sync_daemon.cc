@@ -172,16 +172,7 @@ absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) 
     ho.token_source = w->tokens.get();
     w->client = std::make_unique<connectors::RetryingHttpClient>(d->options_.http, d->clock_, ho);
     if (c.type == "gmail") {
-      connectors::gmail::GmailConnector::Options gopt;
-      gopt.base_url = c.gmail.base_url;
-      gopt.mailboxes = c.gmail.mailboxes;
-      gopt.recipients_can_see = c.gmail.recipients_can_see;
-      gopt.include_spam_trash = c.gmail.include_spam_trash;
-      gopt.query = c.gmail.query;
-      gopt.page_size = c.gmail.page_size;
-      gopt.directory_customer = c.gmail.directory_customer;
-      gopt.directory_admin = c.gmail.directory_admin;
-      gopt.admin_base_url = c.gmail.admin_base_url;
+      connectors::gmail::GmailConnector::Options gopt = c.gmail.options;
       connectors::RetryingHttpClient *client = w->client.get();
       // Service account without a subject: each mailbox impersonated in turn; otherwise one token
       // (a user's OAuth grant, or one impersonated subject) for every mailbox.
@@ -203,28 +194,14 @@ absl::StatusOr<std::unique_ptr<SyncDaemon>> SyncDaemon::Create(Options options) 
       // Downloads follow Graph's 302 to pre-authenticated URLs: that client sends no token.
       w->download_client = std::make_unique<connectors::RetryingHttpClient>(
           d->options_.http, d->clock_, connectors::RetryingHttpClient::Options{});
-      connectors::sharepoint::SharePointConnector::Options sopt;
-      sopt.base_url = c.sharepoint.base_url;
-      sopt.site_ids = c.sharepoint.site_ids;
-      sopt.drive_ids = c.sharepoint.drive_ids;
-      sopt.tenant_domain = c.sharepoint.tenant_domain;
-      sopt.page_size = c.sharepoint.page_size;
-      sopt.max_file_bytes = c.sharepoint.max_file_bytes;
-      sopt.include_pages = c.sharepoint.include_pages;
+      const connectors::sharepoint::SharePointConnector::Options &sopt = c.sharepoint.options;
       auto connector = connectors::sharepoint::SharePointConnector::Create(
           w->client.get(), w->download_client.get(), d->clock_, sopt);
       if (!connector.ok()) return Annotate(connector.status(), ctx);
       w->connector = std::move(*connector);
     }
-    connectors::drive::DriveConnector::Options dopt;
-    dopt.base_url = c.drive.base_url;
-    dopt.include_my_drive = c.drive.include_my_drive;
-    dopt.include_shared_with_me = c.drive.include_shared_with_me;
-    dopt.include_shared_drives = c.drive.include_shared_drives;
-    dopt.folder_ids = c.drive.folder_ids;
-    dopt.page_size = c.drive.page_size;
     if (c.type == "drive") {
-      auto connector = connectors::drive::DriveConnector::Create(w->client.get(), d->clock_, dopt);
+      auto connector = connectors::drive::DriveConnector::Create(w->client.get(), d->clock_, c.drive.options);
       if (!connector.ok()) return Annotate(connector.status(), ctx);
       w->connector = std::move(*connector);
     }
