@@ -28,6 +28,7 @@
 #include "engine/backend/backend.h"
 #include "engine/backend/cuda/cuda_backend.h"
 #include "engine/model/dtype.h"
+#include "engine/model/llama.h"
 
 namespace tessera::bench_gpu {
 namespace {
@@ -74,6 +75,17 @@ class TimingBackend final : public Backend {
   }
   void GetRows(const Weight& t, absl::Span<const int32_t> ids, Buffer& out) override {
     Time("GetRows", [&] { b_.GetRows(t, ids, out); });
+  }
+  void GatherRows(const Buffer& x, absl::Span<const int32_t> rows, int64_t dim,
+                  Buffer& out) override {
+    Time("GatherRows", [&] { b_.GatherRows(x, rows, dim, out); });
+  }
+  // Steps pass through (CUDA graphs) unless ops are being timed one by one.
+  void BeginStep() override {
+    if (!enabled) b_.BeginStep();
+  }
+  void EndStep() override {
+    if (!enabled) b_.EndStep();
   }
   void MatMul(const Weight& w, const Buffer& x, int64_t n, Buffer& y, const Weight* bias) override {
     Time("MatMul", [&] { b_.MatMul(w, x, n, y, bias); });
@@ -177,25 +189,29 @@ struct LlamaShape {
       ffn = 14336;
 };
 
+// engine/model/llama.cc's LlamaModel itself, on random weights of the given shapes.
 class Llama {
  public:
-  Llama(Backend& b, const LlamaShape& s, const RandomPool& pool) : b_(b), s_(s) {
-    embd_ = pool.Load(b, s.vocab, s.dim);
-    for (int l = 0; l < s.layers; ++l) {
-      Layer L;
-      L.attn_norm = pool.Norm(b, s.dim);
-      L.wq = pool.Load(b, s.heads * s.head_dim, s.dim);
-      L.wk = pool.Load(b, s.kv_heads * s.head_dim, s.dim);
-      L.wv = pool.Load(b, s.kv_heads * s.head_dim, s.dim);
-      L.wo = pool.Load(b, s.dim, s.heads * s.head_dim);
-      L.ffn_norm = pool.Norm(b, s.dim);
-      L.gate = pool.Load(b, s.ffn, s.dim);
-      L.up = pool.Load(b, s.ffn, s.dim);
-      L.down = pool.Load(b, s.dim, s.ffn);
-      layers_.push_back(std::move(L));
-    }
-    out_norm_ = pool.Norm(b, s.dim);
-    output_ = pool.Load(b, s.vocab, s.dim);
+  Llama(Backend& b, const LlamaShape& s, const RandomPool& pool) : s_(s) {
+    engine::LlamaConfig c;
+    c.vocab_size = s.vocab;
+    c.dim = s.dim;
+    c.num_layers = s.layers;
+    c.num_heads = s.heads;
+    c.num_kv_heads = s.kv_heads;
+    c.head_dim = s.head_dim;
+    c.ffn_dim = s.ffn;
+    c.context_length = 32768;
+    c.rope.rotary_dim = s.head_dim;
+    auto model = engine::LlamaModel::FromWeights(
+        c, &b,
+        [&](engine::LlamaTensor t, int, int64_t rows,
+            int64_t cols) -> absl::StatusOr<std::unique_ptr<Weight>> {
+          if (rows == 1) return pool.Norm(b, cols);
+          return pool.Load(b, rows, cols);
+        });
+    if (!model.ok()) Die(std::string(model.status().message()));
+    model_ = std::move(*model);
   }
 
   // Bytes of weights one decode step reads (all but the embedding table).
@@ -210,94 +226,30 @@ class Llama {
   }
 
   std::unique_ptr<KvCache> NewCache(int num_blocks, int block_size) {
-    KvCacheShape shape;
-    shape.num_layers = s_.layers;
-    shape.num_blocks = num_blocks;
-    shape.block_size = block_size;
-    shape.num_kv_heads = s_.kv_heads;
-    shape.head_dim = s_.head_dim;
-    auto c = b_.AllocKvCache(shape);
+    auto c = model_->NewCache(num_blocks, block_size);
     if (!c.ok()) Die(std::string(c.status().message()));
     return std::move(*c);
   }
 
-  // One forward pass in the order of LlamaModel::Forward; logits for the last token of each
-  // sequence (the positions in `last`), copied to the host (which waits for the device).
+  // One LlamaModel::Forward: logits for the tokens in `last`, copied to the host.
   void Forward(const std::vector<int32_t>& tokens, const std::vector<int32_t>& seq,
                const std::vector<int32_t>& pos, const std::vector<int32_t>& slots,
                const std::vector<std::vector<int32_t>>& tables, const std::vector<int32_t>& last,
                KvCache& cache) {
-    const int64_t n = tokens.size();
-    Workspace(n, last.size());
-    const int qdim = s_.heads * s_.head_dim, kvdim = s_.kv_heads * s_.head_dim;
-    PagedAttentionBatch attn;
-    attn.token_seq = seq;
-    attn.token_pos = pos;
-    for (const auto& t : tables) attn.block_tables.push_back(t);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(s_.head_dim));
-    engine::RopeParams rope;
-    b_.GetRows(*embd_, tokens, *x_);
-    for (int l = 0; l < s_.layers; ++l) {
-      const Layer& L = layers_[l];
-      b_.RmsNorm(*x_, n, s_.dim, *L.attn_norm, 1e-5f, *h_);
-      b_.MatMul(*L.wq, *h_, n, *q_);
-      b_.MatMul(*L.wk, *h_, n, *k_);
-      b_.MatMul(*L.wv, *h_, n, *v_);
-      b_.Rope(*q_, pos, s_.heads, s_.head_dim, rope);
-      b_.Rope(*k_, pos, s_.kv_heads, s_.head_dim, rope);
-      b_.WriteKv(cache, l, *k_, *v_, slots);
-      b_.PagedAttention(cache, l, *q_, attn, s_.heads, scale, *attn_);
-      b_.MatMul(*L.wo, *attn_, n, *o_);
-      b_.Add(*o_, n * s_.dim, *x_);
-      b_.RmsNorm(*x_, n, s_.dim, *L.ffn_norm, 1e-5f, *h_);
-      b_.MatMul(*L.gate, *h_, n, *gate_);
-      b_.MatMul(*L.up, *h_, n, *up_);
-      b_.SiluMul(*gate_, *up_, n * s_.ffn);
-      b_.MatMul(*L.down, *gate_, n, *o_);
-      b_.Add(*o_, n * s_.dim, *x_);
-    }
-    (void)qdim;
-    (void)kvdim;
-    // As the model: gather the rows whose logits are wanted through the host.
-    std::vector<float> row(s_.dim);
-    for (size_t i = 0; i < last.size(); ++i) {
-      b_.CopyToHost(*x_, int64_t{last[i]} * s_.dim, s_.dim, row.data());
-      b_.CopyFromHost(row.data(), s_.dim, *last_, i * s_.dim);
-    }
-    b_.RmsNorm(*last_, last.size(), s_.dim, *out_norm_, 1e-5f, *last_);
-    b_.MatMul(*output_, *last_, last.size(), *logits_);
-    logits_host_.resize(last.size() * s_.vocab);
-    b_.CopyToHost(*logits_, 0, last.size() * s_.vocab, logits_host_.data());
+    engine::ForwardBatch batch;
+    batch.tokens = tokens;
+    batch.token_seq = seq;
+    batch.token_pos = pos;
+    batch.slots = slots;
+    for (const auto& t : tables) batch.block_tables.push_back(t);
+    batch.logits_for = last;
+    const absl::Status st = model_->Forward(batch, cache, &logits_host_);
+    if (!st.ok()) Die(st.ToString());
   }
 
  private:
-  struct Layer {
-    std::unique_ptr<Weight> attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
-  };
-  void Workspace(int64_t n, int64_t m) {
-    if (n <= ws_n_ && m <= ws_m_) return;
-    ws_n_ = std::max(n, ws_n_);
-    ws_m_ = std::max(m, ws_m_);
-    const int64_t qdim = s_.heads * s_.head_dim, kvdim = s_.kv_heads * s_.head_dim;
-    x_ = b_.Alloc(ws_n_ * s_.dim);
-    h_ = b_.Alloc(ws_n_ * s_.dim);
-    q_ = b_.Alloc(ws_n_ * qdim);
-    k_ = b_.Alloc(ws_n_ * kvdim);
-    v_ = b_.Alloc(ws_n_ * kvdim);
-    attn_ = b_.Alloc(ws_n_ * qdim);
-    o_ = b_.Alloc(ws_n_ * s_.dim);
-    gate_ = b_.Alloc(ws_n_ * s_.ffn);
-    up_ = b_.Alloc(ws_n_ * s_.ffn);
-    last_ = b_.Alloc(ws_m_ * s_.dim);
-    logits_ = b_.Alloc(ws_m_ * s_.vocab);
-  }
-
-  Backend& b_;
   LlamaShape s_;
-  std::unique_ptr<Weight> embd_, out_norm_, output_;
-  std::vector<Layer> layers_;
-  int64_t ws_n_ = 0, ws_m_ = 0;
-  std::unique_ptr<Buffer> x_, h_, q_, k_, v_, attn_, o_, gate_, up_, last_, logits_;
+  std::unique_ptr<engine::LlamaModel> model_;
   std::vector<float> logits_host_;
 };
 
@@ -337,7 +289,9 @@ double Decode(Llama& m, KvCache& cache, const Streams& st, int streams, int ctx,
   std::vector<int32_t> tokens(streams), seq(streams), pos(streams), slots(streams), last(streams);
   std::vector<std::vector<int32_t>> tables(st.tables.begin(), st.tables.begin() + streams);
   double total = 0;
-  for (int step = -1; step < steps; ++step) {  // step -1: warm-up, untimed
+  // Steps -2 and -1: warm-up, untimed (with CUDA graphs: the first sighting of the step runs
+  // op by op, the second is captured, the timed ones replay).
+  for (int step = -2; step < steps; ++step) {
     const int p = ctx + std::max(step, 0);
     for (int s = 0; s < streams; ++s) {
       tokens[s] = (s * 31 + p) % 32000;
@@ -548,7 +502,9 @@ int Main(int argc, char** argv) {
         }
       }
     }
-    {
+    // Batch 1 op by op, then with CUDA graphs (the default), which the rest runs with.
+    for (bool graphs : {false, true}) {
+      engine::cuda::SetCudaGraphs(**backend, graphs);
       const int n_steps = quick ? 8 : 48;
       const double sec = Decode(m, *cache, st, 1, ctx, n_steps);
       const double per_token = sec / n_steps;
@@ -558,13 +514,25 @@ int Main(int argc, char** argv) {
       const double ceiling_tps = (bw * 1e9) / bytes;
       std::snprintf(buf, sizeof(buf), "%.1f tokens/s (%.2f ms), %.0f%% of the %.0f tokens/s ceiling",
                     1.0 / per_token, per_token * 1e3, 100.0 / per_token / ceiling_tps, ceiling_tps);
-      row("decode batch 1, context 256", buf);
+      row(graphs ? "decode batch 1, context 256, CUDA graphs" : "decode batch 1, context 256, no graphs",
+          buf);
     }
     for (int streams : stream_counts) {
       const double sec = Decode(m, *cache, st, streams, ctx, steps);
       std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms per step)", streams * steps / sec,
                     sec / steps * 1e3);
       row("decode aggregate, " + std::to_string(streams) + " streams at context 256", buf);
+    }
+    const engine::cuda::CudaGraphStats gs = engine::cuda::GetCudaGraphStats(**backend);
+    if (gs.enabled) {
+      std::snprintf(buf, sizeof(buf), "%lld captured, %lld updated, %lld steps replayed, %lld op by op",
+                    static_cast<long long>(gs.graphs_captured),
+                    static_cast<long long>(gs.graphs_updated),
+                    static_cast<long long>(gs.steps_replayed),
+                    static_cast<long long>(gs.steps_eager));
+      row("CUDA graphs", buf);
+    } else {
+      row("CUDA graphs", "off: " + gs.disabled_reason);
     }
   }
   {

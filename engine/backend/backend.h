@@ -119,6 +119,17 @@ class Backend {
   // "cpu-avx512", "cpu-avx2", "cpu-scalar", "cuda:0 NVIDIA H200", ...
   virtual std::string name() const = 0;
 
+  // Brackets the ops of one forward pass (a decode step). A device backend may hold the ops in
+  // between and launch them together: the CUDA backend captures the step as a CUDA graph the
+  // second time the same step (same shapes, buffers and metadata layout) is seen, and replays
+  // the graph after that, one launch instead of hundreds. Results are the same as without the
+  // bracket. Host spans passed to ops are copied when the op is called, as always; buffers,
+  // weights and caches the ops use must stay alive until EndStep returns. CopyToHost and
+  // CopyFromHost inside a step are allowed (they first run what was held). Steps do not nest.
+  // Default: nothing (the CPU backend runs every op when called).
+  virtual void BeginStep() {}
+  virtual void EndStep() {}
+
   // Memory.
   virtual std::unique_ptr<Buffer> Alloc(int64_t num_floats) = 0;
   virtual absl::StatusOr<std::unique_ptr<Weight>> LoadWeight(const WeightData& w) = 0;
@@ -128,6 +139,10 @@ class Backend {
 
   // out[i] = row ids[i] of `table` (dequantized). out: [ids.size(), table.cols()].
   virtual void GetRows(const Weight& table, absl::Span<const int32_t> ids, Buffer& out) = 0;
+  // out[i, :] = x[rows[i], :] for rows of width `dim` (the tokens whose logits are wanted),
+  // without a trip through the host. out: [rows.size(), dim]; must not alias x.
+  virtual void GatherRows(const Buffer& x, absl::Span<const int32_t> rows, int64_t dim,
+                          Buffer& out) = 0;
 
   // y[n, w.rows()] = x[n, w.cols()] * w^T, plus bias[w.rows()] when given.
   virtual void MatMul(const Weight& w, const Buffer& x, int64_t n, Buffer& y,
@@ -170,6 +185,18 @@ class Backend {
   virtual void DenseAttention(const Buffer& q, const Buffer& k, const Buffer& v,
                               absl::Span<const int32_t> seq_starts, int num_heads, int head_dim,
                               float scale, Buffer& out) = 0;
+};
+
+// BeginStep on construction, EndStep on destruction.
+class StepScope {
+ public:
+  explicit StepScope(Backend& b) : b_(b) { b_.BeginStep(); }
+  ~StepScope() { b_.EndStep(); }
+  StepScope(const StepScope&) = delete;
+  StepScope& operator=(const StepScope&) = delete;
+
+ private:
+  Backend& b_;
 };
 
 // The best backend on this machine: CUDA when built in and a device is present (and not

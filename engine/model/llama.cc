@@ -45,6 +45,47 @@ T OrDefault(absl::StatusOr<T> v, T def) {
   return v.ok() ? *v : def;
 }
 
+// llama.cpp's GGUF names; the output projection falls back to the tied embedding table.
+std::string GgufTensorName(LlamaTensor t, int l, bool has_output) {
+  auto blk = [l](const char* n) { return absl::StrCat("blk.", l, ".", n, ".weight"); };
+  switch (t) {
+    case LlamaTensor::kTokenEmbd: return "token_embd.weight";
+    case LlamaTensor::kOutputNorm: return "output_norm.weight";
+    case LlamaTensor::kOutput: return has_output ? "output.weight" : "token_embd.weight";
+    case LlamaTensor::kAttnNorm: return blk("attn_norm");
+    case LlamaTensor::kWq: return blk("attn_q");
+    case LlamaTensor::kWk: return blk("attn_k");
+    case LlamaTensor::kWv: return blk("attn_v");
+    case LlamaTensor::kWo: return blk("attn_output");
+    case LlamaTensor::kFfnNorm: return blk("ffn_norm");
+    case LlamaTensor::kGate: return blk("ffn_gate");
+    case LlamaTensor::kUp: return blk("ffn_up");
+    case LlamaTensor::kDown: return blk("ffn_down");
+  }
+  return "";
+}
+
+// Hugging Face LlamaForCausalLM / MistralForCausalLM names; lm_head falls back to the tied
+// embedding table.
+std::string HfTensorName(LlamaTensor t, int l, bool has_head) {
+  auto layer = [l](const char* n) { return absl::StrCat("model.layers.", l, ".", n, ".weight"); };
+  switch (t) {
+    case LlamaTensor::kTokenEmbd: return "model.embed_tokens.weight";
+    case LlamaTensor::kOutputNorm: return "model.norm.weight";
+    case LlamaTensor::kOutput: return has_head ? "lm_head.weight" : "model.embed_tokens.weight";
+    case LlamaTensor::kAttnNorm: return layer("input_layernorm");
+    case LlamaTensor::kWq: return layer("self_attn.q_proj");
+    case LlamaTensor::kWk: return layer("self_attn.k_proj");
+    case LlamaTensor::kWv: return layer("self_attn.v_proj");
+    case LlamaTensor::kWo: return layer("self_attn.o_proj");
+    case LlamaTensor::kFfnNorm: return layer("post_attention_layernorm");
+    case LlamaTensor::kGate: return layer("mlp.gate_proj");
+    case LlamaTensor::kUp: return layer("mlp.up_proj");
+    case LlamaTensor::kDown: return layer("mlp.down_proj");
+  }
+  return "";
+}
+
 }  // namespace
 
 struct LlamaModel::Workspace {
@@ -118,33 +159,11 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::FromGguf(const GgufFile&
   if (embd == nullptr) return absl::InvalidArgumentError("the model file has no token_embd.weight");
   c.vocab_size = static_cast<int>(embd->rows());
 
-  auto model = absl::WrapUnique(new LlamaModel(std::move(c), backend));
-  RETURN_IF_ERROR(model->Validate());
-  const LlamaConfig& m = model->config_;
-  const int64_t qdim = int64_t{m.num_heads} * m.head_dim;
-  const int64_t kvdim = int64_t{m.num_kv_heads} * m.head_dim;
-  ASSIGN_OR_RETURN(model->token_embd_, LoadTensor(backend, f, "token_embd.weight", m.vocab_size, m.dim));
-  ASSIGN_OR_RETURN(model->output_norm_, LoadTensor(backend, f, "output_norm.weight", 1, m.dim));
-  if (f.FindTensor("output.weight") != nullptr) {
-    ASSIGN_OR_RETURN(model->output_, LoadTensor(backend, f, "output.weight", m.vocab_size, m.dim));
-  } else {
-    ASSIGN_OR_RETURN(model->output_, LoadTensor(backend, f, "token_embd.weight", m.vocab_size, m.dim));
-  }
-  for (int l = 0; l < m.num_layers; ++l) {
-    Layer layer;
-    auto name = [&](const char* n) { return absl::StrCat("blk.", l, ".", n, ".weight"); };
-    ASSIGN_OR_RETURN(layer.attn_norm, LoadTensor(backend, f, name("attn_norm"), 1, m.dim));
-    ASSIGN_OR_RETURN(layer.wq, LoadTensor(backend, f, name("attn_q"), qdim, m.dim));
-    ASSIGN_OR_RETURN(layer.wk, LoadTensor(backend, f, name("attn_k"), kvdim, m.dim));
-    ASSIGN_OR_RETURN(layer.wv, LoadTensor(backend, f, name("attn_v"), kvdim, m.dim));
-    ASSIGN_OR_RETURN(layer.wo, LoadTensor(backend, f, name("attn_output"), m.dim, qdim));
-    ASSIGN_OR_RETURN(layer.ffn_norm, LoadTensor(backend, f, name("ffn_norm"), 1, m.dim));
-    ASSIGN_OR_RETURN(layer.w_gate, LoadTensor(backend, f, name("ffn_gate"), m.ffn_dim, m.dim));
-    ASSIGN_OR_RETURN(layer.w_up, LoadTensor(backend, f, name("ffn_up"), m.ffn_dim, m.dim));
-    ASSIGN_OR_RETURN(layer.w_down, LoadTensor(backend, f, name("ffn_down"), m.dim, m.ffn_dim));
-    model->layers_.push_back(std::move(layer));
-  }
-  return model;
+  const bool has_output = f.FindTensor("output.weight") != nullptr;
+  return FromWeights(std::move(c), backend,
+                     [&](LlamaTensor t, int l, int64_t rows, int64_t cols) {
+                       return LoadTensor(backend, f, GgufTensorName(t, l, has_output), rows, cols);
+                     });
 }
 
 namespace {
@@ -211,33 +230,36 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::FromSafetensors(
   }
   const bool tied = cfg.value("tie_word_embeddings", false);
 
-  auto model = absl::WrapUnique(new LlamaModel(std::move(c), backend));
+  const bool has_head = !tied && st.FindTensor("lm_head.weight") != nullptr;
+  return FromWeights(std::move(c), backend,
+                     [&](LlamaTensor t, int l, int64_t rows, int64_t cols) {
+                       return LoadTensor(backend, st, HfTensorName(t, l, has_head), rows, cols);
+                     });
+}
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::FromWeights(LlamaConfig config,
+                                                                    Backend* backend,
+                                                                    const TensorSource& source) {
+  auto model = absl::WrapUnique(new LlamaModel(std::move(config), backend));
   RETURN_IF_ERROR(model->Validate());
   const LlamaConfig& m = model->config_;
   const int64_t qdim = int64_t{m.num_heads} * m.head_dim;
   const int64_t kvdim = int64_t{m.num_kv_heads} * m.head_dim;
-  ASSIGN_OR_RETURN(model->token_embd_,
-                   LoadTensor(backend, st, "model.embed_tokens.weight", m.vocab_size, m.dim));
-  ASSIGN_OR_RETURN(model->output_norm_, LoadTensor(backend, st, "model.norm.weight", 1, m.dim));
-  ASSIGN_OR_RETURN(model->output_,
-                   LoadTensor(backend, st,
-                              tied || st.FindTensor("lm_head.weight") == nullptr
-                                  ? "model.embed_tokens.weight"
-                                  : "lm_head.weight",
-                              m.vocab_size, m.dim));
+  using T = LlamaTensor;
+  ASSIGN_OR_RETURN(model->token_embd_, source(T::kTokenEmbd, -1, m.vocab_size, m.dim));
+  ASSIGN_OR_RETURN(model->output_norm_, source(T::kOutputNorm, -1, 1, m.dim));
+  ASSIGN_OR_RETURN(model->output_, source(T::kOutput, -1, m.vocab_size, m.dim));
   for (int l = 0; l < m.num_layers; ++l) {
     Layer layer;
-    auto name = [&](const char* n) { return absl::StrCat("model.layers.", l, ".", n, ".weight"); };
-    ASSIGN_OR_RETURN(layer.attn_norm, LoadTensor(backend, st, name("input_layernorm"), 1, m.dim));
-    ASSIGN_OR_RETURN(layer.wq, LoadTensor(backend, st, name("self_attn.q_proj"), qdim, m.dim));
-    ASSIGN_OR_RETURN(layer.wk, LoadTensor(backend, st, name("self_attn.k_proj"), kvdim, m.dim));
-    ASSIGN_OR_RETURN(layer.wv, LoadTensor(backend, st, name("self_attn.v_proj"), kvdim, m.dim));
-    ASSIGN_OR_RETURN(layer.wo, LoadTensor(backend, st, name("self_attn.o_proj"), m.dim, qdim));
-    ASSIGN_OR_RETURN(layer.ffn_norm,
-                     LoadTensor(backend, st, name("post_attention_layernorm"), 1, m.dim));
-    ASSIGN_OR_RETURN(layer.w_gate, LoadTensor(backend, st, name("mlp.gate_proj"), m.ffn_dim, m.dim));
-    ASSIGN_OR_RETURN(layer.w_up, LoadTensor(backend, st, name("mlp.up_proj"), m.ffn_dim, m.dim));
-    ASSIGN_OR_RETURN(layer.w_down, LoadTensor(backend, st, name("mlp.down_proj"), m.dim, m.ffn_dim));
+    ASSIGN_OR_RETURN(layer.attn_norm, source(T::kAttnNorm, l, 1, m.dim));
+    ASSIGN_OR_RETURN(layer.wq, source(T::kWq, l, qdim, m.dim));
+    ASSIGN_OR_RETURN(layer.wk, source(T::kWk, l, kvdim, m.dim));
+    ASSIGN_OR_RETURN(layer.wv, source(T::kWv, l, kvdim, m.dim));
+    ASSIGN_OR_RETURN(layer.wo, source(T::kWo, l, m.dim, qdim));
+    ASSIGN_OR_RETURN(layer.ffn_norm, source(T::kFfnNorm, l, 1, m.dim));
+    ASSIGN_OR_RETURN(layer.w_gate, source(T::kGate, l, m.ffn_dim, m.dim));
+    ASSIGN_OR_RETURN(layer.w_up, source(T::kUp, l, m.ffn_dim, m.dim));
+    ASSIGN_OR_RETURN(layer.w_down, source(T::kDown, l, m.dim, m.ffn_dim));
     model->layers_.push_back(std::move(layer));
   }
   return model;
@@ -309,9 +331,30 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, KvCache& cache,
   attn.token_pos = batch.token_pos;
   attn.block_tables = batch.block_tables;
   attn.sliding_window = c.sliding_window;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
 
-  b.GetRows(*token_embd_, batch.tokens, *ws.x);
+  logits->resize(static_cast<size_t>(num_logits) * c.vocab_size);
+  {
+    StepScope step(b);  // on a GPU: one CUDA graph per recurring step shape
+    b.GetRows(*token_embd_, batch.tokens, *ws.x);
+    ForwardLayers(batch, attn, n, cache, ws);
+    if (num_logits > 0) {
+      // The rows whose logits are wanted (a few per step), normed and projected alone.
+      b.GatherRows(*ws.x, batch.logits_for, c.dim, *ws.last);
+      b.RmsNorm(*ws.last, num_logits, c.dim, *output_norm_, c.norm_eps, *ws.last);
+      b.MatMul(*output_, *ws.last, num_logits, *ws.logits);
+    }
+  }
+  if (num_logits > 0) {
+    b.CopyToHost(*ws.logits, 0, num_logits * c.vocab_size, logits->data());
+  }
+  return absl::OkStatus();
+}
+
+void LlamaModel::ForwardLayers(const ForwardBatch& batch, const PagedAttentionBatch& attn,
+                               int64_t n, KvCache& cache, Workspace& ws) {
+  const LlamaConfig& c = config_;
+  Backend& b = *backend_;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   for (int l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[l];
     b.RmsNorm(*ws.x, n, c.dim, *L.attn_norm, c.norm_eps, *ws.h);
@@ -331,18 +374,6 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, KvCache& cache,
     b.MatMul(*L.w_down, *ws.gate, n, *ws.o);
     b.Add(*ws.o, n * c.dim, *ws.x);
   }
-  logits->resize(static_cast<size_t>(num_logits) * c.vocab_size);
-  if (num_logits == 0) return absl::OkStatus();
-  // Gather the rows whose logits are wanted (a few per step), then norm and project only those.
-  std::vector<float> row(c.dim);
-  for (int64_t i = 0; i < num_logits; ++i) {
-    b.CopyToHost(*ws.x, int64_t{batch.logits_for[i]} * c.dim, c.dim, row.data());
-    b.CopyFromHost(row.data(), c.dim, *ws.last, i * c.dim);
-  }
-  b.RmsNorm(*ws.last, num_logits, c.dim, *output_norm_, c.norm_eps, *ws.last);
-  b.MatMul(*output_, *ws.last, num_logits, *ws.logits);
-  b.CopyToHost(*ws.logits, 0, num_logits * c.vocab_size, logits->data());
-  return absl::OkStatus();
 }
 
 }  // namespace tessera::engine

@@ -8,6 +8,7 @@
 #define TESSERA_ENGINE_MODEL_LLAMA_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,13 +51,29 @@ struct ForwardBatch {
   absl::Span<const int32_t> logits_for;
 };
 
+// The weights of the decoder, for LlamaModel::FromWeights. Per-layer tensors come with the layer
+// index; the others with -1.
+enum class LlamaTensor {
+  kTokenEmbd, kOutputNorm, kOutput,
+  kAttnNorm, kWq, kWk, kWv, kWo, kFfnNorm, kGate, kUp, kDown,
+};
+
 class LlamaModel {
  public:
+  // Loads tensor `t` of layer `layer` into the backend; it must be [rows, cols].
+  using TensorSource = std::function<absl::StatusOr<std::unique_ptr<Weight>>(
+      LlamaTensor t, int layer, int64_t rows, int64_t cols)>;
+
   // `file` must outlive the model (the CPU backend reads weights from the mapping).
   static absl::StatusOr<std::unique_ptr<LlamaModel>> FromGguf(const GgufFile& file,
                                                                Backend* backend);
   static absl::StatusOr<std::unique_ptr<LlamaModel>> FromSafetensors(
       const SafetensorsModel& model, Backend* backend);
+  // A model from a config and any source of weights (both loaders above use it; the GPU
+  // benchmark gives it random weights of real model shapes).
+  static absl::StatusOr<std::unique_ptr<LlamaModel>> FromWeights(LlamaConfig config,
+                                                                 Backend* backend,
+                                                                 const TensorSource& source);
 
   ~LlamaModel();
 
@@ -80,6 +97,9 @@ class LlamaModel {
   LlamaModel(LlamaConfig config, Backend* backend);
   absl::Status Validate() const;
   Workspace& GetWorkspace(int64_t num_tokens, int64_t num_logits);
+  // The decoder blocks over ws.x (the embedded tokens).
+  void ForwardLayers(const ForwardBatch& batch, const PagedAttentionBatch& attn, int64_t n,
+                     KvCache& cache, Workspace& ws);
 
   LlamaConfig config_;
   Backend* backend_;

@@ -179,6 +179,70 @@ TEST_F(CudaBackendTest, GetRowsMatchesCpuExactly) {
   }
 }
 
+TEST_F(CudaBackendTest, GatherRowsMatchesCpuExactly) {
+  std::mt19937 rng(12);
+  const int64_t dim = 4096 + 3;
+  const std::vector<float> x = RandomFloats(7 * dim, rng);
+  const std::vector<int32_t> rows = {6, 0, 2, 2, 5};
+  auto xg = Upload(*gpu_, x), xc = Upload(*cpu_, x);
+  auto og = Poisoned(*gpu_, rows.size() * dim), oc = Poisoned(*cpu_, rows.size() * dim);
+  gpu_->GatherRows(*xg, rows, dim, *og);
+  cpu_->GatherRows(*xc, rows, dim, *oc);
+  ExpectNear(Download(*gpu_, *og, rows.size() * dim), Download(*cpu_, *oc, rows.size() * dim), 0.0,
+             0.0, "GatherRows");
+}
+
+// Ops between BeginStep and EndStep are recorded, then run (op by op the first time, as a
+// captured graph the second, replayed after); every run must equal the same ops run one by one,
+// with the metadata (token ids, positions) changing between runs as in decoding.
+TEST_F(CudaBackendTest, RecordedStepsEqualOpByOpRuns) {
+  std::mt19937 rng(13);
+  const int64_t vocab = 300, dim = 256, rows = 384;
+  const std::vector<uint8_t> table = RandomWeight(DType::kBF16, vocab, dim, rng);
+  const std::vector<uint8_t> wq = RandomWeight(DType::kQ8_0, rows, dim, rng);
+  const std::vector<float> norm = RandomFloats(dim, rng, 0.5f, 1.5f);
+  auto t = Load(*gpu_, DType::kBF16, vocab, dim, table.data());
+  auto w = Load(*gpu_, DType::kQ8_0, rows, dim, wq.data());
+  auto nw = LoadF32(*gpu_, norm);
+  const int64_t n = 3;
+  auto x = gpu_->Alloc(n * dim), h = gpu_->Alloc(n * dim), y = gpu_->Alloc(n * rows),
+       last = gpu_->Alloc(2 * rows);
+  RopeParams rope;
+  auto run = [&](int step) {
+    const std::vector<int32_t> ids = {step % 300, (step * 7 + 1) % 300, (step * 13 + 2) % 300};
+    const std::vector<int32_t> pos = {step, step + 5, 2 * step};
+    const std::vector<int32_t> want = {2, step % 3};
+    StepScope scope(*gpu_);
+    for (int layer = 0; layer < 4; ++layer) {  // enough ops for a graph
+      gpu_->GetRows(*t, ids, *x);
+      gpu_->RmsNorm(*x, n, dim, *nw, 1e-5f, *h);
+      gpu_->Rope(*h, pos, 4, 64, rope);
+      gpu_->MatMul(*w, *h, n, *y);
+      gpu_->SiluMul(*y, *y, n * rows);
+    }
+    gpu_->GatherRows(*y, want, rows, *last);
+  };
+  auto out = [&] { return Download(*gpu_, *last, 2 * rows); };
+  std::vector<std::vector<float>> eager, graphed;
+  cuda::SetCudaGraphs(*gpu_, false);
+  for (int step = 0; step < 6; ++step) {
+    run(step);
+    eager.push_back(out());
+  }
+  cuda::SetCudaGraphs(*gpu_, true);
+  for (int step = 0; step < 6; ++step) {
+    run(step);
+    graphed.push_back(out());
+  }
+  for (int step = 0; step < 6; ++step) {
+    ExpectNear(graphed[step], eager[step], 0.0, 0.0, absl::StrCat("step ", step));
+  }
+  const cuda::CudaGraphStats stats = cuda::GetCudaGraphStats(*gpu_);
+  EXPECT_TRUE(stats.enabled) << stats.disabled_reason;
+  EXPECT_EQ(stats.graphs_captured, 1);
+  EXPECT_EQ(stats.steps_replayed, 5);  // steps 1..5: captured once, replayed after
+}
+
 TEST_F(CudaBackendTest, MatMulMatchesCpuForEveryTypeAndBatchSize) {
   std::mt19937 rng(3);
   const int64_t rows = 200, cols = 512;

@@ -144,6 +144,16 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void GatherRows(const Buffer& x, absl::Span<const int32_t> rows, int64_t dim,
+                  Buffer& out) override {
+    CPU_CHECK(dim >= 0 && static_cast<int64_t>(rows.size()) * dim <= out.size());
+    CPU_CHECK(x.data() != out.data() || rows.empty());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      CPU_CHECK(rows[i] >= 0 && (rows[i] + int64_t{1}) * dim <= x.size());
+      std::memcpy(out.data() + i * dim, x.data() + rows[i] * dim, dim * sizeof(float));
+    }
+  }
+
   void MatMul(const Weight& weight, const Buffer& x, int64_t n, Buffer& y,
               const Weight* bias) override {
     const CpuWeight& w = AsCpu(weight);

@@ -208,6 +208,24 @@ TEST_P(CpuBackendTest, GetRowsDequantizes) {
   }
 }
 
+TEST_P(CpuBackendTest, GatherRowsCopiesTheWantedRows) {
+  const int64_t dim = 67;
+  std::vector<float> x(9 * dim);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) * 0.5f;
+  auto xb = backend_->Alloc(x.size());
+  backend_->CopyFromHost(x.data(), x.size(), *xb);
+  const std::vector<int32_t> rows = {8, 0, 3, 3};
+  auto out = Poisoned(*backend_, rows.size() * dim + 5);
+  backend_->GatherRows(*xb, rows, dim, *out);
+  const std::vector<float> y = Download(*backend_, *out, rows.size() * dim + 5);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    for (int64_t c = 0; c < dim; ++c) ASSERT_EQ(y[i * dim + c], x[rows[i] * dim + c]);
+  }
+  for (int64_t e = rows.size() * dim; e < static_cast<int64_t>(y.size()); ++e) {
+    EXPECT_TRUE(std::isnan(y[e])) << "element " << e << " past the gathered rows was written";
+  }
+}
+
 TEST_P(CpuBackendTest, ElementwiseOps) {
   for (int64_t n : {1, 17, 100003}) {
     const std::vector<float> a = Random(rng_, n, -4, 4), b = Random(rng_, n, -4, 4);

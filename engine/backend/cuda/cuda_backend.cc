@@ -11,11 +11,17 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <functional>
+#include <initializer_list>
+#include <optional>
+#include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "engine/backend/cuda/kernels.h"
+#include "engine/backend/cuda/step_recorder.h"
 #include "engine/model/dtype.h"
 
 namespace tessera::engine::cuda {
@@ -58,7 +64,9 @@ class DevicePool {
  public:
   ~DevicePool() { Trim(); }
 
-  void* Allocate(size_t bytes) {
+  // A cached block or a new cudaMalloc; null when the device is out of memory (the caller may
+  // Trim, once no queued work can still use a cached block, and try again).
+  void* TryAllocate(size_t bytes) {
     const size_t size = Round(bytes);
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -72,8 +80,7 @@ class DevicePool {
     void* p = nullptr;
     if (cudaMalloc(&p, size) != cudaSuccess) {
       cudaGetLastError();
-      Trim();  // give cached blocks back and try once more
-      CUDA_OK(cudaMalloc(&p, size));
+      return nullptr;
     }
     return p;
   }
@@ -192,6 +199,7 @@ class Scratch {
   ~Scratch() {
     if (dev_ != nullptr) cudaFree(dev_);
   }
+  size_t capacity() const { return capacity_; }
   void* Get(size_t bytes) {
     if (bytes > capacity_) {
       if (dev_ != nullptr) CUDA_OK(cudaFree(dev_));  // synchronises
@@ -209,22 +217,53 @@ class Scratch {
 WType ToWType(DType t) { return static_cast<WType>(static_cast<int>(t)); }
 
 enum Meta { kIds, kPositions, kSlots, kTokSeq, kTokPos, kTables, kTableStart, kSeqStarts, kSeqOf,
-            kTileFirst, kTileCount, kNumMeta };
+            kTileFirst, kTileCount, kGather, kNumMeta };
+
+// What an op's launch returned: a CUDA error or a cuBLAS status.
+struct OpStatus {
+  cudaError_t cuda = cudaSuccess;
+  int blas = 0;
+  bool ok() const { return cuda == cudaSuccess && blas == 0; }
+  std::string ToString() const {
+    if (cuda != cudaSuccess) {
+      return absl::StrCat(cudaGetErrorName(cuda), " (", cudaGetErrorString(cuda), ")");
+    }
+    return absl::StrCat("cuBLAS status ", blas, " (", BlasStatusString(blas), ")");
+  }
+};
+inline OpStatus ToOpStatus(cudaError_t e) { return OpStatus{e, 0}; }
+inline OpStatus ToOpStatus(int blas) { return OpStatus{cudaSuccess, blas}; }
+
+// Metadata values the step arena holds (4 MiB pinned on the host, as much on the device).
+constexpr int64_t kArenaValues = int64_t{1} << 20;
+// Recorded steps with fewer ops run eagerly: a graph would not pay for itself.
+constexpr size_t kMinGraphOps = 8;
 
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, std::string device_name, int sm_count, cudaStream_t stream,
-              void* cublas, void* cublas_workspace)
+              void* cublas, void* cublas_workspace, bool graphs)
       : device_(device),
         sm_count_(sm_count),
         device_name_(std::move(device_name)),
         stream_(stream),
         cublas_(cublas),
-        cublas_workspace_(cublas_workspace) {}
+        cublas_workspace_(cublas_workspace) {
+    stats_.enabled = graphs;
+    if (!graphs) stats_.disabled_reason = "turned off (TESSERA_CUDA_GRAPHS=0 or the options)";
+  }
 
   ~CudaBackend() override {
     cudaSetDevice(device_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      FlushRecorded();
+    }
     cudaStreamSynchronize(stream_);
+    for (cudaGraphExec_t e : graphs_.Clear()) cudaGraphExecDestroy(e);
+    if (arena_copied_ != nullptr) cudaEventDestroy(arena_copied_);
+    if (arena_dev_ != nullptr) cudaFree(arena_dev_);
+    if (arena_host_ != nullptr) cudaFreeHost(arena_host_);
     if (pinned_ != nullptr) cudaFreeHost(pinned_);
     BlasDestroy(cublas_);
     cudaFree(cublas_workspace_);
@@ -232,6 +271,19 @@ class CudaBackend final : public Backend {
   }
 
   std::string name() const override { return absl::StrCat("cuda:", device_, " ", device_name_); }
+
+  CudaGraphStats graph_stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+
+  void SetGraphs(bool on) {
+    auto lock = Enter();
+    FlushRecorded();
+    recording_ = false;  // from the next BeginStep on
+    stats_.enabled = on;
+    stats_.disabled_reason = on ? "" : "turned off by SetCudaGraphs";
+  }
 
   // Takes the op lock and makes this backend's device current on the calling thread (the
   // current device is per thread; the scheduler's threads start on device 0).
@@ -241,11 +293,38 @@ class CudaBackend final : public Backend {
     return lock;
   }
 
+  void BeginStep() override {
+    auto lock = Enter();
+    FlushRecorded();  // another thread's step, if any, runs now
+    recording_ = stats_.enabled && EnsureArena();
+    step_thread_ = std::this_thread::get_id();
+  }
+
+  void EndStep() override {
+    auto lock = Enter();
+    if (recording_ && step_thread_ == std::this_thread::get_id()) {
+      FlushRecorded();
+      recording_ = false;
+    }
+  }
+
   std::unique_ptr<Buffer> Alloc(int64_t num_floats) override {
     CU_CHECK(num_floats >= 0);
     auto lock = Enter();
-    auto* p = static_cast<float*>(pool_->Allocate(CudaBuffer::BytesOf(num_floats)));
-    return std::make_unique<CudaBuffer>(pool_, p, num_floats);
+    const size_t bytes = CudaBuffer::BytesOf(num_floats);
+    void* p = pool_->TryAllocate(bytes);
+    if (p == nullptr) {
+      // Give the cached blocks back once nothing queued can use them, and try once more.
+      FlushRecorded();
+      CUDA_OK(cudaStreamSynchronize(stream_));
+      pool_->Trim();
+      p = pool_->TryAllocate(bytes);
+      if (p == nullptr) {
+        CheckFailed(__FILE__, __LINE__,
+                    absl::StrCat("out of device memory allocating ", bytes, " bytes"));
+      }
+    }
+    return std::make_unique<CudaBuffer>(pool_, static_cast<float*>(p), num_floats);
   }
 
   absl::StatusOr<std::unique_ptr<Weight>> LoadWeight(const WeightData& w) override {
@@ -253,6 +332,7 @@ class CudaBackend final : public Backend {
     if (!row_bytes.ok()) return row_bytes.status();
     const size_t bytes = static_cast<size_t>(w.rows) * *row_bytes;
     auto lock = Enter();
+    FlushRecorded();
     void* dev = nullptr;
     if (cudaError_t err = cudaMalloc(&dev, bytes); err != cudaSuccess) {
       cudaGetLastError();
@@ -294,6 +374,7 @@ class CudaBackend final : public Backend {
     const int64_t layer_stride = *stride;
     const size_t bytes = static_cast<size_t>(2 * s.num_layers * layer_stride) * sizeof(uint16_t);
     auto lock = Enter();
+    FlushRecorded();
     void* p = nullptr;
     if (cudaError_t err = cudaMalloc(&p, bytes); err != cudaSuccess) {
       cudaGetLastError();
@@ -309,6 +390,7 @@ class CudaBackend final : public Backend {
     CU_CHECK(n >= 0 && dst_offset >= 0 && dst_offset + n <= dst.size());
     if (n == 0) return;
     auto lock = Enter();
+    FlushRecorded();
     CUDA_OK(cudaMemcpyAsync(dst.data() + dst_offset, src, n * sizeof(float),
                             cudaMemcpyHostToDevice, stream_));
   }
@@ -316,6 +398,7 @@ class CudaBackend final : public Backend {
   void CopyToHost(const Buffer& src, int64_t src_offset, int64_t n, float* dst) override {
     CU_CHECK(n >= 0 && src_offset >= 0 && src_offset + n <= src.size());
     auto lock = Enter();
+    FlushRecorded();
     const size_t bytes = static_cast<size_t>(n) * sizeof(float);
     if (n > 0 && bytes <= kMaxPinnedBytes) {
       // Through pinned staging memory: a pageable copy is several times slower (logits).
@@ -344,9 +427,21 @@ class CudaBackend final : public Backend {
     for (int32_t id : ids) CU_CHECK(id >= 0 && id < t.rows());
     if (ids.empty()) return;
     auto lock = Enter();
-    const int32_t* d_ids = meta_[kIds].Upload(ids.data(), ids.size(), stream_);
-    CUDA_OK(LaunchGetRows(ToWType(t.type()), t.data(), t.row_bytes(), cols, d_ids, ids.size(),
-                          out.data(), stream_));
+    const bool rec = Record({ids.size()});
+    Launch(rec, &LaunchGetRows, ToWType(t.type()), t.data(), static_cast<int64_t>(t.row_bytes()),
+           cols, DevMeta(rec, kIds, ids), static_cast<int64_t>(ids.size()), out.data());
+  }
+
+  void GatherRows(const Buffer& x, absl::Span<const int32_t> rows, int64_t dim,
+                  Buffer& out) override {
+    CU_CHECK(dim >= 0 && static_cast<int64_t>(rows.size()) * dim <= out.size());
+    CU_CHECK(x.data() != out.data() || rows.empty());
+    for (int32_t r : rows) CU_CHECK(r >= 0 && (r + int64_t{1}) * dim <= x.size());
+    if (rows.empty() || dim == 0) return;
+    auto lock = Enter();
+    const bool rec = Record({rows.size()});
+    Launch(rec, &LaunchGatherRows, static_cast<const float*>(x.data()), DevMeta(rec, kGather, rows),
+           static_cast<int64_t>(rows.size()), dim, out.data());
   }
 
   void MatMul(const Weight& weight, const Buffer& x, int64_t n, Buffer& y,
@@ -362,40 +457,50 @@ class CudaBackend final : public Backend {
         w.type() == DType::kF32 || w.type() == DType::kF16 || w.type() == DType::kBF16;
     const int64_t matvec_max = is_float ? kMatVecMaxRowsFloat : kMatVecMaxRowsQuant;
     auto lock = Enter();
+    const bool rec = Record({});
+    const auto row_bytes = static_cast<int64_t>(w.row_bytes());
     if (n <= matvec_max && MatVecSupported(type, k)) {
-      CUDA_OK(LaunchMatVec(type, w.data(), w.row_bytes(), rows, k, x.data(), n, b, y.data(),
-                           stream_));
+      Launch(rec, &LaunchMatVec, type, w.data(), row_bytes, rows, k,
+             static_cast<const float*>(x.data()), n, b, y.data());
       return;
     }
     if (w.type() == DType::kF32) {
-      CUBLAS_OK(BlasMatMulF32(cublas_, rows, n, k, static_cast<const float*>(w.data()), x.data(),
-                              y.data()));
+      Launch(rec, +[](void* h, int64_t r, int64_t nn, int64_t kk, const float* wp, const float* xp,
+                      float* yp, cudaStream_t) { return BlasMatMulF32(h, r, nn, kk, wp, xp, yp); },
+             cublas_, rows, n, k, static_cast<const float*>(w.data()),
+             static_cast<const float*>(x.data()), y.data());
     } else {
       const HalfKind kind = w.type() == DType::kF16 ? HalfKind::kF16 : HalfKind::kBF16;
-      void* xh = act_scratch_.Get(static_cast<size_t>(n * k) * 2);
-      CUDA_OK(LaunchConvertF32(x.data(), n * k, kind, xh, stream_));
+      void* xh = ScratchFor(act_scratch_, static_cast<size_t>(n * k) * 2);
+      Launch(rec, &LaunchConvertF32, static_cast<const float*>(x.data()), n * k, kind, xh);
       const void* wh = w.data();
       if (!is_float) {
-        void* deq = weight_scratch_.Get(static_cast<size_t>(rows * k) * 2);
-        CUDA_OK(LaunchDequantize(type, w.data(), w.row_bytes(), rows, k, kind, deq, stream_));
+        void* deq = ScratchFor(weight_scratch_, static_cast<size_t>(rows * k) * 2);
+        Launch(rec, &LaunchDequantize, type, w.data(), row_bytes, rows, k, kind, deq);
         wh = deq;
       }
-      CUBLAS_OK(BlasMatMulHalf(cublas_, kind, rows, n, k, wh, xh, y.data()));
+      Launch(rec, +[](void* h, HalfKind kd, int64_t r, int64_t nn, int64_t kk, const void* wp,
+                      const void* xp, float* yp, cudaStream_t) {
+               return BlasMatMulHalf(h, kd, r, nn, kk, wp, xp, yp);
+             },
+             cublas_, kind, rows, n, k, wh, static_cast<const void*>(xh), y.data());
     }
-    if (b != nullptr) CUDA_OK(LaunchAddRow(b, n, rows, y.data(), stream_));
+    if (b != nullptr) Launch(rec, &LaunchAddRow, b, n, rows, y.data());
   }
 
   void Add(const Buffer& x, int64_t n, Buffer& y) override {
     CU_CHECK(n >= 0 && x.size() >= n && y.size() >= n);
     auto lock = Enter();
-    CUDA_OK(LaunchAdd(x.data(), n, y.data(), stream_));
+    const bool rec = Record({});
+    Launch(rec, &LaunchAdd, static_cast<const float*>(x.data()), n, y.data());
   }
 
   void AddRow(const Weight& row, int64_t n, Buffer& y) override {
     const CudaWeight& r = AsCuda(row);
     CU_CHECK(r.rows() == 1 && n >= 0 && y.size() >= n * r.cols());
     auto lock = Enter();
-    CUDA_OK(LaunchAddRow(r.row_f32(), n, r.cols(), y.data(), stream_));
+    const bool rec = Record({});
+    Launch(rec, &LaunchAddRow, r.row_f32(), n, r.cols(), y.data());
   }
 
   void RmsNorm(const Buffer& x, int64_t n, int64_t dim, const Weight& weight, float eps,
@@ -403,7 +508,9 @@ class CudaBackend final : public Backend {
     const CudaWeight& w = AsCuda(weight);
     CU_CHECK(w.rows() == 1 && w.cols() == dim && x.size() >= n * dim && out.size() >= n * dim);
     auto lock = Enter();
-    CUDA_OK(LaunchRmsNorm(x.data(), n, dim, w.row_f32(), eps, out.data(), stream_));
+    const bool rec = Record({});
+    Launch(rec, &LaunchRmsNorm, static_cast<const float*>(x.data()), n, dim, w.row_f32(), eps,
+           out.data());
   }
 
   void LayerNorm(const Buffer& x, int64_t n, int64_t dim, const Weight& gamma, const Weight& beta,
@@ -413,20 +520,23 @@ class CudaBackend final : public Backend {
     CU_CHECK(g.rows() == 1 && g.cols() == dim && bt.rows() == 1 && bt.cols() == dim);
     CU_CHECK(x.size() >= n * dim && out.size() >= n * dim);
     auto lock = Enter();
-    CUDA_OK(LaunchLayerNorm(x.data(), n, dim, g.row_f32(), bt.row_f32(), eps, out.data(),
-                            stream_));
+    const bool rec = Record({});
+    Launch(rec, &LaunchLayerNorm, static_cast<const float*>(x.data()), n, dim, g.row_f32(),
+           bt.row_f32(), eps, out.data());
   }
 
   void SiluMul(Buffer& gate, const Buffer& up, int64_t n) override {
     CU_CHECK(n >= 0 && gate.size() >= n && up.size() >= n);
     auto lock = Enter();
-    CUDA_OK(LaunchSiluMul(gate.data(), up.data(), n, stream_));
+    const bool rec = Record({});
+    Launch(rec, &LaunchSiluMul, gate.data(), static_cast<const float*>(up.data()), n);
   }
 
   void Gelu(Buffer& x, int64_t n) override {
     CU_CHECK(n >= 0 && x.size() >= n);
     auto lock = Enter();
-    CUDA_OK(LaunchGelu(x.data(), n, stream_));
+    const bool rec = Record({});
+    Launch(rec, &LaunchGelu, x.data(), n);
   }
 
   void Rope(Buffer& x, absl::Span<const int32_t> positions, int num_heads, int head_dim,
@@ -437,10 +547,10 @@ class CudaBackend final : public Backend {
     CU_CHECK(x.size() >= static_cast<int64_t>(positions.size()) * width);
     if (positions.empty()) return;
     auto lock = Enter();
-    const int32_t* d_pos = meta_[kPositions].Upload(positions.data(), positions.size(), stream_);
-    CUDA_OK(LaunchRope(x.data(), d_pos, positions.size(), num_heads, head_dim, rd,
-                       params.style == RopeStyle::kNeox, params.theta, params.freq_scale,
-                       stream_));
+    const bool rec = Record({positions.size()});
+    Launch(rec, &LaunchRope, x.data(), DevMeta(rec, kPositions, positions),
+           static_cast<int64_t>(positions.size()), num_heads, head_dim, rd,
+           params.style == RopeStyle::kNeox, params.theta, params.freq_scale);
   }
 
   void WriteKv(KvCache& cache, int layer, const Buffer& k, const Buffer& v,
@@ -453,8 +563,10 @@ class CudaBackend final : public Backend {
     for (int32_t s : slots) CU_CHECK(s >= 0 && s < c.num_slots());
     if (n == 0) return;
     auto lock = Enter();
-    const int32_t* d_slots = meta_[kSlots].Upload(slots.data(), slots.size(), stream_);
-    CUDA_OK(LaunchWriteKv(k.data(), v.data(), d_slots, n, kd, c.k(layer), c.v(layer), stream_));
+    const bool rec = Record({slots.size()});
+    Launch(rec, &LaunchWriteKv, static_cast<const float*>(k.data()),
+           static_cast<const float*>(v.data()), DevMeta(rec, kSlots, slots), n, kd, c.k(layer),
+           c.v(layer));
   }
 
   void PagedAttention(const KvCache& cache, int layer, const Buffer& q,
@@ -488,23 +600,6 @@ class CudaBackend final : public Backend {
     }
     if (tokens == 0) return;
     if (flat.empty()) flat.push_back(0);
-    auto lock = Enter();
-    PagedAttentionArgs a;
-    a.kc = c.k(layer);
-    a.vc = c.v(layer);
-    a.q = q.data();
-    a.out = out.data();
-    a.token_seq = meta_[kTokSeq].Upload(batch.token_seq.data(), tokens, stream_);
-    a.token_pos = meta_[kTokPos].Upload(batch.token_pos.data(), tokens, stream_);
-    a.tables = meta_[kTables].Upload(flat.data(), flat.size(), stream_);
-    a.table_start = meta_[kTableStart].Upload(starts.data(), starts.size(), stream_);
-    a.num_tokens = tokens;
-    a.num_heads = num_heads;
-    a.num_kv_heads = s.num_kv_heads;
-    a.head_dim = s.head_dim;
-    a.block_size = s.block_size;
-    a.sliding_window = batch.sliding_window;
-    a.scale = scale;
     // Tiles: runs of consecutive tokens of one sequence, tokens_per_tile at a time, times
     // groups of heads_per_block query heads of one kv head. Tiled when there is a prefill run
     // (keys shared by several tokens) or enough tiles to fill the GPU; otherwise (a few decode
@@ -526,13 +621,41 @@ class CudaBackend final : public Backend {
       t = e;
     }
     const int64_t blocks = static_cast<int64_t>(tile_first.size()) * (num_heads / hpb);
-    if (prefill || blocks >= 2 * sm_count_) {
+    const bool tiled = prefill || blocks >= 2 * sm_count_;
+    auto lock = Enter();
+    const bool rec = Record({static_cast<size_t>(tokens), static_cast<size_t>(tokens), flat.size(),
+                             starts.size(), tiled ? tile_first.size() : 0,
+                             tiled ? tile_count.size() : 0});
+    PagedAttentionArgs a;
+    std::memset(static_cast<void*>(&a), 0, sizeof(a));  // padding too: the struct is part of the step's signature
+    a.kc = c.k(layer);
+    a.vc = c.v(layer);
+    a.q = q.data();
+    a.out = out.data();
+    a.token_seq = DevMeta(rec, kTokSeq, batch.token_seq);
+    a.token_pos = DevMeta(rec, kTokPos, batch.token_pos);
+    a.tables = DevMeta(rec, kTables, flat);
+    a.table_start = DevMeta(rec, kTableStart, starts);
+    a.num_tokens = tokens;
+    a.num_heads = num_heads;
+    a.num_kv_heads = s.num_kv_heads;
+    a.head_dim = s.head_dim;
+    a.block_size = s.block_size;
+    a.sliding_window = batch.sliding_window;
+    a.scale = scale;
+    a.tile_first = nullptr;
+    a.tile_count = nullptr;
+    a.num_tiles = 0;
+    a.heads_per_block = 1;
+    if (tiled) {
       a.heads_per_block = hpb;
       a.num_tiles = tile_first.size();
-      a.tile_first = meta_[kTileFirst].Upload(tile_first.data(), tile_first.size(), stream_);
-      a.tile_count = meta_[kTileCount].Upload(tile_count.data(), tile_count.size(), stream_);
+      a.tile_first = DevMeta(rec, kTileFirst, tile_first);
+      a.tile_count = DevMeta(rec, kTileCount, tile_count);
     }
-    CUDA_OK(LaunchPagedAttention(a, stream_));
+    Launch(rec, +[](PagedAttentionArgs args, cudaStream_t st) {
+      return LaunchPagedAttention(args, st);
+    }, a);
   }
 
   void DenseAttention(const Buffer& q, const Buffer& k, const Buffer& v,
@@ -550,13 +673,187 @@ class CudaBackend final : public Backend {
     }
     if (tokens == 0) return;
     auto lock = Enter();
-    const int32_t* d_starts = meta_[kSeqStarts].Upload(seq_starts.data(), seq_starts.size(), stream_);
-    const int32_t* d_seq_of = meta_[kSeqOf].Upload(seq_of.data(), seq_of.size(), stream_);
-    CUDA_OK(LaunchDenseAttention(q.data(), k.data(), v.data(), d_starts, d_seq_of, tokens,
-                                 num_heads, head_dim, scale, out.data(), stream_));
+    const bool rec = Record({seq_starts.size(), seq_of.size()});
+    Launch(rec, &LaunchDenseAttention, static_cast<const float*>(q.data()),
+           static_cast<const float*>(k.data()), static_cast<const float*>(v.data()),
+           DevMeta(rec, kSeqStarts, seq_starts), DevMeta(rec, kSeqOf, seq_of), tokens, num_heads,
+           head_dim, scale, out.data());
   }
 
  private:
+  // ---- recording a step (see step_recorder.h) ----
+
+  bool Recording() const {
+    return recording_ && step_thread_ == std::this_thread::get_id();
+  }
+
+  // The pinned host arena, its device copy and the event marking the copy's completion; false
+  // (graphs then stay off, with the reason in stats_) when they cannot be allocated.
+  bool EnsureArena() {
+    if (arena_ != nullptr) return true;
+    const size_t bytes = kArenaValues * sizeof(int32_t);
+    cudaError_t err = cudaMallocHost(reinterpret_cast<void**>(&arena_host_), bytes);
+    if (err == cudaSuccess) err = cudaMalloc(reinterpret_cast<void**>(&arena_dev_), bytes);
+    if (err == cudaSuccess) err = cudaEventCreateWithFlags(&arena_copied_, cudaEventDisableTiming);
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      DisableGraphs(absl::StrCat("allocating the step arena: ", cudaGetErrorString(err)));
+      return false;
+    }
+    arena_ = std::make_unique<MetaArena>(arena_host_, kArenaValues);
+    return true;
+  }
+
+  // Whether the op about to be issued is recorded (true) or run now (false). `meta` lists the
+  // sizes of the metadata it will stage: when they do not fit what is left of the arena, what
+  // was recorded runs first; an op whose metadata exceeds the whole arena runs eagerly. An op
+  // from another thread than the step's runs eagerly, after what was recorded.
+  bool Record(std::initializer_list<size_t> meta) {
+    if (!recording_) return false;
+    if (!Recording()) {
+      FlushRecorded();
+      return false;
+    }
+    int64_t need = 0;
+    for (size_t n : meta) need += MetaArena::Reserve(static_cast<int64_t>(n));
+    if (arena_->used() + need > arena_->capacity()) FlushRecorded();
+    if (need > arena_->capacity()) return false;
+    if (arena_in_flight_) {
+      // The host arena is being copied to the device for what ran before: wait for that copy.
+      CUDA_OK(cudaEventSynchronize(arena_copied_));
+      arena_in_flight_ = false;
+    }
+    return true;
+  }
+
+  // The device address of `host` metadata for an op: staged in the step arena when the op is
+  // recorded (copied before the step runs), else copied now (skipped when unchanged).
+  const int32_t* DevMeta(bool record, Meta kind, absl::Span<const int32_t> host) {
+    if (!record) return meta_[kind].Upload(host.data(), host.size(), stream_);
+    std::optional<int64_t> off = arena_->Stage(kind, host.data(), host.size());
+    CU_CHECK(off.has_value());  // Record() made room
+    return arena_dev_ + *off;
+  }
+
+  // Scratch space for an op: grown (which frees the old block) only after the recorded ops that
+  // use the old block have run.
+  void* ScratchFor(Scratch& scratch, size_t bytes) {
+    if (bytes > scratch.capacity()) FlushRecorded();
+    return scratch.Get(bytes);
+  }
+
+  // Issues `fn(args..., stream)` now, or records it (with its arguments as its signature). fn is
+  // a launcher of kernels.h or a captureless lambda; every argument is a plain value, so two
+  // recorded steps with equal signatures launch the same kernels with the same arguments.
+  template <typename R, typename... P, typename... Args>
+  void Launch(bool record, R (*fn)(P...), Args... args) {
+    if (!record) {
+      const OpStatus st = ToOpStatus(fn(args..., stream_));
+      if (!st.ok()) CheckFailed(__FILE__, __LINE__, "launching an op: " + st.ToString());
+      return;
+    }
+    sig_.Add(reinterpret_cast<uintptr_t>(fn), args...);
+    ops_.push_back([fn, args..., stream = stream_]() { return ToOpStatus(fn(args..., stream)); });
+  }
+
+  // Runs what was recorded: replays the graph of an equal earlier step, captures one the
+  // second time a step is seen, or launches the ops one by one.
+  void FlushRecorded() {
+    if (ops_.empty()) {
+      sig_.Clear();
+      if (arena_ != nullptr) arena_->Reset();
+      return;
+    }
+    if (arena_->used() > 0) {
+      CUDA_OK(cudaMemcpyAsync(arena_dev_, arena_host_, arena_->used() * sizeof(int32_t),
+                              cudaMemcpyHostToDevice, stream_));
+      CUDA_OK(cudaEventRecord(arena_copied_, stream_));
+      arena_in_flight_ = true;
+    }
+    cudaGraphExec_t exec = nullptr;
+    GraphAction action = GraphAction::kEager;
+    if (stats_.enabled && ops_.size() >= kMinGraphOps) action = graphs_.Decide(sig_.bytes(), &exec);
+    bool done = false;
+    if (action == GraphAction::kReplay) {
+      CUDA_OK(cudaGraphLaunch(exec, stream_));
+      ++stats_.steps_replayed;
+      done = true;
+    } else if (action == GraphAction::kCapture) {
+      done = CaptureAndLaunch();
+    }
+    if (!done) {
+      for (const auto& op : ops_) {
+        const OpStatus st = op();
+        if (!st.ok()) CheckFailed(__FILE__, __LINE__, "launching an op: " + st.ToString());
+      }
+      ++stats_.steps_eager;
+    }
+    ops_.clear();
+    sig_.Clear();
+    arena_->Reset();
+  }
+
+  // Captures the recorded ops as a graph, updates the most recent graph to it (same topology)
+  // or instantiates a new one, and launches it. False (graphs turned off for this backend, with
+  // the reason kept) when capture fails; nothing has run then.
+  bool CaptureAndLaunch() {
+    cudaError_t err = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      DisableGraphs(absl::StrCat("cudaStreamBeginCapture: ", cudaGetErrorString(err)));
+      return false;
+    }
+    OpStatus st;
+    for (const auto& op : ops_) {
+      st = op();
+      if (!st.ok()) break;
+    }
+    cudaGraph_t graph = nullptr;
+    err = cudaStreamEndCapture(stream_, &graph);
+    if (!st.ok() || err != cudaSuccess || graph == nullptr) {
+      if (graph != nullptr) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      DisableGraphs(!st.ok() ? "an op failed under capture: " + st.ToString()
+                             : absl::StrCat("cudaStreamEndCapture: ", cudaGetErrorString(err)));
+      return false;
+    }
+    cudaGraphExec_t exec = nullptr;
+    if (std::optional<cudaGraphExec_t> recent = graphs_.MostRecent()) {
+      cudaGraphExecUpdateResultInfo info;
+      if (cudaGraphExecUpdate(*recent, graph, &info) == cudaSuccess) {
+        exec = *recent;
+        graphs_.Rekey(sig_.bytes());
+        ++stats_.graphs_updated;
+      } else {
+        cudaGetLastError();  // a different topology: instantiate instead
+      }
+    }
+    if (exec == nullptr) {
+      err = cudaGraphInstantiate(&exec, graph, 0);
+      if (err != cudaSuccess) {
+        cudaGetLastError();
+        cudaGraphDestroy(graph);
+        DisableGraphs(absl::StrCat("cudaGraphInstantiate: ", cudaGetErrorString(err)));
+        return false;
+      }
+      for (cudaGraphExec_t old : graphs_.Insert(sig_.bytes(), exec)) {
+        CUDA_OK(cudaGraphExecDestroy(old));
+      }
+      ++stats_.graphs_captured;
+    }
+    cudaGraphDestroy(graph);
+    CUDA_OK(cudaGraphLaunch(exec, stream_));
+    ++stats_.steps_replayed;
+    return true;
+  }
+
+  void DisableGraphs(std::string why) {
+    std::fprintf(stderr, "cuda backend: CUDA graphs turned off: %s\n", why.c_str());
+    stats_.enabled = false;
+    stats_.disabled_reason = std::move(why);
+    recording_ = false;
+  }
+
   const int device_;
   const int sm_count_;  // multiprocessors, for work-split choices
   const std::string device_name_;
@@ -572,6 +869,19 @@ class CudaBackend final : public Backend {
   void* pinned_ ABSL_GUARDED_BY(mu_) = nullptr;  // cudaMallocHost staging for CopyToHost
   size_t pinned_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   Scratch weight_scratch_ ABSL_GUARDED_BY(mu_);
+
+  // The step being recorded (between BeginStep and EndStep, by step_thread_).
+  bool recording_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread::id step_thread_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<OpStatus()>> ops_ ABSL_GUARDED_BY(mu_);
+  OpSignature sig_ ABSL_GUARDED_BY(mu_);
+  int32_t* arena_host_ = nullptr;  // pinned
+  int32_t* arena_dev_ = nullptr;
+  cudaEvent_t arena_copied_ = nullptr;
+  bool arena_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  std::unique_ptr<MetaArena> arena_ ABSL_GUARDED_BY(mu_);
+  GraphCache<cudaGraphExec_t> graphs_ ABSL_GUARDED_BY(mu_);
+  CudaGraphStats stats_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
@@ -637,8 +947,21 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOpti
     cudaStreamDestroy(stream);
     return absl::InternalError(absl::StrCat("creating the cuBLAS handle: ", BlasStatusString(st)));
   }
+  bool graphs = options.graphs;
+  if (const char* env = std::getenv("TESSERA_CUDA_GRAPHS"); env != nullptr && std::string(env) == "0") {
+    graphs = false;
+  }
   return std::make_unique<CudaBackend>(options.device, prop.name, prop.multiProcessorCount, stream,
-                                       cublas, workspace);
+                                       cublas, workspace, graphs);
+}
+
+CudaGraphStats GetCudaGraphStats(Backend& backend) {
+  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) return cuda->graph_stats();
+  return CudaGraphStats{};
+}
+
+void SetCudaGraphs(Backend& backend, bool on) {
+  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetGraphs(on);
 }
 
 }  // namespace tessera::engine::cuda

@@ -11,6 +11,15 @@
 // (token ids, positions, slots, block tables) is copied to the device on the same stream, and
 // skipped when it equals what is already there (the layers of one forward pass share it).
 //
+// Steps (Backend::BeginStep/EndStep, one forward pass): the ops in between are recorded, not
+// launched, with their metadata laid out in one pinned arena (step_recorder.h). At EndStep (or a
+// copy, or an op from another thread) the arena goes to the device in one copy and the ops run:
+// as the cached CUDA graph of an earlier step with the same signature (every launch argument
+// equal), as a newly captured graph the second time a signature is seen (updating the most
+// recent graph in place when the topology allows), or one by one. A failure to capture turns
+// graphs off for the backend (logged, and reported by GetCudaGraphStats) and the ops run one by
+// one, so results never depend on graphs.
+//
 // MatMul: for up to a few activation rows (decode) a fused kernel reads each weight row once
 // with one warp (any weight type, F32 activations and accumulation); for more rows cuBLAS:
 // SGEMM for F32 weights, cublasGemmEx for F16 / BF16 weights with the activations rounded to
@@ -23,6 +32,7 @@
 #ifndef TESSERA_ENGINE_BACKEND_CUDA_CUDA_BACKEND_H_
 #define TESSERA_ENGINE_BACKEND_CUDA_CUDA_BACKEND_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -33,7 +43,26 @@ namespace tessera::engine::cuda {
 
 struct CudaBackendOptions {
   int device = 0;  // CUDA device ordinal
+  // Record the ops between Backend::BeginStep and EndStep and replay recurring steps as CUDA
+  // graphs. TESSERA_CUDA_GRAPHS=0 in the environment turns this off.
+  bool graphs = true;
 };
+
+// How the steps of a backend ran (see BeginStep in backend.h).
+struct CudaGraphStats {
+  bool enabled = false;         // false: every op runs when called
+  std::string disabled_reason;  // why enabled is false
+  int64_t steps_replayed = 0;   // steps launched as one graph (captured, updated or cached)
+  int64_t graphs_captured = 0;  // graphs instantiated
+  int64_t graphs_updated = 0;   // graphs updated in place for a step of the same topology
+  int64_t steps_eager = 0;      // recorded steps run op by op (first sightings, short steps)
+};
+
+// The counters of a backend made by CreateCudaBackend; zeros for any other backend.
+CudaGraphStats GetCudaGraphStats(Backend& backend);
+// Turns graphs on or off from the next step on (tests and benchmarks compare the two); no effect
+// on other backends.
+void SetCudaGraphs(Backend& backend, bool on);
 
 // Number of CUDA devices this process can use; 0 when there is no device or no driver (never
 // fails). `why`, when given, receives the CUDA error text in that case.

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <mutex>
+#include <set>
 
 #include "engine/backend/cuda/kernels.h"
 
@@ -82,6 +84,15 @@ __global__ void GetRowsKernel(WType t, const uint8_t* w, int64_t row_bytes, int6
        e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t i = e / cols, c = e % cols;
     out[e] = LoadElem(t, w + static_cast<int64_t>(ids[i]) * row_bytes, c);
+  }
+}
+
+__global__ void GatherRowsKernel(const float* x, const int32_t* rows, int64_t n, int64_t dim,
+                                 float* out) {
+  const int64_t total = n * dim;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    out[e] = x[static_cast<int64_t>(rows[e / dim]) * dim + e % dim];
   }
 }
 
@@ -627,15 +638,27 @@ __global__ void __launch_bounds__(kAttnWarps * 32) PagedAttentionTiledKernel(Pag
   }
 }
 
+// Raises the tiled kernel's dynamic shared memory limit to what head_dim 32 * HPL needs, once
+// per device (not at every launch: the launch may be being captured into a graph).
+template <int HPL>
+cudaError_t EnsureTiledSharedMemory() {
+  static std::mutex mu;
+  static std::set<int> done;
+  int device = 0;
+  if (cudaError_t err = cudaGetDevice(&device); err != cudaSuccess) return err;
+  std::lock_guard<std::mutex> lock(mu);
+  if (done.count(device) != 0) return cudaSuccess;
+  const cudaError_t err = cudaFuncSetAttribute(PagedAttentionTiledKernel<HPL>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(TiledSharedBytes(32 * HPL)));
+  if (err == cudaSuccess) done.insert(device);
+  return err;
+}
+
 template <int HPL>
 cudaError_t LaunchTiled(const PagedAttentionArgs& a, cudaStream_t stream) {
   const size_t bytes = TiledSharedBytes(a.head_dim);
-  if (cudaError_t err = cudaFuncSetAttribute(PagedAttentionTiledKernel<HPL>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(bytes));
-      err != cudaSuccess) {
-    return err;
-  }
+  if (cudaError_t err = EnsureTiledSharedMemory<HPL>(); err != cudaSuccess) return err;
   const dim3 grid(static_cast<unsigned>(a.num_tiles),
                   static_cast<unsigned>(a.num_heads / a.heads_per_block));
   PagedAttentionTiledKernel<HPL><<<grid, kAttnWarps * 32, bytes, stream>>>(a);
@@ -663,6 +686,13 @@ cudaError_t LaunchGetRows(WType type, const void* w, int64_t row_bytes, int64_t 
   if (n * cols == 0) return cudaSuccess;
   GetRowsKernel<<<Blocks(n * cols), kThreads, 0, stream>>>(
       type, static_cast<const uint8_t*>(w), row_bytes, cols, ids, n, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchGatherRows(const float* x, const int32_t* rows, int64_t n, int64_t dim,
+                             float* out, cudaStream_t stream) {
+  if (n * dim == 0) return cudaSuccess;
+  GatherRowsKernel<<<Blocks(n * dim), kThreads, 0, stream>>>(x, rows, n, dim, out);
   return cudaGetLastError();
 }
 

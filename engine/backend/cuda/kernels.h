@@ -23,6 +23,10 @@ enum class HalfKind { kF16, kBF16 };
 cudaError_t LaunchGetRows(WType type, const void* w, int64_t row_bytes, int64_t cols,
                           const int32_t* ids, int64_t n, float* out, cudaStream_t stream);
 
+// out[i * dim + c] = x[rows[i] * dim + c] for i < n.
+cudaError_t LaunchGatherRows(const float* x, const int32_t* rows, int64_t n, int64_t dim,
+                             float* out, cudaStream_t stream);
+
 // Dequantizes rows [0, rows) of w into a dense row-major [rows, cols] F16 or BF16 matrix.
 cudaError_t LaunchDequantize(WType type, const void* w, int64_t row_bytes, int64_t rows,
                              int64_t cols, HalfKind kind, void* out, cudaStream_t stream);
