@@ -80,6 +80,10 @@ class TimingBackend final : public Backend {
                   Buffer& out) override {
     Time("GatherRows", [&] { b_.GatherRows(x, rows, dim, out); });
   }
+  void TopK(Buffer& logits, int64_t rows, int64_t cols, const engine::TopKRequest& r,
+            engine::TopKRows* out) override {
+    Time("TopK", [&] { b_.TopK(logits, rows, cols, r, out); });
+  }
   // Steps pass through (CUDA graphs) unless ops are being timed one by one.
   void BeginStep() override {
     if (!enabled) b_.BeginStep();

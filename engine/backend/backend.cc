@@ -1,5 +1,9 @@
 #include "engine/backend/backend.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -34,6 +38,77 @@ absl::StatusOr<int64_t> CheckKvCacheShape(const KvCacheShape& s) {
     return absl::InvalidArgumentError("KV cache size overflows");
   }
   return int64_t{s.num_blocks} * s.block_size * s.num_kv_heads * s.head_dim;
+}
+
+void CheckTopKRequest(const Buffer& logits, int64_t rows, int64_t cols, const TopKRequest& r) {
+  const char* bad = nullptr;
+  if (r.k < 1 || r.k > kMaxTopK) {
+    bad = "k must be in [1, kMaxTopK]";
+  } else if (rows < 0 || cols <= 0 || rows * cols > logits.size()) {
+    bad = "the logits buffer is smaller than rows * cols";
+  } else if (static_cast<int64_t>(r.sum_temperature.size()) != rows ||
+             static_cast<int64_t>(r.penalty.size()) != rows ||
+             static_cast<int64_t>(r.penalty_starts.size()) != rows + 1) {
+    bad = "per-row spans must hold one value per row (penalty_starts: rows + 1)";
+  } else if (r.penalty_starts[0] != 0 ||
+             r.penalty_starts[rows] != static_cast<int32_t>(r.penalty_ids.size()) ||
+             !std::is_sorted(r.penalty_starts.begin(), r.penalty_starts.end())) {
+    bad = "penalty_starts must run from 0 to penalty_ids.size() without decreasing";
+  }
+  if (bad != nullptr) {
+    std::fprintf(stderr, "Backend::TopK: bad request: %s\n", bad);
+    std::abort();
+  }
+}
+
+void TopKRow(float* row, int64_t cols, int k, float sum_temperature, float penalty,
+             absl::Span<const int32_t> penalty_ids, float* values, int32_t* ids, double* sum_exp,
+             int32_t* nonfinite) {
+  if (penalty != 1.0f) {
+    for (int32_t t : penalty_ids) {
+      if (t < 0 || t >= cols) continue;
+      float& l = row[t];
+      l = l > 0 ? l / penalty : l * penalty;
+    }
+  }
+  // The k best under (value descending, id ascending), kept as a heap whose top is the worst.
+  auto better = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  std::vector<std::pair<float, int32_t>> heap;
+  heap.reserve(k + 1);
+  int32_t bad = 0;
+  for (int64_t c = 0; c < cols; ++c) {
+    const float v = row[c];
+    if (!std::isfinite(v)) {
+      ++bad;
+      continue;
+    }
+    if (static_cast<int>(heap.size()) < k) {
+      heap.push_back({v, static_cast<int32_t>(c)});
+      std::push_heap(heap.begin(), heap.end(), better);
+    } else if (better({v, static_cast<int32_t>(c)}, heap.front())) {
+      std::pop_heap(heap.begin(), heap.end(), better);
+      heap.back() = {v, static_cast<int32_t>(c)};
+      std::push_heap(heap.begin(), heap.end(), better);
+    }
+  }
+  std::sort(heap.begin(), heap.end(), better);
+  for (int j = 0; j < k; ++j) {
+    const bool have = j < static_cast<int>(heap.size());
+    values[j] = have ? heap[j].first : -std::numeric_limits<float>::infinity();
+    ids[j] = have ? heap[j].second : -1;
+  }
+  *nonfinite = bad;
+  double sum = 0;
+  if (sum_temperature > 0 && !heap.empty()) {
+    const float max = heap.front().first;
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = row[c];
+      if (std::isfinite(v)) sum += static_cast<float>(std::exp((v - max) / sum_temperature));
+    }
+  }
+  *sum_exp = sum;
 }
 
 }  // namespace tessera::engine

@@ -112,6 +112,32 @@ struct RopeParams {
   float freq_scale = 1.0f;    // linear scaling: position * freq_scale
 };
 
+// Sampling candidates computed where the logits are (Backend::TopK): a few values per row cross
+// to the host instead of whole rows of the vocabulary. engine/runtime/sampler.h turns them into
+// the same choices it makes from a whole row.
+inline constexpr int kMaxTopK = 64;
+
+struct TopKRequest {
+  int k = 1;                                // candidates per row, 1..kMaxTopK
+  absl::Span<const float> sum_temperature;  // per row: > 0 also sums the row's softmax terms
+  absl::Span<const float> penalty;          // per row: repetition penalty factor (1: none)
+  absl::Span<const int32_t> penalty_ids;    // the tokens each row penalises, concatenated
+  absl::Span<const int32_t> penalty_starts; // rows + 1 offsets into penalty_ids
+};
+
+struct TopKRows {
+  int k = 0;
+  // [rows, k]: the k largest finite logits of each row in descending order (equal values: lower
+  // id first). A row with fewer finite logits pads with id -1 (value -inf).
+  std::vector<float> values;
+  std::vector<int32_t> ids;
+  // [rows]: sum over the row's finite logits l of float(exp((l - max) / t)) in double, max the
+  // row's largest finite logit and t its sum_temperature (0 when that is not > 0).
+  std::vector<double> sum_exp;
+  // [rows]: logits that are NaN or infinite.
+  std::vector<int32_t> nonfinite;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -180,6 +206,14 @@ class Backend {
                               const PagedAttentionBatch& batch, int num_heads, float scale,
                               Buffer& out) = 0;
 
+  // Sampling candidates of `rows` rows of logits ([rows, cols]). First, in place, the repetition
+  // penalty: for row r, each token t listed in penalty_ids[penalty_starts[r] ..
+  // penalty_starts[r + 1]) (ids outside [0, cols) ignored; listed once) has its logit divided by
+  // penalty[r] when positive and multiplied by it otherwise. Then TopKRows (see above). Waits for
+  // the results, like CopyToHost.
+  virtual void TopK(Buffer& logits, int64_t rows, int64_t cols, const TopKRequest& request,
+                    TopKRows* out) = 0;
+
   // Bidirectional attention within each sequence (encoders): tokens of sequence s are rows
   // [seq_starts[s], seq_starts[s + 1]) of q, k, v ([tokens, num_heads * head_dim]). out: like q.
   virtual void DenseAttention(const Buffer& q, const Buffer& k, const Buffer& v,
@@ -206,6 +240,18 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view device, 
 // Checks shared by every backend's LoadWeight: a known type, a positive shape whose byte size does not
 // overflow, data present. Returns the bytes of one row. INVALID_ARGUMENT otherwise.
 [[nodiscard]] absl::StatusOr<size_t> CheckWeightData(const WeightData& w);
+
+// Checks shared by every backend's TopK: k in [1, kMaxTopK], per-row spans of `rows` values,
+// penalty_starts of rows + 1 non-decreasing offsets within penalty_ids, the logits big enough.
+// Aborts with a message otherwise (a caller bug, like a shape mismatch in any op).
+void CheckTopKRequest(const Buffer& logits, int64_t rows, int64_t cols, const TopKRequest& r);
+
+// One row of TopK on the host (the CPU backend's implementation, and the reference the CUDA
+// backend is tested against): penalises `row` in place, writes k values and ids, the row's
+// sum_exp and its count of non-finite logits.
+void TopKRow(float* row, int64_t cols, int k, float sum_temperature, float penalty,
+             absl::Span<const int32_t> penalty_ids, float* values, int32_t* ids, double* sum_exp,
+             int32_t* nonfinite);
 
 // Checks shared by every backend's AllocKvCache: a positive shape whose size does not overflow.
 // Returns the elements of K (or V) per layer. INVALID_ARGUMENT otherwise.

@@ -303,6 +303,43 @@ LlamaModel::Workspace& LlamaModel::GetWorkspace(int64_t n, int64_t num_logits) {
 
 absl::Status LlamaModel::Forward(const ForwardBatch& batch, KvCache& cache,
                                  std::vector<float>* logits) {
+  RETURN_IF_ERROR(Run(batch, cache));
+  const int64_t num_logits = static_cast<int64_t>(batch.logits_for.size());
+  logits->resize(static_cast<size_t>(num_logits) * config_.vocab_size);
+  if (num_logits > 0) {
+    backend_->CopyToHost(*workspace_->logits, 0, num_logits * config_.vocab_size, logits->data());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::ForwardTopK(const ForwardBatch& batch, KvCache& cache,
+                                     const TopKRequest& request, TopKRows* out) {
+  RETURN_IF_ERROR(Run(batch, cache));
+  const int64_t rows = static_cast<int64_t>(batch.logits_for.size());
+  if (static_cast<int64_t>(request.sum_temperature.size()) != rows) {
+    return absl::InvalidArgumentError("the sampling request does not have one row per logits row");
+  }
+  last_rows_ = rows;
+  if (rows == 0) {
+    *out = TopKRows{};
+    out->k = request.k;
+    return absl::OkStatus();
+  }
+  backend_->TopK(*workspace_->logits, rows, config_.vocab_size, request, out);
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::CopyLogitsRow(int64_t i, std::vector<float>* row) {
+  if (workspace_ == nullptr || i < 0 || i >= last_rows_) {
+    return absl::OutOfRangeError(absl::StrCat("no logits row ", i, " in the last forward pass"));
+  }
+  row->resize(config_.vocab_size);
+  backend_->CopyToHost(*workspace_->logits, i * config_.vocab_size, config_.vocab_size,
+                       row->data());
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::Run(const ForwardBatch& batch, KvCache& cache) {
   const LlamaConfig& c = config_;
   const int64_t n = static_cast<int64_t>(batch.tokens.size());
   if (n == 0) return absl::InvalidArgumentError("empty batch");
@@ -332,20 +369,14 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, KvCache& cache,
   attn.block_tables = batch.block_tables;
   attn.sliding_window = c.sliding_window;
 
-  logits->resize(static_cast<size_t>(num_logits) * c.vocab_size);
-  {
-    StepScope step(b);  // on a GPU: one CUDA graph per recurring step shape
-    b.GetRows(*token_embd_, batch.tokens, *ws.x);
-    ForwardLayers(batch, attn, n, cache, ws);
-    if (num_logits > 0) {
-      // The rows whose logits are wanted (a few per step), normed and projected alone.
-      b.GatherRows(*ws.x, batch.logits_for, c.dim, *ws.last);
-      b.RmsNorm(*ws.last, num_logits, c.dim, *output_norm_, c.norm_eps, *ws.last);
-      b.MatMul(*output_, *ws.last, num_logits, *ws.logits);
-    }
-  }
+  StepScope step(b);  // on a GPU: one CUDA graph per recurring step shape
+  b.GetRows(*token_embd_, batch.tokens, *ws.x);
+  ForwardLayers(batch, attn, n, cache, ws);
   if (num_logits > 0) {
-    b.CopyToHost(*ws.logits, 0, num_logits * c.vocab_size, logits->data());
+    // The rows whose logits are wanted (a few per step), normed and projected alone.
+    b.GatherRows(*ws.x, batch.logits_for, c.dim, *ws.last);
+    b.RmsNorm(*ws.last, num_logits, c.dim, *output_norm_, c.norm_eps, *ws.last);
+    b.MatMul(*output_, *ws.last, num_logits, *ws.logits);
   }
   return absl::OkStatus();
 }

@@ -88,6 +88,14 @@ class LlamaModel {
   // scheduler serialises calls.
   absl::Status Forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>* logits);
 
+  // Runs the batch like Forward but leaves the logits where the backend computed them and
+  // returns sampling candidates for each logits row (Backend::TopK; request has one entry per
+  // batch.logits_for row). CopyLogitsRow then copies row i of that pass's (penalised) logits,
+  // for the draws the candidates do not decide.
+  absl::Status ForwardTopK(const ForwardBatch& batch, KvCache& cache, const TopKRequest& request,
+                           TopKRows* out);
+  absl::Status CopyLogitsRow(int64_t i, std::vector<float>* row);
+
  private:
   struct Layer {
     std::unique_ptr<Weight> attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
@@ -97,6 +105,8 @@ class LlamaModel {
   LlamaModel(LlamaConfig config, Backend* backend);
   absl::Status Validate() const;
   Workspace& GetWorkspace(int64_t num_tokens, int64_t num_logits);
+  // Checks and runs the batch; the logits stay in workspace_->logits.
+  absl::Status Run(const ForwardBatch& batch, KvCache& cache);
   // The decoder blocks over ws.x (the embedded tokens).
   void ForwardLayers(const ForwardBatch& batch, const PagedAttentionBatch& attn, int64_t n,
                      KvCache& cache, Workspace& ws);
@@ -107,6 +117,7 @@ class LlamaModel {
   std::vector<Layer> layers_;
   std::unique_ptr<Workspace> workspace_;
   int64_t workspace_tokens_ = 0, workspace_logits_ = 0;
+  int64_t last_rows_ = 0;  // logits rows of the last ForwardTopK
 };
 
 // Turns a TensorView (GGML order) into the backend's WeightData, checking the expected

@@ -34,6 +34,18 @@ int32_t Sampler::Sample(absl::Span<float> logits) {
       l = l > 0 ? l / options_.repetition_penalty : l * options_.repetition_penalty;
     }
   }
+  return SamplePenalized(logits);
+}
+
+namespace {
+
+bool ByLogit(const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
+  return a.first > b.first || (a.first == b.first && a.second < b.second);
+}
+
+}  // namespace
+
+int32_t Sampler::SamplePenalized(absl::Span<float> logits) {
   const int32_t n = static_cast<int32_t>(logits.size());
   if (options_.temperature == 0.0f) {
     // Greedy; ties go to the lowest id, as in llama.cpp and llama2.c.
@@ -49,21 +61,22 @@ int32_t Sampler::Sample(absl::Span<float> logits) {
     if (std::isfinite(logits[i])) candidates_.push_back({logits[i], i});
   }
   if (candidates_.empty()) return 0;
-  auto by_logit = [](const auto& a, const auto& b) {
-    return a.first > b.first || (a.first == b.first && a.second < b.second);
-  };
   size_t keep = candidates_.size();
   if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < keep) {
     keep = options_.top_k;
-    std::partial_sort(candidates_.begin(), candidates_.begin() + keep, candidates_.end(), by_logit);
+    std::partial_sort(candidates_.begin(), candidates_.begin() + keep, candidates_.end(), ByLogit);
     candidates_.resize(keep);
   } else {
-    std::sort(candidates_.begin(), candidates_.end(), by_logit);
+    std::sort(candidates_.begin(), candidates_.end(), ByLogit);
   }
+  return DrawSorted();
+}
+
+int32_t Sampler::DrawSorted() {
   const float max = candidates_.front().first;
   double total = 0;
   for (auto& [l, id] : candidates_) {
-    l = static_cast<float>(std::exp((l - max) / options_.temperature));
+    l = Term(l, max);
     total += l;
   }
   if (options_.top_p < 1.0f) {
@@ -80,6 +93,10 @@ int32_t Sampler::Sample(absl::Span<float> logits) {
     total = 0;
     for (const auto& c : candidates_) total += c.first;
   }
+  return Draw(total);
+}
+
+int32_t Sampler::Draw(double total) {
   std::uniform_real_distribution<double> uniform(0.0, total);
   double r = uniform(rng_);
   for (const auto& [p, id] : candidates_) {
@@ -87,6 +104,81 @@ int32_t Sampler::Sample(absl::Span<float> logits) {
     if (r <= 0) return id;
   }
   return candidates_.back().second;
+}
+
+int Sampler::CandidatesNeeded(int max_k) const {
+  if (options_.temperature == 0.0f) return 1;
+  if (options_.top_k > 0) return std::min(options_.top_k, max_k);  // beyond max_k: whole rows
+  return max_k;
+}
+
+float Sampler::SumTemperature(int max_k) const {
+  // Only sampling without top-k uses the whole row's normaliser.
+  return options_.temperature > 0.0f && options_.top_k == 0 ? options_.temperature : 0.0f;
+}
+
+int32_t Sampler::SampleTop(const TopCandidates& c,
+                           absl::FunctionRef<std::vector<float>()> full_row) {
+  auto whole_row = [&] {
+    std::vector<float> row = full_row();
+    return SamplePenalized(absl::MakeSpan(row));
+  };
+  int valid = 0;
+  while (valid < c.k && c.ids[valid] >= 0) ++valid;
+  if (c.nonfinite > 0 || valid == 0) return whole_row();
+  if (options_.temperature == 0.0f) return c.ids[0];
+  const bool complete = valid == c.cols;  // every logit is a candidate
+  if (complete || (options_.top_k > 0 && options_.top_k <= valid)) {
+    // Exactly Sample()'s arithmetic: the same candidates in the same order.
+    size_t keep = valid;
+    if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < keep) keep = options_.top_k;
+    candidates_.clear();
+    for (size_t i = 0; i < keep; ++i) candidates_.push_back({c.values[i], c.ids[i]});
+    return DrawSorted();
+  }
+  // A top-k larger than the candidates: its normaliser is over logits we do not hold.
+  if (options_.top_k > 0) return whole_row();
+  // No top-k, and the row has more logits than candidates: their softmax terms over the whole
+  // row's sum.
+  const float max = c.values[0];
+  candidates_.clear();
+  for (int i = 0; i < valid; ++i) candidates_.push_back({Term(c.values[i], max), c.ids[i]});
+  double total = c.sum_exp;
+  if (options_.top_p < 1.0f) {
+    double cum = 0;
+    size_t cut = 0;
+    for (size_t i = 0; i < candidates_.size(); ++i) {
+      cum += candidates_[i].first / total;
+      if (cum >= options_.top_p) {
+        cut = i + 1;
+        break;
+      }
+    }
+    if (cut == 0) return whole_row();  // the nucleus reaches past the candidates
+    candidates_.resize(cut);
+    total = 0;
+    for (const auto& cand : candidates_) total += cand.first;
+    return Draw(total);
+  }
+  std::uniform_real_distribution<double> uniform(0.0, total);
+  double r = uniform(rng_);
+  for (const auto& [p, id] : candidates_) {
+    r -= p;
+    if (r <= 0) return id;
+  }
+  // Past the candidates: on down the rest of the row, in the same order.
+  std::vector<float> row = full_row();
+  std::vector<std::pair<float, int32_t>> rest;
+  rest.reserve(row.size());
+  for (int32_t i = 0; i < static_cast<int32_t>(row.size()); ++i) {
+    if (std::isfinite(row[i])) rest.push_back({row[i], i});
+  }
+  std::sort(rest.begin(), rest.end(), ByLogit);
+  for (size_t i = valid; i < rest.size(); ++i) {
+    r -= Term(rest[i].first, max);
+    if (r <= 0) return rest[i].second;
+  }
+  return rest.back().second;
 }
 
 }  // namespace tessera::engine

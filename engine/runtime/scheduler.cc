@@ -230,8 +230,28 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& running) {
   batch.slots = slots;
   batch.block_tables = block_tables;
   batch.logits_for = logits_for;
-  std::vector<float> logits;
-  const absl::Status status = model_->Forward(batch, *cache_, &logits);
+  // Sampling candidates come back instead of whole rows of logits (on a GPU, a few hundred bytes
+  // per sequence rather than the vocabulary); the sampler asks for a whole row only when they
+  // cannot decide its draw.
+  std::vector<float> sum_temperature, penalty;
+  std::vector<int32_t> penalty_ids, penalty_starts = {0};
+  TopKRequest request;
+  for (int idx : sampled_seq) {
+    const Sampler& sm = running[idx]->sampler;
+    request.k = std::max(request.k, sm.CandidatesNeeded(kMaxTopK));
+    sum_temperature.push_back(sm.SumTemperature(kMaxTopK));
+    penalty.push_back(sm.penalty());
+    if (sm.penalty() != 1.0f) {
+      penalty_ids.insert(penalty_ids.end(), sm.penalised().begin(), sm.penalised().end());
+    }
+    penalty_starts.push_back(static_cast<int32_t>(penalty_ids.size()));
+  }
+  request.sum_temperature = sum_temperature;
+  request.penalty = penalty;
+  request.penalty_ids = penalty_ids;
+  request.penalty_starts = penalty_starts;
+  TopKRows top;
+  const absl::Status status = model_->ForwardTopK(batch, *cache_, request, &top);
   auto end = [&](int idx, StopReason reason, const absl::Status& st) {
     Finish(running[idx], reason, st);
   };
@@ -250,8 +270,21 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& running) {
       end(idx, StopReason::kCancelled, absl::CancelledError("cancelled"));
       continue;
     }
-    const int32_t token =
-        s.sampler.Sample(absl::MakeSpan(logits.data() + r * static_cast<size_t>(vocab), vocab));
+    TopCandidates c;
+    c.values = top.values.data() + r * top.k;
+    c.ids = top.ids.data() + r * top.k;
+    c.k = top.k;
+    c.sum_exp = top.sum_exp[r];
+    c.nonfinite = top.nonfinite[r];
+    c.cols = vocab;
+    const int32_t token = s.sampler.SampleTop(c, [&] {
+      std::vector<float> row;
+      if (absl::Status st = model_->CopyLogitsRow(static_cast<int64_t>(r), &row); !st.ok()) {
+        TLOG(ERROR, "reading a logits row failed").Field("error", st.ToString());
+        row.assign(vocab, 0.0f);
+      }
+      return row;
+    });
     s.sampler.Observe(token);
     if (s.request.stop_tokens.contains(token)) {
       end(idx, StopReason::kEos, absl::OkStatus());

@@ -243,6 +243,52 @@ TEST_F(CudaBackendTest, RecordedStepsEqualOpByOpRuns) {
   EXPECT_EQ(stats.steps_replayed, 5);  // steps 1..5: captured once, replayed after
 }
 
+// TopK on the device against the CPU backend: the same candidates and counts exactly (the
+// penalty and the ordering are exact float operations), the softmax sums within 1e-6 relative
+// (device expf and another summation order), and the penalised logits left in place identical.
+TEST_F(CudaBackendTest, TopKMatchesCpu) {
+  std::mt19937 rng(14);
+  for (int64_t cols : {int64_t{50}, int64_t{32000}, int64_t{151936}}) {
+    const int64_t rows = 5;
+    std::vector<float> x = RandomFloats(rows * cols, rng, -8.0f, 8.0f);
+    for (int64_t i = 0; i < rows * cols; i += 97) x[i] = std::round(x[i]);  // ties
+    x[3] = kNaN;
+    x[cols + 7] = std::numeric_limits<float>::infinity();
+    const std::vector<float> temp = {0.7f, 0.0f, 1.0f, 1.3f, 0.2f};
+    const std::vector<float> penalty = {1.0f, 1.3f, 0.8f, 1.0f, 2.0f};
+    std::vector<int32_t> pen_ids, starts = {0};
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int i = 0; i < 40; ++i) pen_ids.push_back((r * 1000 + i * 31) % (cols + 10));
+      std::sort(pen_ids.begin() + starts.back(), pen_ids.end());
+      pen_ids.erase(std::unique(pen_ids.begin() + starts.back(), pen_ids.end()), pen_ids.end());
+      starts.push_back(static_cast<int32_t>(pen_ids.size()));
+    }
+    for (int k : {1, 7, kMaxTopK}) {
+      TopKRequest req;
+      req.k = k;
+      req.sum_temperature = temp;
+      req.penalty = penalty;
+      req.penalty_ids = pen_ids;
+      req.penalty_starts = starts;
+      auto lg = Upload(*gpu_, x), lc = Upload(*cpu_, x);
+      TopKRows g, c;
+      gpu_->TopK(*lg, rows, cols, req, &g);
+      cpu_->TopK(*lc, rows, cols, req, &c);
+      const std::string what = absl::StrCat("cols ", cols, " k ", k);
+      EXPECT_EQ(g.k, k) << what;
+      EXPECT_EQ(g.ids, c.ids) << what;
+      EXPECT_EQ(g.values, c.values) << what;
+      EXPECT_EQ(g.nonfinite, c.nonfinite) << what;
+      for (int64_t r = 0; r < rows; ++r) {
+        EXPECT_NEAR(g.sum_exp[r], c.sum_exp[r], 1e-6 * c.sum_exp[r]) << what << " row " << r;
+      }
+      const std::vector<float> pg = Download(*gpu_, *lg, rows * cols),
+                               pc = Download(*cpu_, *lc, rows * cols);
+      EXPECT_EQ(0, std::memcmp(pg.data(), pc.data(), pg.size() * sizeof(float))) << what;
+    }
+  }
+}
+
 TEST_F(CudaBackendTest, MatMulMatchesCpuForEveryTypeAndBatchSize) {
   std::mt19937 rng(3);
   const int64_t rows = 200, cols = 512;

@@ -388,6 +388,23 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void TopK(Buffer& logits, int64_t rows, int64_t cols, const TopKRequest& r,
+            TopKRows* out) override {
+    CheckTopKRequest(logits, rows, cols, r);
+    out->k = r.k;
+    out->values.assign(rows * r.k, 0.0f);
+    out->ids.assign(rows * r.k, -1);
+    out->sum_exp.assign(rows, 0.0);
+    out->nonfinite.assign(rows, 0);
+    Rows(rows, cols, [&](int64_t i) {
+      const auto pen = r.penalty_ids.subspan(r.penalty_starts[i],
+                                             r.penalty_starts[i + 1] - r.penalty_starts[i]);
+      TopKRow(logits.data() + i * cols, cols, r.k, r.sum_temperature[i], r.penalty[i], pen,
+              out->values.data() + i * r.k, out->ids.data() + i * r.k, &out->sum_exp[i],
+              &out->nonfinite[i]);
+    });
+  }
+
   void DenseAttention(const Buffer& q, const Buffer& k, const Buffer& v,
                       absl::Span<const int32_t> seq_starts, int num_heads, int head_dim,
                       float scale, Buffer& out) override {

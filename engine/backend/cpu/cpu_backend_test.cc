@@ -226,6 +226,43 @@ TEST_P(CpuBackendTest, GatherRowsCopiesTheWantedRows) {
   }
 }
 
+TEST_P(CpuBackendTest, TopKPenalisesThenRanksEachRow) {
+  const int64_t cols = 6;
+  const float inf = std::numeric_limits<float>::infinity();
+  // Row 0: ties (2.0 at ids 1 and 3) go to the lower id; the penalty divides a positive logit
+  // and multiplies a negative one. Row 1: a NaN and an infinity are counted, not ranked, and
+  // its 3 finite logits leave the last of k = 4 padded.
+  std::vector<float> x = {0.5f, 2.0f, -1.0f, 2.0f, 3.0f, 1.0f,
+                          1.0f, std::nanf(""), -inf, 0.25f, 0.5f, -inf};
+  auto logits = backend_->Alloc(x.size());
+  backend_->CopyFromHost(x.data(), x.size(), *logits);
+  const std::vector<float> temp = {1.0f, 0.0f}, penalty = {2.0f, 1.0f};
+  const std::vector<int32_t> pen_ids = {4, 2, 99}, starts = {0, 3, 3};
+  TopKRequest r;
+  r.k = 4;
+  r.sum_temperature = temp;
+  r.penalty = penalty;
+  r.penalty_ids = pen_ids;
+  r.penalty_starts = starts;
+  TopKRows out;
+  backend_->TopK(*logits, 2, cols, r, &out);
+  EXPECT_EQ(out.k, 4);
+  // Row 0 after the penalty: {0.5, 2, -2, 2, 1.5, 1}.
+  EXPECT_EQ(out.ids, (std::vector<int32_t>{1, 3, 4, 5, 0, 4, 3, -1}));
+  EXPECT_EQ(std::vector<float>(out.values.begin(), out.values.begin() + 4),
+            (std::vector<float>{2.0f, 2.0f, 1.5f, 1.0f}));
+  EXPECT_EQ(out.values[7], -inf);
+  EXPECT_EQ(out.nonfinite, (std::vector<int32_t>{0, 3}));
+  double want = 0;
+  for (float v : {0.5f, 2.0f, -2.0f, 2.0f, 1.5f, 1.0f}) want += std::exp(v - 2.0f);
+  EXPECT_NEAR(out.sum_exp[0], want, 1e-6);
+  EXPECT_EQ(out.sum_exp[1], 0.0);  // temperature 0: not asked for
+  // The penalty was applied in place (the sampler reads whole rows from there).
+  const std::vector<float> after = Download(*backend_, *logits, 6);
+  EXPECT_EQ(after[4], 1.5f);
+  EXPECT_EQ(after[2], -2.0f);
+}
+
 TEST_P(CpuBackendTest, ElementwiseOps) {
   for (int64_t n : {1, 17, 100003}) {
     const std::vector<float> a = Random(rng_, n, -4, 4), b = Random(rng_, n, -4, 4);

@@ -217,7 +217,7 @@ class Scratch {
 WType ToWType(DType t) { return static_cast<WType>(static_cast<int>(t)); }
 
 enum Meta { kIds, kPositions, kSlots, kTokSeq, kTokPos, kTables, kTableStart, kSeqStarts, kSeqOf,
-            kTileFirst, kTileCount, kGather, kNumMeta };
+            kTileFirst, kTileCount, kGather, kTopKParams, kTopKPenalised, kTopKStarts, kNumMeta };
 
 // What an op's launch returned: a CUDA error or a cuBLAS status.
 struct OpStatus {
@@ -402,15 +402,11 @@ class CudaBackend final : public Backend {
     const size_t bytes = static_cast<size_t>(n) * sizeof(float);
     if (n > 0 && bytes <= kMaxPinnedBytes) {
       // Through pinned staging memory: a pageable copy is several times slower (logits).
-      if (bytes > pinned_bytes_) {
-        if (pinned_ != nullptr) CUDA_OK(cudaFreeHost(pinned_));
-        pinned_bytes_ = std::max(bytes, std::min(kMaxPinnedBytes, 2 * pinned_bytes_));
-        CUDA_OK(cudaMallocHost(&pinned_, pinned_bytes_));
-      }
-      CUDA_OK(cudaMemcpyAsync(pinned_, src.data() + src_offset, bytes, cudaMemcpyDeviceToHost,
+      void* pinned = PinnedStaging(bytes);
+      CUDA_OK(cudaMemcpyAsync(pinned, src.data() + src_offset, bytes, cudaMemcpyDeviceToHost,
                               stream_));
       CUDA_OK(cudaStreamSynchronize(stream_));
-      std::memcpy(dst, pinned_, bytes);
+      std::memcpy(dst, pinned, bytes);
       return;
     }
     if (n > 0) {
@@ -658,6 +654,48 @@ class CudaBackend final : public Backend {
     }, a);
   }
 
+  void TopK(Buffer& logits, int64_t rows, int64_t cols, const TopKRequest& r,
+            TopKRows* out) override {
+    CheckTopKRequest(logits, rows, cols, r);
+    const int k = r.k;
+    out->k = k;
+    out->values.assign(rows * k, 0.0f);
+    out->ids.assign(rows * k, -1);
+    out->sum_exp.assign(rows, 0.0);
+    out->nonfinite.assign(rows, 0);
+    if (rows == 0) return;
+    auto lock = Enter();
+    FlushRecorded();  // synchronous, like CopyToHost
+    // The per-row floats travel as their bits through the int32 metadata slots.
+    std::vector<int32_t> params(2 * rows);
+    std::memcpy(params.data(), r.sum_temperature.data(), rows * sizeof(float));
+    std::memcpy(params.data() + rows, r.penalty.data(), rows * sizeof(float));
+    const int32_t* d_params = meta_[kTopKParams].Upload(params.data(), params.size(), stream_);
+    const int32_t* d_pen = meta_[kTopKPenalised].Upload(r.penalty_ids.data(),
+                                                         r.penalty_ids.size(), stream_);
+    const int32_t* d_starts = meta_[kTopKStarts].Upload(r.penalty_starts.data(),
+                                                        r.penalty_starts.size(), stream_);
+    // Results, packed: sum_exp (doubles first, for alignment), values, ids, nonfinite.
+    const size_t n_sum = rows * sizeof(double), n_val = rows * k * sizeof(float),
+                 n_ids = rows * k * sizeof(int32_t), n_bad = rows * sizeof(int32_t);
+    const size_t bytes = n_sum + n_val + n_ids + n_bad;
+    auto* dev = static_cast<char*>(topk_scratch_.Get(bytes));
+    const auto* fparams = reinterpret_cast<const float*>(d_params);
+    CheckOp(ToOpStatus(LaunchTopK(logits.data(), rows, cols, k, fparams, fparams + rows, d_pen,
+                                  d_starts, reinterpret_cast<float*>(dev + n_sum),
+                                  reinterpret_cast<int32_t*>(dev + n_sum + n_val),
+                                  reinterpret_cast<double*>(dev),
+                                  reinterpret_cast<int32_t*>(dev + n_sum + n_val + n_ids),
+                                  stream_)));
+    auto* host = static_cast<char*>(PinnedStaging(bytes));
+    CUDA_OK(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, stream_));
+    CUDA_OK(cudaStreamSynchronize(stream_));
+    std::memcpy(out->sum_exp.data(), host, n_sum);
+    std::memcpy(out->values.data(), host + n_sum, n_val);
+    std::memcpy(out->ids.data(), host + n_sum + n_val, n_ids);
+    std::memcpy(out->nonfinite.data(), host + n_sum + n_val + n_ids, n_bad);
+  }
+
   void DenseAttention(const Buffer& q, const Buffer& k, const Buffer& v,
                       absl::Span<const int32_t> seq_starts, int num_heads, int head_dim,
                       float scale, Buffer& out) override {
@@ -681,6 +719,20 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Pinned host memory for copies to the host (grown as needed, up to kMaxPinnedBytes).
+  void* PinnedStaging(size_t bytes) {
+    if (bytes > pinned_bytes_) {
+      if (pinned_ != nullptr) CUDA_OK(cudaFreeHost(pinned_));
+      pinned_bytes_ = std::max(bytes, std::min(kMaxPinnedBytes, 2 * pinned_bytes_));
+      CUDA_OK(cudaMallocHost(&pinned_, pinned_bytes_));
+    }
+    return pinned_;
+  }
+
+  static void CheckOp(const OpStatus& st) {
+    if (!st.ok()) CheckFailed(__FILE__, __LINE__, "launching an op: " + st.ToString());
+  }
+
   // ---- recording a step (see step_recorder.h) ----
 
   bool Recording() const {
@@ -748,8 +800,7 @@ class CudaBackend final : public Backend {
   template <typename R, typename... P, typename... Args>
   void Launch(bool record, R (*fn)(P...), Args... args) {
     if (!record) {
-      const OpStatus st = ToOpStatus(fn(args..., stream_));
-      if (!st.ok()) CheckFailed(__FILE__, __LINE__, "launching an op: " + st.ToString());
+      CheckOp(ToOpStatus(fn(args..., stream_)));
       return;
     }
     sig_.Add(reinterpret_cast<uintptr_t>(fn), args...);
@@ -782,10 +833,7 @@ class CudaBackend final : public Backend {
       done = CaptureAndLaunch();
     }
     if (!done) {
-      for (const auto& op : ops_) {
-        const OpStatus st = op();
-        if (!st.ok()) CheckFailed(__FILE__, __LINE__, "launching an op: " + st.ToString());
-      }
+      for (const auto& op : ops_) CheckOp(op());
       ++stats_.steps_eager;
     }
     ops_.clear();
@@ -869,6 +917,7 @@ class CudaBackend final : public Backend {
   void* pinned_ ABSL_GUARDED_BY(mu_) = nullptr;  // cudaMallocHost staging for CopyToHost
   size_t pinned_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   Scratch weight_scratch_ ABSL_GUARDED_BY(mu_);
+  Scratch topk_scratch_ ABSL_GUARDED_BY(mu_);
 
   // The step being recorded (between BeginStep and EndStep, by step_thread_).
   bool recording_ ABSL_GUARDED_BY(mu_) = false;

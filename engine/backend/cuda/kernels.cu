@@ -679,7 +679,137 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   AttendBlock<HPL>(kv, q + off, seq_starts[s], seq_starts[s + 1], head_dim, scale, out + off);
 }
 
+// ---- sampling candidates: penalty, k rounds of a block-wide arg-max, the softmax sum ----
+
+constexpr int kTopKThreads = 1024;
+
+// Whether candidate (v, i) comes before (bv, bi) in (value descending, id ascending); bi < 0 is
+// "none yet".
+__device__ __forceinline__ bool TopKBefore(float v, int i, float bv, int bi) {
+  return i >= 0 && (bi < 0 || v > bv || (v == bv && i < bi));
+}
+
+// The block's best (v, i); every thread gets it.
+__device__ void BlockBest(float* v, int* i) {
+  __shared__ float s_v[32];
+  __shared__ int s_i[32];
+  __syncthreads();  // the shared slots may still be read by the previous call
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, *v, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, *i, o);
+    if (TopKBefore(ov, oi, *v, *i)) {
+      *v = ov;
+      *i = oi;
+    }
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) {
+    s_v[warp] = *v;
+    s_i[warp] = *i;
+  }
+  __syncthreads();
+  float bv = s_v[0];
+  int bi = s_i[0];
+  for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w) {
+    if (TopKBefore(s_v[w], s_i[w], bv, bi)) {
+      bv = s_v[w];
+      bi = s_i[w];
+    }
+  }
+  *v = bv;
+  *i = bi;
+}
+
+__device__ double BlockSumDouble(double v) {
+  __shared__ double s[32];
+  __syncthreads();
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if (threadIdx.x % 32 == 0) s[threadIdx.x / 32] = v;
+  __syncthreads();
+  double total = 0;
+  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += s[w];
+  return total;
+}
+
+__global__ void __launch_bounds__(kTopKThreads)
+    TopKKernel(float* logits, int64_t cols, int k, const float* temperature, const float* penalty,
+               const int32_t* pen_ids, const int32_t* pen_starts, float* values, int32_t* ids,
+               double* sum_exp, int32_t* nonfinite) {
+  const int64_t r = blockIdx.x;
+  float* row = logits + r * cols;
+  const float f = penalty[r];
+  if (f != 1.0f) {
+    for (int32_t p = pen_starts[r] + threadIdx.x; p < pen_starts[r + 1]; p += blockDim.x) {
+      const int32_t t = pen_ids[p];
+      if (t >= 0 && t < cols) {
+        const float l = row[t];
+        row[t] = l > 0 ? __fdiv_rn(l, f) : __fmul_rn(l, f);
+      }
+    }
+  }
+  __syncthreads();  // the penalised logits are visible to the whole block
+  int bad = 0;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) bad += isfinite(row[c]) ? 0 : 1;
+  bad = static_cast<int>(BlockSumDouble(static_cast<double>(bad)));
+  if (threadIdx.x == 0) nonfinite[r] = bad;
+  // Round j: the best candidate strictly after round j - 1's pick in the order.
+  float prev_v = 0.0f, max_v = 0.0f;
+  int prev_i = -1;
+  for (int j = 0; j < k; ++j) {
+    float bv = 0.0f;
+    int bi = -1;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+      const float v = row[c];
+      if (!isfinite(v)) continue;
+      const int ci = static_cast<int>(c);
+      if (prev_i >= 0 && !(v < prev_v || (v == prev_v && ci > prev_i))) continue;
+      if (TopKBefore(v, ci, bv, bi)) {
+        bv = v;
+        bi = ci;
+      }
+    }
+    BlockBest(&bv, &bi);
+    if (threadIdx.x == 0) {
+      values[r * k + j] = bi >= 0 ? bv : -INFINITY;
+      ids[r * k + j] = bi;
+    }
+    if (bi < 0) {  // fewer than k finite logits: pad the rest (bi is the same in every thread)
+      for (int jj = j + 1 + static_cast<int>(threadIdx.x); jj < k; jj += blockDim.x) {
+        values[r * k + jj] = -INFINITY;
+        ids[r * k + jj] = -1;
+      }
+      break;
+    }
+    if (j == 0) max_v = bv;
+    prev_v = bv;
+    prev_i = bi;
+  }
+  const float t = temperature[r];
+  double sum = 0;
+  if (t > 0 && prev_i >= 0) {  // as the host sampler: float terms, summed in double
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+      const float v = row[c];
+      if (isfinite(v)) sum += static_cast<double>(expf(__fdiv_rn(__fsub_rn(v, max_v), t)));
+    }
+  }
+  sum = BlockSumDouble(sum);
+  if (threadIdx.x == 0) sum_exp[r] = t > 0 ? sum : 0.0;
+}
+
 }  // namespace
+
+cudaError_t LaunchTopK(float* logits, int64_t rows, int64_t cols, int k, const float* temperature,
+                       const float* penalty, const int32_t* pen_ids, const int32_t* pen_starts,
+                       float* values, int32_t* ids, double* sum_exp, int32_t* nonfinite,
+                       cudaStream_t stream) {
+  if (rows == 0) return cudaSuccess;
+  if (k < 1 || cols <= 0 || cols > 0x7fffffff || rows > 0x7fffffff) return cudaErrorInvalidValue;
+  TopKKernel<<<static_cast<unsigned>(rows), kTopKThreads, 0, stream>>>(
+      logits, cols, k, temperature, penalty, pen_ids, pen_starts, values, ids, sum_exp, nonfinite);
+  return cudaGetLastError();
+}
 
 cudaError_t LaunchGetRows(WType type, const void* w, int64_t row_bytes, int64_t cols,
                           const int32_t* ids, int64_t n, float* out, cudaStream_t stream) {

@@ -107,6 +107,14 @@ cudaError_t LaunchDenseAttention(const float* q, const float* k, const float* v,
                                  int64_t num_tokens, int num_heads, int head_dim, float scale,
                                  float* out, cudaStream_t stream);
 
+// Backend::TopK on the device: one block per row. temperature and penalty are per row; the
+// penalised tokens of row r are pen_ids[pen_starts[r] .. pen_starts[r + 1]). Outputs: values and
+// ids [rows, k], sum_exp and nonfinite [rows].
+cudaError_t LaunchTopK(float* logits, int64_t rows, int64_t cols, int k, const float* temperature,
+                       const float* penalty, const int32_t* pen_ids, const int32_t* pen_starts,
+                       float* values, int32_t* ids, double* sum_exp, int32_t* nonfinite,
+                       cudaStream_t stream);
+
 // ---- cuBLAS (blas.cu: cuBLAS headers need nvcc's include setup, so C++ code calls these) ----
 
 // An opaque cuBLAS handle bound to `stream`, using `workspace` (bytes) as its workspace, with
