@@ -1,13 +1,15 @@
 // GPU benchmark of the CUDA backend (bench/gpu/run.sh runs it). Prints one table:
 //   ceilings   device-to-device copy bandwidth; a large cuBLAS bf16 GEMM
-//   decode     Mistral-7B shapes (bf16, 32 layers, GQA 32/8, random weights built in memory
-//              through the backend): batch-1 tokens/s and its share of the bandwidth ceiling
-//              (bytes read per token / measured copy bandwidth); aggregate tokens/s at 1..256
-//              concurrent streams (each at context 256)
+//   decode     Mistral-7B shapes (bf16, 32 layers, GQA 32/8, random weights) through
+//              engine/model/llama.cc's LlamaModel: batch-1 tokens/s without and with CUDA graphs
+//              and its share of the bandwidth ceiling (bytes read per token / measured copy
+//              bandwidth); aggregate tokens/s at 1..256 concurrent streams (each at context 256)
+//              with sampling candidates computed on the device, as the scheduler runs, and 128
+//              streams with the logits copied to the host instead
 //   prefill    tokens/s for one 512- and one 2048-token prompt
 //   embed      embeddings/s for bge-small and bge-base shapes (F16 weights, 64 x 128 tokens)
-// The forward passes call the Backend ops in the same order as engine/model/llama.cc and
-// bert.cc. Without a device it prints why and exits with status 2.
+// The BERT forward pass calls the Backend ops in the order of engine/model/bert.cc. Without a
+// device it prints why and exits with status 2.
 //
 //   gpu_bench [--quick] [--profile]
 //     --quick: fewer streams and steps, for a smoke run
@@ -235,11 +237,13 @@ class Llama {
     return std::move(*c);
   }
 
-  // One LlamaModel::Forward: logits for the tokens in `last`, copied to the host.
+  // One LlamaModel::Forward: logits for the tokens in `last`, copied to the host; or, with
+  // `top_k`, LlamaModel::ForwardTopK: chat-style sampling candidates (temperature 0.7, top-p:
+  // 64 candidates and the row's softmax sum) computed on the device, as the scheduler runs it.
   void Forward(const std::vector<int32_t>& tokens, const std::vector<int32_t>& seq,
                const std::vector<int32_t>& pos, const std::vector<int32_t>& slots,
                const std::vector<std::vector<int32_t>>& tables, const std::vector<int32_t>& last,
-               KvCache& cache) {
+               KvCache& cache, bool top_k = false) {
     engine::ForwardBatch batch;
     batch.tokens = tokens;
     batch.token_seq = seq;
@@ -247,7 +251,20 @@ class Llama {
     batch.slots = slots;
     for (const auto& t : tables) batch.block_tables.push_back(t);
     batch.logits_for = last;
-    const absl::Status st = model_->Forward(batch, cache, &logits_host_);
+    absl::Status st;
+    if (top_k) {
+      const size_t rows = last.size();
+      std::vector<float> temp(rows, 0.7f), penalty(rows, 1.0f);
+      std::vector<int32_t> starts(rows + 1, 0);
+      engine::TopKRequest req;
+      req.k = engine::kMaxTopK;
+      req.sum_temperature = temp;
+      req.penalty = penalty;
+      req.penalty_starts = starts;
+      st = model_->ForwardTopK(batch, cache, req, &top_);
+    } else {
+      st = model_->Forward(batch, cache, &logits_host_);
+    }
     if (!st.ok()) Die(st.ToString());
   }
 
@@ -255,6 +272,7 @@ class Llama {
   LlamaShape s_;
   std::unique_ptr<engine::LlamaModel> model_;
   std::vector<float> logits_host_;
+  engine::TopKRows top_;
 };
 
 // Sequences [0, streams) each own blocks_per_seq consecutive blocks.
@@ -289,7 +307,8 @@ double Prefill(Llama& m, KvCache& cache, const Streams& st, int len) {
 }
 
 // `steps` decode steps of `streams` sequences starting at position ctx; returns seconds.
-double Decode(Llama& m, KvCache& cache, const Streams& st, int streams, int ctx, int steps) {
+double Decode(Llama& m, KvCache& cache, const Streams& st, int streams, int ctx, int steps,
+              bool top_k = false) {
   std::vector<int32_t> tokens(streams), seq(streams), pos(streams), slots(streams), last(streams);
   std::vector<std::vector<int32_t>> tables(st.tables.begin(), st.tables.begin() + streams);
   double total = 0;
@@ -305,7 +324,7 @@ double Decode(Llama& m, KvCache& cache, const Streams& st, int streams, int ctx,
       last[s] = s;
     }
     const double t0 = Now();
-    m.Forward(tokens, seq, pos, slots, tables, last, cache);
+    m.Forward(tokens, seq, pos, slots, tables, last, cache, top_k);
     if (step >= 0) total += Now() - t0;
   }
   return total;
@@ -522,10 +541,18 @@ int Main(int argc, char** argv) {
           buf);
     }
     for (int streams : stream_counts) {
-      const double sec = Decode(m, *cache, st, streams, ctx, steps);
+      const double sec = Decode(m, *cache, st, streams, ctx, steps, /*top_k=*/true);
       std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms per step)", streams * steps / sec,
                     sec / steps * 1e3);
       row("decode aggregate, " + std::to_string(streams) + " streams at context 256", buf);
+    }
+    {
+      // The same 128 streams with every row of logits copied to the host (no device sampling).
+      const int streams = std::min(128, max_streams);
+      const double sec = Decode(m, *cache, st, streams, ctx, steps, /*top_k=*/false);
+      std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms per step)", streams * steps / sec,
+                    sec / steps * 1e3);
+      row("decode aggregate, " + std::to_string(streams) + " streams, logits to the host", buf);
     }
     const engine::cuda::CudaGraphStats gs = engine::cuda::GetCudaGraphStats(**backend);
     if (gs.enabled) {
