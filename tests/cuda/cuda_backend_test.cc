@@ -425,7 +425,7 @@ TEST_F(CudaBackendTest, WriteKvAndPagedAttentionMatchCpu) {
   for (int head_dim : {8, 64, 80, 128, 256}) {
     KvCacheShape shape;
     shape.num_layers = 2;
-    shape.num_blocks = 40;
+    shape.num_blocks = 90;
     shape.block_size = 4;
     shape.num_kv_heads = 2;
     shape.head_dim = head_dim;
@@ -433,7 +433,7 @@ TEST_F(CudaBackendTest, WriteKvAndPagedAttentionMatchCpu) {
     auto cg = gpu_->AllocKvCache(shape);
     auto cc = cpu_->AllocKvCache(shape);
     ASSERT_TRUE(cg.ok() && cc.ok());
-    const std::vector<int> lengths = {5, 17, 61};
+    const std::vector<int> lengths = {5, 17, 61, 250};
     std::vector<int32_t> blocks(shape.num_blocks);
     std::iota(blocks.begin(), blocks.end(), 0);
     std::shuffle(blocks.begin(), blocks.end(), rng);
@@ -456,9 +456,10 @@ TEST_F(CudaBackendTest, WriteKvAndPagedAttentionMatchCpu) {
       gpu_->WriteKv(**cg, layer, *kg, *vg, slots);
       cpu_->WriteKv(**cc, layer, *kc, *vc, slots);
     }
-    // Decode: the last position of sequences 0 and 1. Mixed: those, positions 40..60 of
-    // sequence 2 and 0..16 of sequence 1 (prefill chunks, with tiles left partly empty).
-    std::vector<int32_t> seq = {0, 1}, pos = {lengths[0] - 1, lengths[1] - 1};
+    // Decode: the last position of sequences 0, 1 and 3 (250 keys: several rounds of the
+    // grouped kernel's loads). Mixed: those, positions 40..60 of sequence 2 and 0..16 of
+    // sequence 1 (prefill chunks, with tiles left partly empty).
+    std::vector<int32_t> seq = {0, 1, 3}, pos = {lengths[0] - 1, lengths[1] - 1, lengths[3] - 1};
     for (int p = 40; p < lengths[2]; ++p) {
       seq.push_back(2);
       pos.push_back(p);
@@ -467,9 +468,9 @@ TEST_F(CudaBackendTest, WriteKvAndPagedAttentionMatchCpu) {
       seq.push_back(1);
       pos.push_back(p);
     }
-    for (int num_heads : {2, 8, 32}) {  // 1, 4 and 16 query heads per kv head
+    for (int num_heads : {2, 4, 8, 16, 32}) {  // 1, 2, 4, 8 and 16 query heads per kv head
       const int64_t width = int64_t{num_heads} * head_dim;
-      for (int64_t tokens : {int64_t{2}, static_cast<int64_t>(seq.size())}) {
+      for (int64_t tokens : {int64_t{3}, static_cast<int64_t>(seq.size())}) {
         const std::vector<float> q = RandomFloats(tokens * width, rng, -2, 2);
         auto qg = Upload(*gpu_, q), qc = Upload(*cpu_, q);
         for (int window : {0, 7, 40}) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <functional>
@@ -127,11 +128,35 @@ class CudaBuffer final : public Buffer {
   int64_t size_;
 };
 
+// Runs, before a weight or cache is freed, the ops the backend still holds (recorded in an open
+// step) that may read it. Shared by the backend and what it allocated, which may outlive it.
+class FreeGuard {
+ public:
+  void Set(std::function<void()> flush) {
+    std::lock_guard<std::mutex> lock(mu_);
+    flush_ = std::move(flush);
+  }
+  void BeforeFree() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (flush_) flush_();
+  }
+
+ private:
+  std::mutex mu_;
+  std::function<void()> flush_;
+};
+
 class CudaWeight final : public Weight {
  public:
-  CudaWeight(const WeightData& w, size_t row_bytes, void* data, float* f32)
-      : Weight(w.type, w.rows, w.cols), data_(data), row_bytes_(row_bytes), f32_(f32) {}
+  CudaWeight(const WeightData& w, size_t row_bytes, void* data, float* f32,
+             std::shared_ptr<FreeGuard> guard)
+      : Weight(w.type, w.rows, w.cols),
+        data_(data),
+        row_bytes_(row_bytes),
+        f32_(f32),
+        guard_(std::move(guard)) {}
   ~CudaWeight() override {
+    guard_->BeforeFree();
     if (f32_ != nullptr && f32_ != data_) cudaFree(f32_);
     cudaFree(data_);
   }
@@ -144,19 +169,25 @@ class CudaWeight final : public Weight {
   void* data_;
   size_t row_bytes_;
   float* f32_;
+  std::shared_ptr<FreeGuard> guard_;
 };
 
 class CudaKvCache final : public KvCache {
  public:
-  CudaKvCache(const KvCacheShape& shape, uint16_t* data, int64_t layer_stride)
-      : KvCache(shape), data_(data), layer_stride_(layer_stride) {}
-  ~CudaKvCache() override { cudaFree(data_); }
+  CudaKvCache(const KvCacheShape& shape, uint16_t* data, int64_t layer_stride,
+              std::shared_ptr<FreeGuard> guard)
+      : KvCache(shape), data_(data), layer_stride_(layer_stride), guard_(std::move(guard)) {}
+  ~CudaKvCache() override {
+    guard_->BeforeFree();
+    cudaFree(data_);
+  }
   uint16_t* k(int layer) const { return data_ + 2 * layer * layer_stride_; }
   uint16_t* v(int layer) const { return data_ + (2 * layer + 1) * layer_stride_; }
 
  private:
   uint16_t* data_;
   int64_t layer_stride_;
+  std::shared_ptr<FreeGuard> guard_;
 };
 
 const CudaWeight& AsCuda(const Weight& w) { return static_cast<const CudaWeight&>(w); }
@@ -251,9 +282,16 @@ class CudaBackend final : public Backend {
         cublas_workspace_(cublas_workspace) {
     stats_.enabled = graphs;
     if (!graphs) stats_.disabled_reason = "turned off (TESSERA_CUDA_GRAPHS=0 or the options)";
+    const char* env = std::getenv("TESSERA_CUDA_GROUPED_DECODE");
+    grouped_decode_ = env == nullptr || std::string(env) != "0";
+    free_guard_->Set([this] {
+      auto lock = Enter();
+      FlushRecorded();
+    });
   }
 
   ~CudaBackend() override {
+    free_guard_->Set(nullptr);  // weights and caches may outlive the backend
     cudaSetDevice(device_);
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -279,8 +317,7 @@ class CudaBackend final : public Backend {
 
   void SetGraphs(bool on) {
     auto lock = Enter();
-    FlushRecorded();
-    recording_ = false;  // from the next BeginStep on
+    FlushRecorded();  // from the next BeginStep on; an open step goes on recording
     stats_.enabled = on;
     stats_.disabled_reason = on ? "" : "turned off by SetCudaGraphs";
   }
@@ -295,17 +332,22 @@ class CudaBackend final : public Backend {
 
   void BeginStep() override {
     auto lock = Enter();
-    FlushRecorded();  // another thread's step, if any, runs now
+    const std::thread::id me = std::this_thread::get_id();
+    // One step at a time: another thread's open step ends first (its ops stay one graph).
+    step_done_.wait(lock, [&] { return !step_open_ || step_thread_ == me; });
+    FlushRecorded();
+    step_open_ = true;
+    step_thread_ = me;
     recording_ = stats_.enabled && EnsureArena();
-    step_thread_ = std::this_thread::get_id();
   }
 
   void EndStep() override {
     auto lock = Enter();
-    if (recording_ && step_thread_ == std::this_thread::get_id()) {
-      FlushRecorded();
-      recording_ = false;
-    }
+    if (!step_open_ || step_thread_ != std::this_thread::get_id()) return;
+    FlushRecorded();
+    step_open_ = false;
+    recording_ = false;
+    step_done_.notify_all();
   }
 
   std::unique_ptr<Buffer> Alloc(int64_t num_floats) override {
@@ -365,7 +407,7 @@ class CudaBackend final : public Backend {
         CUDA_OK(cudaStreamSynchronize(stream_));
       }
     }
-    return std::make_unique<CudaWeight>(w, *row_bytes, dev, f32);
+    return std::make_unique<CudaWeight>(w, *row_bytes, dev, f32, free_guard_);
   }
 
   absl::StatusOr<std::unique_ptr<KvCache>> AllocKvCache(const KvCacheShape& s) override {
@@ -383,7 +425,7 @@ class CudaBackend final : public Backend {
     }
     CUDA_OK(cudaMemsetAsync(p, 0, bytes, stream_));
     CUDA_OK(cudaStreamSynchronize(stream_));
-    return std::make_unique<CudaKvCache>(s, static_cast<uint16_t*>(p), layer_stride);
+    return std::make_unique<CudaKvCache>(s, static_cast<uint16_t*>(p), layer_stride, free_guard_);
   }
 
   void CopyFromHost(const float* src, int64_t n, Buffer& dst, int64_t dst_offset) override {
@@ -617,7 +659,9 @@ class CudaBackend final : public Backend {
       t = e;
     }
     const int64_t blocks = static_cast<int64_t>(tile_first.size()) * (num_heads / hpb);
-    const bool tiled = prefill || blocks >= 2 * sm_count_;
+    // Decode steps (one token per sequence): the grouped kernel when it handles the shapes.
+    const bool grouped = !prefill && grouped_decode_ && GroupedDecodeSupported(s.head_dim, group);
+    const bool tiled = !grouped && (prefill || blocks >= 2 * sm_count_);
     auto lock = Enter();
     const bool rec = Record({static_cast<size_t>(tokens), static_cast<size_t>(tokens), flat.size(),
                              starts.size(), tiled ? tile_first.size() : 0,
@@ -643,6 +687,7 @@ class CudaBackend final : public Backend {
     a.tile_count = nullptr;
     a.num_tiles = 0;
     a.heads_per_block = 1;
+    a.grouped = grouped ? 1 : 0;
     if (tiled) {
       a.heads_per_block = hpb;
       a.num_tiles = tile_first.size();
@@ -749,6 +794,12 @@ class CudaBackend final : public Backend {
     if (err == cudaSuccess) err = cudaEventCreateWithFlags(&arena_copied_, cudaEventDisableTiming);
     if (err != cudaSuccess) {
       cudaGetLastError();
+      if (arena_copied_ != nullptr) cudaEventDestroy(arena_copied_);
+      if (arena_dev_ != nullptr) cudaFree(arena_dev_);
+      if (arena_host_ != nullptr) cudaFreeHost(arena_host_);
+      arena_copied_ = nullptr;
+      arena_dev_ = nullptr;
+      arena_host_ = nullptr;
       DisableGraphs(absl::StrCat("allocating the step arena: ", cudaGetErrorString(err)));
       return false;
     }
@@ -769,19 +820,18 @@ class CudaBackend final : public Backend {
     int64_t need = 0;
     for (size_t n : meta) need += MetaArena::Reserve(static_cast<int64_t>(n));
     if (arena_->used() + need > arena_->capacity()) FlushRecorded();
-    if (need > arena_->capacity()) return false;
-    if (arena_in_flight_) {
-      // The host arena is being copied to the device for what ran before: wait for that copy.
-      CUDA_OK(cudaEventSynchronize(arena_copied_));
-      arena_in_flight_ = false;
-    }
-    return true;
+    return need <= arena_->capacity();
   }
 
   // The device address of `host` metadata for an op: staged in the step arena when the op is
   // recorded (copied before the step runs), else copied now (skipped when unchanged).
   const int32_t* DevMeta(bool record, Meta kind, absl::Span<const int32_t> host) {
     if (!record) return meta_[kind].Upload(host.data(), host.size(), stream_);
+    if (arena_in_flight_) {
+      // The host arena is being copied to the device for what ran before: wait for that copy.
+      CUDA_OK(cudaEventSynchronize(arena_copied_));
+      arena_in_flight_ = false;
+    }
     std::optional<int64_t> off = arena_->Stage(kind, host.data(), host.size());
     CU_CHECK(off.has_value());  // Record() made room
     return arena_dev_ + *off;
@@ -866,14 +916,14 @@ class CudaBackend final : public Backend {
       return false;
     }
     cudaGraphExec_t exec = nullptr;
-    if (std::optional<cudaGraphExec_t> recent = graphs_.MostRecent()) {
+    if (std::optional<cudaGraphExec_t> victim = graphs_.UpdateCandidate()) {
       cudaGraphExecUpdateResultInfo info;
-      if (cudaGraphExecUpdate(*recent, graph, &info) == cudaSuccess) {
-        exec = *recent;
-        graphs_.Rekey(sig_.bytes());
+      if (cudaGraphExecUpdate(*victim, graph, &info) == cudaSuccess) {
+        exec = *victim;
+        graphs_.RekeyCandidate(sig_.bytes());
         ++stats_.graphs_updated;
       } else {
-        cudaGetLastError();  // a different topology: instantiate instead
+        cudaGetLastError();  // a different topology: instantiate instead (the old one stays valid)
       }
     }
     if (exec == nullptr) {
@@ -895,20 +945,25 @@ class CudaBackend final : public Backend {
     return true;
   }
 
+  // Later steps run op by op. The open step, if any, goes on recording (so its ops keep their
+  // order) and runs op by op when flushed.
   void DisableGraphs(std::string why) {
     std::fprintf(stderr, "cuda backend: CUDA graphs turned off: %s\n", why.c_str());
     stats_.enabled = false;
     stats_.disabled_reason = std::move(why);
-    recording_ = false;
   }
 
   const int device_;
   const int sm_count_;  // multiprocessors, for work-split choices
+  // Decode attention with the grouped kernel (TESSERA_CUDA_GROUPED_DECODE=0: the older
+  // per-(token, head) and tiled kernels, for comparison).
+  bool grouped_decode_ = true;
   const std::string device_name_;
   cudaStream_t stream_;
   void* cublas_;  // cublasHandle_t, bound to stream_
   void* cublas_workspace_;
   std::shared_ptr<DevicePool> pool_ = std::make_shared<DevicePool>();
+  std::shared_ptr<FreeGuard> free_guard_ = std::make_shared<FreeGuard>();
   // Serialises ops: they share the stream, the scratch space and the metadata slots.
   std::mutex mu_;
   MetaSlot meta_[kNumMeta] ABSL_GUARDED_BY(mu_);
@@ -919,9 +974,12 @@ class CudaBackend final : public Backend {
   Scratch weight_scratch_ ABSL_GUARDED_BY(mu_);
   Scratch topk_scratch_ ABSL_GUARDED_BY(mu_);
 
-  // The step being recorded (between BeginStep and EndStep, by step_thread_).
+  // The open step (between BeginStep and EndStep, by step_thread_) and whether its ops are
+  // being recorded.
+  bool step_open_ ABSL_GUARDED_BY(mu_) = false;
   bool recording_ ABSL_GUARDED_BY(mu_) = false;
   std::thread::id step_thread_ ABSL_GUARDED_BY(mu_);
+  std::condition_variable step_done_;
   std::vector<std::function<OpStatus()>> ops_ ABSL_GUARDED_BY(mu_);
   OpSignature sig_ ABSL_GUARDED_BY(mu_);
   int32_t* arena_host_ = nullptr;  // pinned

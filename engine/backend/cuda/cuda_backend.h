@@ -26,6 +26,11 @@
 // the weight's type, and Q8_0 / Q4_0 / Q4_K weights dequantized to BF16 (with BF16 activations)
 // first; F32 accumulation throughout.
 //
+// PagedAttention: decode steps (one token per sequence) use a kernel with one block per (token,
+// kv head) that serves the kv head's query heads together (head sizes 64/128/256, 1/2/4/8 query
+// heads per kv head; TESSERA_CUDA_GROUPED_DECODE=0 turns it off); prefill chunks use query
+// tiles through shared memory.
+//
 // Thread-safety: ops may be called from several threads (the models of one engine share the
 // backend); a mutex serialises them. Errors: bad shapes are caller bugs and abort with a message,
 // as in the CPU backend; so do CUDA errors inside an op (a device fault leaves no way to go on).

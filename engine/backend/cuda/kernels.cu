@@ -494,6 +494,176 @@ __global__ void __launch_bounds__(kAttnWarps * 32) PagedAttentionKernel(PagedAtt
   AttendBlock<HPL>(kv, a.q + off, start, pos + 1, a.head_dim, a.scale, a.out + off);
 }
 
+// ---- grouped decode attention: one block per (token, kv head) ----
+
+constexpr int kDecodeWarps = 8;
+constexpr int kDecodeUnroll = 4;         // keys per lane loaded before any arithmetic
+constexpr int kDecodeMaxGroupDims = 1024;  // group * head_dim (shared memory for the merge)
+
+__device__ __forceinline__ void Halves8(const uint4 raw, float* f) {
+  const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    f[2 * j] = H2F(static_cast<uint16_t>(w[j] & 0xFFFF));
+    f[2 * j + 1] = H2F(static_cast<uint16_t>(w[j] >> 16));
+  }
+}
+
+// Merges online-softmax state (m2, l2, acc2) into (m, l, acc).
+template <int N>
+__device__ __forceinline__ void MergeSoftmax(float& m, float& l, float* acc, float m2, float l2,
+                                             const float* acc2) {
+  const float mn = fmaxf(m, m2);
+  if (mn == -INFINITY) return;  // both empty
+  const float c1 = expf(m - mn), c2 = expf(m2 - mn);
+  l = l * c1 + l2 * c2;
+#pragma unroll
+  for (int j = 0; j < N; ++j) acc[j] = acc[j] * c1 + acc2[j] * c2;
+  m = mn;
+}
+
+// L lanes read one key row (8 halves each: head_dim = 8 * L), so a warp reads 32 / L keys at a
+// time; each lane keeps the softmax state of the G query heads for its 8 dimensions over the
+// keys it read; lanes, then warps, merge their states at the end.
+template <int L, int G>
+__global__ void __launch_bounds__(kDecodeWarps * 32) GroupedDecodeKernel(PagedAttentionArgs a) {
+  constexpr int KPW = 32 / L;
+  constexpr int HD = 8 * L;
+  __shared__ float s_m[kDecodeWarps][G], s_l[kDecodeWarps][G];
+  __shared__ float s_acc[kDecodeWarps][G * HD];
+  const int64_t t = blockIdx.x;
+  const int kvh = blockIdx.y;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int sub = lane % L, kslot = lane / L;
+  const int pos = a.token_pos[t];
+  const int begin = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
+  const int end = pos + 1;
+  const int32_t* table = a.tables + a.table_start[a.token_seq[t]];
+  const int64_t kv_dim = static_cast<int64_t>(a.num_kv_heads) * HD;
+  const int64_t head_off = static_cast<int64_t>(kvh) * HD + sub * 8;
+  const int64_t width = static_cast<int64_t>(a.num_heads) * HD;
+  float q[G][8], m[G], l[G], acc[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const float4* qp =
+        reinterpret_cast<const float4*>(a.q + t * width + static_cast<int64_t>(kvh * G + g) * HD + sub * 8);
+    const float4 x0 = qp[0], x1 = qp[1];
+    q[g][0] = x0.x; q[g][1] = x0.y; q[g][2] = x0.z; q[g][3] = x0.w;
+    q[g][4] = x1.x; q[g][5] = x1.y; q[g][6] = x1.z; q[g][7] = x1.w;
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[g][j] = 0.0f;
+  }
+  constexpr int kStride = kDecodeWarps * KPW;  // keys the block reads at once
+  // The loop bound is uniform across the warp (every lane runs every shuffle).
+  for (int base = begin + warp * KPW; base < end; base += kStride * kDecodeUnroll) {
+    uint4 kr[kDecodeUnroll], vr[kDecodeUnroll];
+    bool valid[kDecodeUnroll];
+#pragma unroll
+    for (int u = 0; u < kDecodeUnroll; ++u) {
+      const int p = base + kslot + u * kStride;
+      valid[u] = p < end;
+      if (valid[u]) {
+        const int64_t slot = static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size;
+        const int64_t off = slot * kv_dim + head_off;
+        kr[u] = __ldg(reinterpret_cast<const uint4*>(a.kc + off));
+        vr[u] = __ldg(reinterpret_cast<const uint4*>(a.vc + off));
+      } else {
+        kr[u] = make_uint4(0, 0, 0, 0);
+        vr[u] = make_uint4(0, 0, 0, 0);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kDecodeUnroll; ++u) {
+      float k8[8], v8[8], s[G];
+      Halves8(kr[u], k8);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        s[g] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) s[g] += q[g][j] * k8[j];
+      }
+#pragma unroll
+      for (int o = L / 2; o > 0; o >>= 1) {
+#pragma unroll
+        for (int g = 0; g < G; ++g) s[g] += __shfl_xor_sync(0xffffffffu, s[g], o);
+      }
+      if (!valid[u]) continue;
+      Halves8(vr[u], v8);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        const float sc = s[g] * a.scale;
+        const float mn = fmaxf(m[g], sc);
+        const float corr = expf(m[g] - mn);
+        const float e = expf(sc - mn);
+        l[g] = l[g] * corr + e;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[g][j] = acc[g][j] * corr + e * v8[j];
+        m[g] = mn;
+      }
+    }
+  }
+  // Merge the key slots of the warp (lanes with the same `sub`).
+#pragma unroll
+  for (int o = L; o < 32; o <<= 1) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const float m2 = __shfl_xor_sync(0xffffffffu, m[g], o);
+      const float l2 = __shfl_xor_sync(0xffffffffu, l[g], o);
+      float a2[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) a2[j] = __shfl_xor_sync(0xffffffffu, acc[g][j], o);
+      MergeSoftmax<8>(m[g], l[g], acc[g], m2, l2, a2);
+    }
+  }
+  if (kslot == 0) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) s_acc[warp][g * HD + sub * 8 + j] = acc[g][j];
+      if (sub == 0) {
+        s_m[warp][g] = m[g];
+        s_l[warp][g] = l[g];
+      }
+    }
+  }
+  __syncthreads();
+  // Merge the warps: thread i writes output elements i, i + blockDim.x, ... of the G heads.
+  for (int idx = threadIdx.x; idx < G * HD; idx += blockDim.x) {
+    const int g = idx / HD, d = idx % HD;
+    float mx = -INFINITY;
+    for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, s_m[w][g]);
+    float total = 0.0f, o = 0.0f;
+    for (int w = 0; w < kDecodeWarps; ++w) {
+      if (s_l[w][g] > 0.0f) {
+        const float c = expf(s_m[w][g] - mx);
+        total += s_l[w][g] * c;
+        o += s_acc[w][idx] * c;
+      }
+    }
+    a.out[t * width + static_cast<int64_t>(kvh * G + g) * HD + d] = o / total;
+  }
+}
+
+template <int L>
+cudaError_t LaunchGroupedDecode(const PagedAttentionArgs& a, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_kv_heads));
+  switch (a.num_heads / a.num_kv_heads) {
+    case 1: GroupedDecodeKernel<L, 1><<<grid, kDecodeWarps * 32, 0, stream>>>(a); break;
+    case 2: GroupedDecodeKernel<L, 2><<<grid, kDecodeWarps * 32, 0, stream>>>(a); break;
+    case 4: GroupedDecodeKernel<L, 4><<<grid, kDecodeWarps * 32, 0, stream>>>(a); break;
+    case 8:
+      if constexpr (8 * 8 * L <= kDecodeMaxGroupDims) {
+        GroupedDecodeKernel<L, 8><<<grid, kDecodeWarps * 32, 0, stream>>>(a);
+        break;
+      }
+      return cudaErrorInvalidValue;
+    default: return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
 constexpr int kTileK = 32;  // keys per shared-memory tile (one per lane)
 constexpr int kQueriesPerWarp = kAttentionTileQueries / kAttnWarps;
 
@@ -800,6 +970,12 @@ __global__ void __launch_bounds__(kTopKThreads)
 
 }  // namespace
 
+bool GroupedDecodeSupported(int head_dim, int group) {
+  return (head_dim == 64 || head_dim == 128 || head_dim == 256) &&
+         (group == 1 || group == 2 || group == 4 || group == 8) &&
+         group * head_dim <= kDecodeMaxGroupDims;
+}
+
 cudaError_t LaunchTopK(float* logits, int64_t rows, int64_t cols, int k, const float* temperature,
                        const float* penalty, const int32_t* pen_ids, const int32_t* pen_starts,
                        float* values, int32_t* ids, double* sum_exp, int32_t* nonfinite,
@@ -954,6 +1130,15 @@ cudaError_t LaunchPagedAttention(const PagedAttentionArgs& a, cudaStream_t strea
   if (a.head_dim <= 0 || a.head_dim > kMaxHeadDim || a.num_heads > 65535 ||
       a.num_tokens > 0x7fffffff) {
     return cudaErrorInvalidValue;
+  }
+  if (a.num_tiles == 0 && a.grouped != 0) {
+    if (!GroupedDecodeSupported(a.head_dim, a.num_heads / a.num_kv_heads) ||
+        a.num_kv_heads > 65535) {
+      return cudaErrorInvalidValue;
+    }
+    if (a.head_dim == 64) return LaunchGroupedDecode<8>(a, stream);
+    if (a.head_dim == 128) return LaunchGroupedDecode<16>(a, stream);
+    return LaunchGroupedDecode<32>(a, stream);
   }
   const int hpl = (a.head_dim + 31) / 32;
   if (a.num_tiles > 0) {

@@ -96,7 +96,17 @@ struct PagedAttentionArgs {
   const int32_t* tile_count = nullptr;
   int64_t num_tiles = 0;
   int heads_per_block = 1;
+  // Grouped decode mode (num_tiles == 0, grouped != 0; see GroupedDecodeSupported): one block
+  // per (token, kv head) serves all the query heads of that kv head, reading each key and value
+  // row once with 16-byte loads, its warps splitting the keys (decode steps: one token per
+  // sequence).
+  int grouped = 0;
 };
+// No padding bytes: the CUDA backend uses the struct's bytes as part of a step's signature.
+static_assert(sizeof(PagedAttentionArgs) == 8 * 8 + 8 + 6 * 4 + 2 * 8 + 8 + 2 * 4,
+              "PagedAttentionArgs must stay free of padding");
+// Whether grouped decode handles this head size and query heads per kv head.
+bool GroupedDecodeSupported(int head_dim, int group);
 inline constexpr int kAttentionTileQueries = 16;
 cudaError_t LaunchPagedAttention(const PagedAttentionArgs& a, cudaStream_t stream);
 

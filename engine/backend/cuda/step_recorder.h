@@ -11,19 +11,19 @@
 //                  scalars): two steps with equal signatures launch exactly the same kernels with
 //                  the same arguments, so the graph captured for one replays the other.
 //   GraphCache     which graph replays which signature (compared in full): a bounded LRU map,
-//                  and the policy that a
-//                  signature is captured only the second time it is seen (a one-off prefill is
-//                  run eagerly, not captured), with the most recently used graph offered for an
-//                  in-place update (cudaGraphExecUpdate) before a new one is instantiated.
+//                  and the policy that a signature is captured only the second time it is seen
+//                  (a one-off prefill is run eagerly, not captured); when the cache is full the
+//                  least recently used graph is offered for an in-place update
+//                  (cudaGraphExecUpdate) before a new one is instantiated.
 #ifndef TESSERA_ENGINE_BACKEND_CUDA_STEP_RECORDER_H_
 #define TESSERA_ENGINE_BACKEND_CUDA_STEP_RECORDER_H_
 
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <list>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <type_traits>
 #include <functional>
 #include <unordered_map>
@@ -71,9 +71,10 @@ class MetaArena {
 // Launch parameters of the ops recorded for one step, as bytes.
 class OpSignature {
  public:
-  // Appends an op: its kind and the raw bytes of each trivially copyable argument.
+  // Appends an op: its kind (the launcher's address, say) and the raw bytes of each trivially
+  // copyable argument (which must have no padding bytes).
   template <typename... Args>
-  void Add(int op, const Args&... args) {
+  void Add(uint64_t op, const Args&... args) {
     Put(op);
     (Put(args), ...);
   }
@@ -122,20 +123,22 @@ class GraphCache {
     return GraphAction::kCapture;
   }
 
-  // The most recently used graph (a candidate for an in-place update), if any.
-  std::optional<Exec> MostRecent() const {
-    if (lru_.empty()) return std::nullopt;
-    return lru_.front().second;
+  // When the cache is full, the least recently used graph: rather than evict it, the caller may
+  // update it in place (cudaGraphExecUpdate) to replay a new signature. While there is room,
+  // none (every signature keeps its own graph: alternating step shapes stay cached).
+  std::optional<Exec> UpdateCandidate() const {
+    if (lru_.empty() || lru_.size() < max_graphs_) return std::nullopt;
+    return lru_.back().second;
   }
 
-  // The most recent graph was updated in place to replay `sig` (it no longer replays its old
-  // signature).
-  void Rekey(const std::string& sig) {
-    auto& front = lru_.front();
-    index_.erase(front.first);
-    front.first = sig;
+  // The update candidate now replays `sig` (no longer its old signature); it becomes the most
+  // recently used.
+  void RekeyCandidate(const std::string& sig) {
+    index_.erase(lru_.back().first);
+    lru_.back().first = sig;
+    lru_.splice(lru_.begin(), lru_, std::prev(lru_.end()));
+    index_[sig] = lru_.begin();
     seen_.erase(std::hash<std::string>{}(sig));
-    index_[front.first] = lru_.begin();
   }
 
   // A newly instantiated graph for `sig`; returns the handles evicted to make room, for the

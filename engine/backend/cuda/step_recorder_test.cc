@@ -71,8 +71,11 @@ TEST(MetaArenaTest, FullArenaRefusesAndResetStartsOver) {
   arena.Reset();
   EXPECT_EQ(arena.used(), 0);
   EXPECT_EQ(arena.Stage(1, one.data(), 1), 0);
-  // After a reset nothing is shared: the same chunk under kind 0 is copied again.
+  // After a reset nothing is shared: the same chunk under kind 0 is copied again (and here no
+  // longer fits next to the first one).
   EXPECT_FALSE(arena.Stage(0, big.data(), big.size()));
+  arena.Reset();
+  EXPECT_EQ(arena.Stage(0, big.data(), big.size()), 0);
 }
 
 TEST(OpSignatureTest, EqualOnlyForEqualArguments) {
@@ -91,24 +94,34 @@ TEST(OpSignatureTest, EqualOnlyForEqualArguments) {
 }
 
 TEST(GraphCacheTest, CapturesOnTheSecondSightingAndReplaysAfter) {
-  GraphCache<int> cache;
+  GraphCache<int> cache(/*max_graphs=*/2);
   int exec = 0;
   EXPECT_EQ(cache.Decide("step-a", &exec), GraphAction::kEager);
   EXPECT_EQ(cache.Decide("step-a", &exec), GraphAction::kCapture);
-  EXPECT_FALSE(cache.MostRecent().has_value());
+  EXPECT_FALSE(cache.UpdateCandidate().has_value());  // room left: no update
   EXPECT_TRUE(cache.Insert("step-a", 11).empty());
   EXPECT_EQ(cache.Decide("step-a", &exec), GraphAction::kReplay);
   EXPECT_EQ(exec, 11);
-  // A new signature: eager first, then offered the most recent graph for an update.
+  // Alternating shapes each keep their graph while there is room.
   EXPECT_EQ(cache.Decide("step-b", &exec), GraphAction::kEager);
   EXPECT_EQ(cache.Decide("step-b", &exec), GraphAction::kCapture);
-  ASSERT_EQ(cache.MostRecent(), 11);
-  cache.Rekey("step-b");
-  EXPECT_EQ(cache.Decide("step-b", &exec), GraphAction::kReplay);
+  EXPECT_FALSE(cache.UpdateCandidate().has_value());
+  EXPECT_TRUE(cache.Insert("step-b", 12).empty());
+  EXPECT_EQ(cache.Decide("step-a", &exec), GraphAction::kReplay);
   EXPECT_EQ(exec, 11);
-  // The updated graph no longer replays step-a.
+  EXPECT_EQ(cache.Decide("step-b", &exec), GraphAction::kReplay);
+  EXPECT_EQ(exec, 12);
+  // Full: a new shape is offered the least recently used graph (a) to update in place.
+  EXPECT_EQ(cache.Decide("step-c", &exec), GraphAction::kEager);
+  EXPECT_EQ(cache.Decide("step-c", &exec), GraphAction::kCapture);
+  ASSERT_EQ(cache.UpdateCandidate(), 11);
+  cache.RekeyCandidate("step-c");
+  EXPECT_EQ(cache.Decide("step-c", &exec), GraphAction::kReplay);
+  EXPECT_EQ(exec, 11);
+  // The updated graph no longer replays step-a; b is now the least recently used.
   EXPECT_EQ(cache.Decide("step-a", &exec), GraphAction::kEager);
-  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(cache.UpdateCandidate(), 12);
+  EXPECT_EQ(cache.size(), 2u);
 }
 
 TEST(GraphCacheTest, EvictsTheLeastRecentlyUsed) {
