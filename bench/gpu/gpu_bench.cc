@@ -547,6 +547,17 @@ int Main(int argc, char** argv) {
       row("decode aggregate, " + std::to_string(streams) + " streams at context 256", buf);
     }
     {
+      // The same 128 streams with the older attention kernels (for comparison).
+      const int streams = std::min(128, max_streams);
+      engine::cuda::SetCudaGroupedDecode(**backend, false);
+      const double sec = Decode(m, *cache, st, streams, ctx, steps, /*top_k=*/true);
+      engine::cuda::SetCudaGroupedDecode(**backend, true);
+      std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms per step)", streams * steps / sec,
+                    sec / steps * 1e3);
+      row("decode aggregate, " + std::to_string(streams) + " streams, no grouped decode attention",
+          buf);
+    }
+    {
       // The same 128 streams with every row of logits copied to the host (no device sampling).
       const int streams = std::min(128, max_streams);
       const double sec = Decode(m, *cache, st, streams, ctx, steps, /*top_k=*/false);

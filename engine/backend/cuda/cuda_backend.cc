@@ -315,6 +315,12 @@ class CudaBackend final : public Backend {
     return stats_;
   }
 
+  void SetGroupedDecode(bool on) {
+    auto lock = Enter();
+    FlushRecorded();
+    grouped_decode_ = on;
+  }
+
   void SetGraphs(bool on) {
     auto lock = Enter();
     FlushRecorded();  // from the next BeginStep on; an open step goes on recording
@@ -1069,6 +1075,10 @@ CudaGraphStats GetCudaGraphStats(Backend& backend) {
 
 void SetCudaGraphs(Backend& backend, bool on) {
   if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetGraphs(on);
+}
+
+void SetCudaGroupedDecode(Backend& backend, bool on) {
+  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetGroupedDecode(on);
 }
 
 }  // namespace tessera::engine::cuda

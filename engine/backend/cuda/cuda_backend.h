@@ -68,6 +68,9 @@ CudaGraphStats GetCudaGraphStats(Backend& backend);
 // Turns graphs on or off from the next step on (tests and benchmarks compare the two); no effect
 // on other backends.
 void SetCudaGraphs(Backend& backend, bool on);
+// Turns the grouped decode attention kernel on or off (off: the per-(token, head) and tiled
+// kernels), for comparisons; TESSERA_CUDA_GROUPED_DECODE=0 sets it off at creation.
+void SetCudaGroupedDecode(Backend& backend, bool on);
 
 // Number of CUDA devices this process can use; 0 when there is no device or no driver (never
 // fails). `why`, when given, receives the CUDA error text in that case.
