@@ -6,7 +6,8 @@
 //              bandwidth); aggregate tokens/s at 1..256 concurrent streams (each at context 256)
 //              with sampling candidates computed on the device, as the scheduler runs, and 128
 //              streams with the logits copied to the host instead
-//   prefill    tokens/s for one 512- and one 2048-token prompt
+//   prefill    tokens/s for one 512-, 2048- and 8192-token prompt (attention through cuBLAS), and
+//              2048 with the tiled attention kernel
 //   embed      embeddings/s for bge-small and bge-base shapes (F16 weights, 64 x 128 tokens)
 // The BERT forward pass calls the Backend ops in the order of engine/model/bert.cc. Without a
 // device it prints why and exits with status 2.
@@ -466,14 +467,26 @@ int Main(int argc, char** argv) {
     // Decode: every stream owns the blocks for context 256 plus the steps; prefill: its own.
     const Streams st(max_streams, ctx + 64 + 16);
     auto cache = m.NewCache(max_streams * st.blocks_per_seq, st.block_size);
-    const Streams pst(1, 2048 + 16);
+    const int max_prompt = quick ? 2048 : 8192;
+    const Streams pst(1, max_prompt + 16);
     auto pcache = m.NewCache(pst.blocks_per_seq, pst.block_size);
 
-    for (int len : {512, 2048}) {
+    std::vector<int> prompts = {512, 2048};
+    if (!quick) prompts.push_back(8192);
+    for (int len : prompts) {
       Prefill(m, *pcache, pst, len);  // warm-up
       const double sec = Prefill(m, *pcache, pst, len);
       std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms)", len / sec, sec * 1e3);
       row("prefill: one " + std::to_string(len) + "-token prompt", buf);
+    }
+    {
+      // The same 2048 tokens with the tiled attention kernel instead of cuBLAS (comparison).
+      engine::cuda::SetCudaGemmPrefill(**backend, false);
+      Prefill(m, *pcache, pst, 2048);
+      const double sec = Prefill(m, *pcache, pst, 2048);
+      engine::cuda::SetCudaGemmPrefill(**backend, true);
+      std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms)", 2048 / sec, sec * 1e3);
+      row("prefill: one 2048-token prompt, tiled attention", buf);
     }
     if (profile) {
       // Per-op wall time (each op waited for) of one 2048-token prefill and one 128-stream step.

@@ -48,4 +48,27 @@ int BlasMatMulHalf(void* handle, HalfKind kind, int64_t rows, int64_t n, int64_t
                       CUBLAS_GEMM_DEFAULT);
 }
 
+int BlasAttentionScores(void* handle, int64_t t_q, int64_t t_k, int64_t hd, int64_t batch,
+                        float scale, const void* q, int64_t ldq, const void* k, int64_t ldk,
+                        float* s) {
+  // Column-major: S^T [t_k, t_q] = K [t_k, hd] (stored [hd, t_k], ld ldk, transposed) times
+  // Q^T [hd, t_q] (stored [hd, t_q], ld ldq); batch b moves Q by hd columns, S by t_q * t_k.
+  const float zero = 0.0f;
+  return cublasGemmStridedBatchedEx(static_cast<cublasHandle_t>(handle), CUBLAS_OP_T, CUBLAS_OP_N,
+                                    t_k, t_q, hd, &scale, k, CUDA_R_16F, ldk, 0, q, CUDA_R_16F,
+                                    ldq, hd, &zero, s, CUDA_R_32F, t_k, t_q * t_k, batch,
+                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
+
+int BlasAttentionValues(void* handle, int64_t t_q, int64_t t_k, int64_t hd, int64_t batch,
+                        const void* p, const void* v, int64_t ldv, float* out, int64_t ldo) {
+  // Column-major: O^T [hd, t_q] = V^T [hd, t_k] (stored [hd, t_k], ld ldv) times P^T [t_k, t_q]
+  // (stored [t_k, t_q], ld t_k); batch b moves P by t_q * t_k, O by hd columns.
+  const float one = 1.0f, zero = 0.0f;
+  return cublasGemmStridedBatchedEx(static_cast<cublasHandle_t>(handle), CUBLAS_OP_N, CUBLAS_OP_N,
+                                    hd, t_q, t_k, &one, v, CUDA_R_16F, ldv, 0, p, CUDA_R_16F, t_k,
+                                    t_q * t_k, &zero, out, CUDA_R_32F, ldo, hd, batch,
+                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
+
 }  // namespace tessera::engine::cuda

@@ -270,6 +270,35 @@ constexpr int64_t kArenaValues = int64_t{1} << 20;
 // Recorded steps with fewer ops run eagerly: a graph would not pay for itself.
 constexpr size_t kMinGraphOps = 8;
 
+// A run of one sequence's tokens [t0, t1) long enough for attention through cuBLAS: their
+// queries against keys [k0, k1), with its scratch layout.
+struct GemmRun {
+  int64_t t0, t1;
+  int seq;
+  int k0, k1;
+  // Plan(): scratch offsets (bytes) of the contiguous F16 keys and values, the F16 queries, and
+  // a chunk of scores (F32) and probabilities (F16) for `chunk` queries of every head of a group.
+  int64_t chunk = 0;
+  size_t k16 = 0, v16 = 0, q16 = 0, scores = 0, probs = 0, bytes = 0;
+
+  void Plan(int head_dim, int num_heads, int group, int64_t kv_dim) {
+    auto align = [](size_t b) { return (b + 255) / 256 * 256; };
+    const int64_t tq = t1 - t0, tk = k1 - k0;
+    // Scores of at most kScoreBytes per chunk (a 2048-token prompt at context 32k: 80 queries).
+    constexpr int64_t kScoreBytes = int64_t{256} << 20;
+    chunk = std::max<int64_t>(1, std::min<int64_t>(tq, kScoreBytes / (int64_t{group} * tk * 6)));
+    k16 = 0;
+    v16 = align(static_cast<size_t>(tk * kv_dim) * 2);
+    q16 = v16 + v16;
+    scores = q16 + align(static_cast<size_t>(tq) * num_heads * head_dim * 2);
+    probs = scores + align(static_cast<size_t>(group) * chunk * tk * 4);
+    bytes = probs + align(static_cast<size_t>(group) * chunk * tk * 2);
+  }
+};
+
+// Query runs of at least this many tokens use GemmAttention.
+constexpr int64_t kGemmAttentionRun = 64;
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, std::string device_name, int sm_count, cudaStream_t stream,
@@ -284,6 +313,8 @@ class CudaBackend final : public Backend {
     if (!graphs) stats_.disabled_reason = "turned off (TESSERA_CUDA_GRAPHS=0 or the options)";
     const char* env = std::getenv("TESSERA_CUDA_GROUPED_DECODE");
     grouped_decode_ = env == nullptr || std::string(env) != "0";
+    const char* gemm_env = std::getenv("TESSERA_CUDA_GEMM_PREFILL");
+    gemm_prefill_ = gemm_env == nullptr || std::string(gemm_env) != "0";
     free_guard_->Set([this] {
       auto lock = Enter();
       FlushRecorded();
@@ -319,6 +350,12 @@ class CudaBackend final : public Backend {
     auto lock = Enter();
     FlushRecorded();
     grouped_decode_ = on;
+  }
+
+  void SetGemmPrefill(bool on) {
+    auto lock = Enter();
+    FlushRecorded();
+    gemm_prefill_ = on;
   }
 
   void SetGraphs(bool on) {
@@ -644,36 +681,56 @@ class CudaBackend final : public Backend {
     }
     if (tokens == 0) return;
     if (flat.empty()) flat.push_back(0);
-    // Tiles: runs of consecutive tokens of one sequence, tokens_per_tile at a time, times
-    // groups of heads_per_block query heads of one kv head. Tiled when there is a prefill run
-    // (keys shared by several tokens) or enough tiles to fill the GPU; otherwise (a few decode
-    // tokens) one block per token and head, whose warps split the keys.
+    // Runs of consecutive tokens of one sequence. Long ones (prefill chunks) go through cuBLAS
+    // on the tensor cores (GemmAttention); the others are cut into tiles of tokens_per_tile
+    // tokens times groups of heads_per_block query heads of one kv head. Tiled when there is a
+    // prefill run (keys shared by several tokens) or enough tiles to fill the GPU; decode steps
+    // (one token per sequence) use the grouped kernel when it handles the shapes, else one block
+    // per token and head, whose warps split the keys.
     const int group = num_heads / s.num_kv_heads;
     int hpb = std::min(group, kAttentionTileQueries);
     while (group % hpb != 0) --hpb;
     const int tokens_per_tile = kAttentionTileQueries / hpb;
     std::vector<int32_t> tile_first, tile_count;
+    std::vector<GemmRun> long_runs;
     bool prefill = false;
+    const bool gemm_ok = gemm_prefill_ && s.head_dim % 8 == 0;
     for (int64_t t = 0; t < tokens;) {
       int64_t e = t + 1;
-      while (e < tokens && e - t < tokens_per_tile && batch.token_seq[e] == batch.token_seq[t]) {
-        ++e;
-      }
+      while (e < tokens && batch.token_seq[e] == batch.token_seq[t]) ++e;
       prefill |= e - t > 1;
-      tile_first.push_back(static_cast<int32_t>(t));
-      tile_count.push_back(static_cast<int32_t>(e - t));
+      if (gemm_ok && e - t >= kGemmAttentionRun) {
+        int32_t lo = batch.token_pos[t], hi = batch.token_pos[t];
+        for (int64_t i = t; i < e; ++i) {
+          lo = std::min(lo, batch.token_pos[i]);
+          hi = std::max(hi, batch.token_pos[i]);
+        }
+        const int k0 = batch.sliding_window > 0 ? std::max(0, lo - batch.sliding_window + 1) : 0;
+        long_runs.push_back({t, e, batch.token_seq[t], k0, hi + 1});
+      } else {
+        for (int64_t b = t; b < e; b += tokens_per_tile) {
+          tile_first.push_back(static_cast<int32_t>(b));
+          tile_count.push_back(static_cast<int32_t>(std::min<int64_t>(tokens_per_tile, e - b)));
+        }
+      }
       t = e;
     }
     const int64_t blocks = static_cast<int64_t>(tile_first.size()) * (num_heads / hpb);
-    // Decode steps (one token per sequence): the grouped kernel when it handles the shapes.
     const bool grouped = !prefill && grouped_decode_ && GroupedDecodeSupported(s.head_dim, group);
     const bool tiled = !grouped && (prefill || blocks >= 2 * sm_count_);
+    size_t gemm_bytes = 0;
+    for (GemmRun& r : long_runs) {
+      r.Plan(s.head_dim, num_heads, group, c.kv_dim());
+      gemm_bytes = std::max(gemm_bytes, r.bytes);
+    }
     auto lock = Enter();
+    char* gemm_scratch =
+        gemm_bytes > 0 ? static_cast<char*>(ScratchFor(attn_scratch_, gemm_bytes)) : nullptr;
     const bool rec = Record({static_cast<size_t>(tokens), static_cast<size_t>(tokens), flat.size(),
                              starts.size(), tiled ? tile_first.size() : 0,
                              tiled ? tile_count.size() : 0});
     PagedAttentionArgs a;
-    std::memset(static_cast<void*>(&a), 0, sizeof(a));  // padding too: the struct is part of the step's signature
+    std::memset(static_cast<void*>(&a), 0, sizeof(a));
     a.kc = c.k(layer);
     a.vc = c.v(layer);
     a.q = q.data();
@@ -694,15 +751,20 @@ class CudaBackend final : public Backend {
     a.num_tiles = 0;
     a.heads_per_block = 1;
     a.grouped = grouped ? 1 : 0;
-    if (tiled) {
+    if (tiled && !tile_first.empty()) {
       a.heads_per_block = hpb;
       a.num_tiles = tile_first.size();
       a.tile_first = DevMeta(rec, kTileFirst, tile_first);
       a.tile_count = DevMeta(rec, kTileCount, tile_count);
     }
-    Launch(rec, +[](PagedAttentionArgs args, cudaStream_t st) {
-      return LaunchPagedAttention(args, st);
-    }, a);
+    if (long_runs.empty() || !tile_first.empty()) {
+      Launch(rec, +[](PagedAttentionArgs args, cudaStream_t st) {
+        return LaunchPagedAttention(args, st);
+      }, a);
+    }
+    for (const GemmRun& r : long_runs) {
+      GemmAttention(rec, r, a, starts[r.seq], group, gemm_scratch);
+    }
   }
 
   void TopK(Buffer& logits, int64_t rows, int64_t cols, const TopKRequest& r,
@@ -770,6 +832,51 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Attention of a long query run on the tensor cores: its keys and values gathered from the
+  // paged cache into contiguous F16, its queries rounded to F16, then per kv head and chunk of
+  // queries one batched GEMM for the scores of the group's query heads, a masked softmax to F16
+  // probabilities, and one batched GEMM into `out` (F32 accumulation throughout).
+  void GemmAttention(bool rec, const GemmRun& r, const PagedAttentionArgs& a, int32_t table_start,
+                     int group, char* scratch) {
+    const int64_t hd = a.head_dim, width = int64_t{a.num_heads} * hd;
+    const int64_t kvd = int64_t{a.num_kv_heads} * hd;
+    const int64_t tq = r.t1 - r.t0, tk = r.k1 - r.k0;
+    auto* k16 = reinterpret_cast<uint16_t*>(scratch + r.k16);
+    auto* v16 = reinterpret_cast<uint16_t*>(scratch + r.v16);
+    auto* q16 = reinterpret_cast<uint16_t*>(scratch + r.q16);
+    auto* sc = reinterpret_cast<float*>(scratch + r.scores);
+    auto* pr = reinterpret_cast<uint16_t*>(scratch + r.probs);
+    Launch(rec, &LaunchGatherKv, a.kc, a.vc, a.tables + table_start, a.block_size, kvd, r.k0, tk,
+           k16, v16);
+    Launch(rec, &LaunchConvertF32, static_cast<const float*>(a.q + r.t0 * width), tq * width,
+           HalfKind::kF16, static_cast<void*>(q16));
+    for (int kh = 0; kh < a.num_kv_heads; ++kh) {
+      for (int64_t c0 = 0; c0 < tq; c0 += r.chunk) {
+        const int64_t n = std::min(r.chunk, tq - c0);
+        const int64_t head0 = int64_t{kh} * group * hd;
+        Launch(rec,
+               +[](void* h, int64_t nq, int64_t nk, int64_t d, int64_t b, float scale,
+                   const void* qp, int64_t ldq, const void* kp, int64_t ldk, float* sp,
+                   cudaStream_t) {
+                 return BlasAttentionScores(h, nq, nk, d, b, scale, qp, ldq, kp, ldk, sp);
+               },
+               cublas_, n, tk, hd, int64_t{group}, a.scale,
+               static_cast<const void*>(q16 + (c0 * width + head0)), width,
+               static_cast<const void*>(k16 + int64_t{kh} * hd), kvd, sc);
+        Launch(rec, &LaunchMaskedSoftmax, static_cast<const float*>(sc), int64_t{group}, n, tk,
+               a.token_pos + (r.t0 + c0), r.k0, a.sliding_window, pr);
+        Launch(rec,
+               +[](void* h, int64_t nq, int64_t nk, int64_t d, int64_t b, const void* pp,
+                   const void* vp, int64_t ldv, float* op, int64_t ldo, cudaStream_t) {
+                 return BlasAttentionValues(h, nq, nk, d, b, pp, vp, ldv, op, ldo);
+               },
+               cublas_, n, tk, hd, int64_t{group}, static_cast<const void*>(pr),
+               static_cast<const void*>(v16 + int64_t{kh} * hd), kvd,
+               a.out + ((r.t0 + c0) * width + head0), width);
+      }
+    }
+  }
+
   // Pinned host memory for copies to the host (grown as needed, up to kMaxPinnedBytes).
   void* PinnedStaging(size_t bytes) {
     if (bytes > pinned_bytes_) {
@@ -964,6 +1071,8 @@ class CudaBackend final : public Backend {
   // Decode attention with the grouped kernel (TESSERA_CUDA_GROUPED_DECODE=0: the older
   // per-(token, head) and tiled kernels, for comparison).
   bool grouped_decode_ = true;
+  // Long prefill runs through GemmAttention (TESSERA_CUDA_GEMM_PREFILL=0: the tiled kernel).
+  bool gemm_prefill_ = true;
   const std::string device_name_;
   cudaStream_t stream_;
   void* cublas_;  // cublasHandle_t, bound to stream_
@@ -979,6 +1088,7 @@ class CudaBackend final : public Backend {
   size_t pinned_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   Scratch weight_scratch_ ABSL_GUARDED_BY(mu_);
   Scratch topk_scratch_ ABSL_GUARDED_BY(mu_);
+  Scratch attn_scratch_ ABSL_GUARDED_BY(mu_);  // GemmAttention
 
   // The open step (between BeginStep and EndStep, by step_thread_) and whether its ops are
   // being recorded.
@@ -1079,6 +1189,10 @@ void SetCudaGraphs(Backend& backend, bool on) {
 
 void SetCudaGroupedDecode(Backend& backend, bool on) {
   if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetGroupedDecode(on);
+}
+
+void SetCudaGemmPrefill(Backend& backend, bool on) {
+  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetGemmPrefill(on);
 }
 
 }  // namespace tessera::engine::cuda

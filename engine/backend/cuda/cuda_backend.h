@@ -28,8 +28,11 @@
 //
 // PagedAttention: decode steps (one token per sequence) use a kernel with one block per (token,
 // kv head) that serves the kv head's query heads together (head sizes 64/128/256, 1/2/4/8 query
-// heads per kv head; TESSERA_CUDA_GROUPED_DECODE=0 turns it off); prefill chunks use query
-// tiles through shared memory.
+// heads per kv head; TESSERA_CUDA_GROUPED_DECODE=0 turns it off). Runs of 64 or more tokens of
+// one sequence (prefill chunks) go through cuBLAS on the tensor cores: keys and values gathered
+// into contiguous F16, queries rounded to F16, batched GEMMs for scores and values around a
+// masked softmax whose probabilities are F16 (TESSERA_CUDA_GEMM_PREFILL=0: the tiled kernel);
+// shorter runs use query tiles through shared memory.
 //
 // Thread-safety: ops may be called from several threads (the models of one engine share the
 // backend); a mutex serialises them. Errors: bad shapes are caller bugs and abort with a message,
@@ -71,6 +74,9 @@ void SetCudaGraphs(Backend& backend, bool on);
 // Turns the grouped decode attention kernel on or off (off: the per-(token, head) and tiled
 // kernels), for comparisons; TESSERA_CUDA_GROUPED_DECODE=0 sets it off at creation.
 void SetCudaGroupedDecode(Backend& backend, bool on);
+// Turns attention through cuBLAS for long prefill runs on or off (off: the tiled kernel), for
+// comparisons; TESSERA_CUDA_GEMM_PREFILL=0 sets it off at creation.
+void SetCudaGemmPrefill(Backend& backend, bool on);
 
 // Number of CUDA devices this process can use; 0 when there is no device or no driver (never
 // fails). `why`, when given, receives the CUDA error text in that case.

@@ -849,6 +849,57 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   AttendBlock<HPL>(kv, q + off, seq_starts[s], seq_starts[s + 1], head_dim, scale, out + off);
 }
 
+// ---- prefill attention through cuBLAS: gather, masked softmax ----
+
+__global__ void GatherKvKernel(const uint16_t* kc, const uint16_t* vc, const int32_t* table,
+                               int block_size, int64_t kv_dim, int k0, int64_t t_k, uint16_t* ko,
+                               uint16_t* vo) {
+  // 8 halves (16 bytes) per thread: kv_dim is a multiple of 8.
+  const int64_t per_row = kv_dim / 8, total = t_k * per_row;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t j = e / per_row, c = e % per_row;
+    const int p = k0 + static_cast<int>(j);
+    const int64_t slot = static_cast<int64_t>(table[p / block_size]) * block_size + p % block_size;
+    reinterpret_cast<uint4*>(ko)[e] = reinterpret_cast<const uint4*>(kc + slot * kv_dim)[c];
+    reinterpret_cast<uint4*>(vo)[e] = reinterpret_cast<const uint4*>(vc + slot * kv_dim)[c];
+  }
+}
+
+__device__ float BlockMax(float v) {
+  __shared__ float partial[32];
+  __syncthreads();
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
+  __syncthreads();
+  float m = -INFINITY;
+  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) m = fmaxf(m, partial[w]);
+  return m;
+}
+
+__global__ void MaskedSoftmaxKernel(const float* s, int64_t t_q, int64_t t_k, const int32_t* pos,
+                                    int k0, int window, __half* p) {
+  const int64_t row = blockIdx.x;  // b * t_q + i
+  const int64_t i = row % t_q;
+  const float* sr = s + row * t_k;
+  __half* pr = p + row * t_k;
+  const int qp = pos[i];
+  // Keys j with k0 + j in [lo, qp].
+  const int lo = window > 0 ? max(0, qp - window + 1) : 0;
+  const int64_t j_lo = max(0, lo - k0), j_hi = min(t_k, static_cast<int64_t>(qp) - k0 + 1);
+  float m = -INFINITY;
+  for (int64_t j = j_lo + threadIdx.x; j < j_hi; j += blockDim.x) m = fmaxf(m, sr[j]);
+  m = BlockMax(m);
+  float sum = 0.0f;
+  for (int64_t j = j_lo + threadIdx.x; j < j_hi; j += blockDim.x) sum += expf(sr[j] - m);
+  sum = BlockSum(sum);
+  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+  for (int64_t j = threadIdx.x; j < t_k; j += blockDim.x) {
+    pr[j] = __float2half_rn(j >= j_lo && j < j_hi ? expf(sr[j] - m) * inv : 0.0f);
+  }
+}
+
 // ---- sampling candidates: penalty, k rounds of a block-wide arg-max, the softmax sum ----
 
 constexpr int kTopKThreads = 1024;
@@ -969,6 +1020,26 @@ __global__ void __launch_bounds__(kTopKThreads)
 }
 
 }  // namespace
+
+cudaError_t LaunchGatherKv(const uint16_t* kc, const uint16_t* vc, const int32_t* table,
+                           int block_size, int64_t kv_dim, int k0, int64_t t_k, uint16_t* ko,
+                           uint16_t* vo, cudaStream_t stream) {
+  if (t_k == 0) return cudaSuccess;
+  if (kv_dim % 8 != 0) return cudaErrorInvalidValue;
+  GatherKvKernel<<<Blocks(t_k * kv_dim / 8), kThreads, 0, stream>>>(kc, vc, table, block_size,
+                                                                    kv_dim, k0, t_k, ko, vo);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchMaskedSoftmax(const float* s, int64_t batch, int64_t t_q, int64_t t_k,
+                                const int32_t* pos, int k0, int window, uint16_t* p,
+                                cudaStream_t stream) {
+  if (batch * t_q == 0) return cudaSuccess;
+  if (batch * t_q > 0x7fffffff) return cudaErrorInvalidValue;
+  MaskedSoftmaxKernel<<<static_cast<unsigned>(batch * t_q), kThreads, 0, stream>>>(
+      s, t_q, t_k, pos, k0, window, reinterpret_cast<__half*>(p));
+  return cudaGetLastError();
+}
 
 bool GroupedDecodeSupported(int head_dim, int group) {
   return (head_dim == 64 || head_dim == 128 || head_dim == 256) &&

@@ -117,6 +117,20 @@ cudaError_t LaunchDenseAttention(const float* q, const float* k, const float* v,
                                  int64_t num_tokens, int num_heads, int head_dim, float scale,
                                  float* out, cudaStream_t stream);
 
+// ---- prefill attention through cuBLAS (long runs of one sequence's tokens) ----
+
+// ko[j * kv_dim + d] = kc[slot(k0 + j) * kv_dim + d] (and the same for v) for j < t_k: the keys
+// and values of positions [k0, k0 + t_k) of one sequence (block table `table`), contiguous.
+cudaError_t LaunchGatherKv(const uint16_t* kc, const uint16_t* vc, const int32_t* table,
+                           int block_size, int64_t kv_dim, int k0, int64_t t_k, uint16_t* ko,
+                           uint16_t* vo, cudaStream_t stream);
+// For each of batch * t_q rows of scores s ([batch][t_q][t_k], query i at position pos[i], key j
+// at position k0 + j): the causal (and sliding-window) softmax over the keys it may see, written
+// as F16 probabilities p (0 for masked keys).
+cudaError_t LaunchMaskedSoftmax(const float* s, int64_t batch, int64_t t_q, int64_t t_k,
+                                const int32_t* pos, int k0, int window, uint16_t* p,
+                                cudaStream_t stream);
+
 // Backend::TopK on the device: one block per row. temperature and penalty are per row; the
 // penalised tokens of row r are pen_ids[pen_starts[r] .. pen_starts[r + 1]). Outputs: values and
 // ids [rows, k], sum_exp and nonfinite [rows].
@@ -139,6 +153,15 @@ int BlasMatMulF32(void* handle, int64_t rows, int64_t n, int64_t k, const float*
                   const float* x, float* y);
 int BlasMatMulHalf(void* handle, HalfKind kind, int64_t rows, int64_t n, int64_t k,
                    const void* w, const void* x, float* y);
+
+// Attention scores for `batch` query heads sharing one kv head, F16 inputs, F32 out:
+// s[b][i][j] = scale * sum_d q[i * ldq + b * hd + d] * k[j * ldk + d], i < t_q, j < t_k.
+int BlasAttentionScores(void* handle, int64_t t_q, int64_t t_k, int64_t hd, int64_t batch,
+                        float scale, const void* q, int64_t ldq, const void* k, int64_t ldk,
+                        float* s);
+// out[i * ldo + b * hd + d] = sum_j p[b][i][j] * v[j * ldv + d]: F16 inputs, F32 out.
+int BlasAttentionValues(void* handle, int64_t t_q, int64_t t_k, int64_t hd, int64_t batch,
+                        const void* p, const void* v, int64_t ldv, float* out, int64_t ldo);
 
 }  // namespace tessera::engine::cuda
 
