@@ -141,6 +141,36 @@ class CudaBackendTest : public ::testing::Test {
     }
   }
 
+  // The same KV cache on both backends: random keys and values in [lo, hi] for positions
+  // [0, lengths[s]) of each sequence s, written to `layer` through block table tables[s].
+  struct TwinCaches {
+    std::unique_ptr<KvCache> gpu, cpu;
+  };
+  TwinCaches FillTwinCaches(const KvCacheShape& shape, int layer, const std::vector<int>& lengths,
+                            const std::vector<std::vector<int32_t>>& tables, std::mt19937& rng,
+                            float lo, float hi) {
+    TwinCaches twin;
+    auto cg = gpu_->AllocKvCache(shape);
+    auto cc = cpu_->AllocKvCache(shape);
+    EXPECT_TRUE(cg.ok() && cc.ok());
+    if (!cg.ok() || !cc.ok()) return twin;
+    twin.gpu = std::move(*cg);
+    twin.cpu = std::move(*cc);
+    const int64_t kd = int64_t{shape.num_kv_heads} * shape.head_dim;
+    for (size_t s = 0; s < lengths.size(); ++s) {
+      std::vector<int32_t> slots;
+      for (int p = 0; p < lengths[s]; ++p) {
+        slots.push_back(tables[s][p / shape.block_size] * shape.block_size + p % shape.block_size);
+      }
+      const std::vector<float> k = RandomFloats(slots.size() * kd, rng, lo, hi);
+      const std::vector<float> v = RandomFloats(slots.size() * kd, rng, lo, hi);
+      auto kg = Upload(*gpu_, k), vg = Upload(*gpu_, v), kc = Upload(*cpu_, k), vc = Upload(*cpu_, v);
+      gpu_->WriteKv(*twin.gpu, layer, *kg, *vg, slots);
+      cpu_->WriteKv(*twin.cpu, layer, *kc, *vc, slots);
+    }
+    return twin;
+  }
+
   std::unique_ptr<Backend> gpu_, cpu_;
 };
 
@@ -429,10 +459,6 @@ TEST_F(CudaBackendTest, WriteKvAndPagedAttentionMatchCpu) {
     shape.block_size = 4;
     shape.num_kv_heads = 2;
     shape.head_dim = head_dim;
-    const int64_t kd = int64_t{shape.num_kv_heads} * head_dim;
-    auto cg = gpu_->AllocKvCache(shape);
-    auto cc = cpu_->AllocKvCache(shape);
-    ASSERT_TRUE(cg.ok() && cc.ok());
     const std::vector<int> lengths = {5, 17, 61, 250};
     std::vector<int32_t> blocks(shape.num_blocks);
     std::iota(blocks.begin(), blocks.end(), 0);
@@ -445,17 +471,8 @@ TEST_F(CudaBackendTest, WriteKvAndPagedAttentionMatchCpu) {
       next += nb;
     }
     const int layer = 1;
-    for (size_t s = 0; s < lengths.size(); ++s) {
-      std::vector<int32_t> slots;
-      for (int p = 0; p < lengths[s]; ++p) {
-        slots.push_back(tables[s][p / shape.block_size] * shape.block_size + p % shape.block_size);
-      }
-      const std::vector<float> k = RandomFloats(slots.size() * kd, rng, -2, 2);
-      const std::vector<float> v = RandomFloats(slots.size() * kd, rng, -2, 2);
-      auto kg = Upload(*gpu_, k), vg = Upload(*gpu_, v), kc = Upload(*cpu_, k), vc = Upload(*cpu_, v);
-      gpu_->WriteKv(**cg, layer, *kg, *vg, slots);
-      cpu_->WriteKv(**cc, layer, *kc, *vc, slots);
-    }
+    TwinCaches caches = FillTwinCaches(shape, layer, lengths, tables, rng, -2, 2);
+    ASSERT_TRUE(caches.gpu && caches.cpu);
     // Decode: the last position of sequences 0, 1 and 3 (250 keys: several rounds of the
     // grouped kernel's loads). Mixed: those, positions 40..60 of sequence 2 and 0..16 of
     // sequence 1 (prefill chunks, with tiles left partly empty).
@@ -481,8 +498,8 @@ TEST_F(CudaBackendTest, WriteKvAndPagedAttentionMatchCpu) {
           batch.sliding_window = window;
           const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
           auto og = Poisoned(*gpu_, tokens * width), oc = Poisoned(*cpu_, tokens * width);
-          gpu_->PagedAttention(**cg, layer, *qg, batch, num_heads, scale, *og);
-          cpu_->PagedAttention(**cc, layer, *qc, batch, num_heads, scale, *oc);
+          gpu_->PagedAttention(*caches.gpu, layer, *qg, batch, num_heads, scale, *og);
+          cpu_->PagedAttention(*caches.cpu, layer, *qc, batch, num_heads, scale, *oc);
           ExpectNear(Download(*gpu_, *og, tokens * width), Download(*cpu_, *oc, tokens * width),
                      2e-5 + 2e-4, 0.0,
                      absl::StrCat("PagedAttention head_dim=", head_dim, " heads=", num_heads,
@@ -507,24 +524,13 @@ TEST_F(CudaBackendTest, LongPrefillRunsThroughCublasMatchCpu) {
       shape.block_size = 16;
       shape.num_kv_heads = 8;
       shape.head_dim = head_dim;
-      const int64_t kd = int64_t{shape.num_kv_heads} * head_dim;
-      auto cg = gpu_->AllocKvCache(shape);
-      auto cc = cpu_->AllocKvCache(shape);
-      ASSERT_TRUE(cg.ok() && cc.ok());
       // Sequence 0: 300 positions; sequence 1: 40; block tables interleaved.
       const std::vector<int> lengths = {300, 40};
       std::vector<std::vector<int32_t>> tables(2);
       for (int b = 0; b < 19; ++b) tables[0].push_back(2 * b);
       for (int b = 0; b < 3; ++b) tables[1].push_back(2 * b + 1);
-      for (int sq = 0; sq < 2; ++sq) {
-        std::vector<int32_t> slots;
-        for (int p = 0; p < lengths[sq]; ++p) slots.push_back(tables[sq][p / 16] * 16 + p % 16);
-        const std::vector<float> k = RandomFloats(slots.size() * kd, rng);
-        const std::vector<float> v = RandomFloats(slots.size() * kd, rng);
-        auto kg = Upload(*gpu_, k), vg = Upload(*gpu_, v), kc = Upload(*cpu_, k), vc = Upload(*cpu_, v);
-        gpu_->WriteKv(**cg, 0, *kg, *vg, slots);
-        cpu_->WriteKv(**cc, 0, *kc, *vc, slots);
-      }
+      TwinCaches caches = FillTwinCaches(shape, 0, lengths, tables, rng, -1, 1);
+      ASSERT_TRUE(caches.gpu && caches.cpu);
       // A decode token of sequence 1, then positions 100..299 of sequence 0 (a 200-token chunk
       // continuing a prompt), then another decode token.
       std::vector<int32_t> seq = {1}, pos = {39};
@@ -545,14 +551,14 @@ TEST_F(CudaBackendTest, LongPrefillRunsThroughCublasMatchCpu) {
         batch.sliding_window = window;
         const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
         auto oc = Poisoned(*cpu_, tokens * width);
-        cpu_->PagedAttention(**cc, 0, *qc, batch, num_heads, scale, *oc);
+        cpu_->PagedAttention(*caches.cpu, 0, *qc, batch, num_heads, scale, *oc);
         const std::vector<float> want = Download(*cpu_, *oc, tokens * width);
         const std::string what = absl::StrCat("head_dim=", head_dim, " heads=", num_heads,
                                               " window=", window);
         for (bool gemm : {true, false}) {
           cuda::SetCudaGemmPrefill(*gpu_, gemm);
           auto og = Poisoned(*gpu_, tokens * width);
-          gpu_->PagedAttention(**cg, 0, *qg, batch, num_heads, scale, *og);
+          gpu_->PagedAttention(*caches.gpu, 0, *qg, batch, num_heads, scale, *og);
           const std::vector<float> got = Download(*gpu_, *og, tokens * width);
           ExpectNear(got, want, gemm ? 4e-3 : 2.2e-4, 0.0,
                      absl::StrCat(what, gemm ? " (cuBLAS)" : " (tiled)"));
