@@ -468,7 +468,7 @@ int Main(int argc, char** argv) {
     const Streams st(max_streams, ctx + 64 + 16);
     auto cache = m.NewCache(max_streams * st.blocks_per_seq, st.block_size);
     const int max_prompt = quick ? 2048 : 8192;
-    const Streams pst(1, max_prompt + 16);
+    const Streams pst(1, max_prompt + 80);  // room for decode steps after the longest prompt
     auto pcache = m.NewCache(pst.blocks_per_seq, pst.block_size);
 
     std::vector<int> prompts = {512, 2048};
@@ -552,6 +552,13 @@ int Main(int argc, char** argv) {
                     1.0 / per_token, per_token * 1e3, 100.0 / per_token / ceiling_tps, ceiling_tps);
       row(graphs ? "decode batch 1, context 256, CUDA graphs" : "decode batch 1, context 256, no graphs",
           buf);
+    }
+    {
+      // Batch 1 after the longest prompt: attention over max_prompt keys (split over blocks).
+      const int n_steps = quick ? 8 : 32;
+      const double sec = Decode(m, *pcache, pst, 1, max_prompt, n_steps);
+      std::snprintf(buf, sizeof(buf), "%.1f tokens/s (%.2f ms)", n_steps / sec, sec / n_steps * 1e3);
+      row("decode batch 1, context " + std::to_string(max_prompt) + ", CUDA graphs", buf);
     }
     for (int streams : stream_counts) {
       const double sec = Decode(m, *cache, st, streams, ctx, steps, /*top_k=*/true);

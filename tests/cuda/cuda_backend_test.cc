@@ -572,6 +572,43 @@ TEST_F(CudaBackendTest, LongPrefillRunsThroughCublasMatchCpu) {
   }
 }
 
+// Decode over a long context with few tokens: the grouped kernel splits each token's keys over
+// several blocks and merges them; the result must match the CPU as the unsplit kernels do.
+TEST_F(CudaBackendTest, LongContextDecodeSplitsMatchCpu) {
+  std::mt19937 rng(16);
+  for (int num_heads : {8, 32}) {
+    KvCacheShape shape;
+    shape.num_layers = 1;
+    shape.num_blocks = 260;
+    shape.block_size = 16;
+    shape.num_kv_heads = 8;
+    shape.head_dim = 128;
+    const std::vector<int> lengths = {4000, 100};
+    std::vector<std::vector<int32_t>> tables(2);
+    for (int b = 0; b < 250; ++b) tables[0].push_back(b + 5);
+    for (int b = 0; b < 5; ++b) tables[1].push_back(b);
+    TwinCaches caches = FillTwinCaches(shape, 0, lengths, tables, rng, -2, 2);
+    ASSERT_TRUE(caches.gpu && caches.cpu);
+    const std::vector<int32_t> seq = {0, 1}, pos = {3999, 99};
+    const int64_t tokens = 2, width = int64_t{num_heads} * 128;
+    const std::vector<float> q = RandomFloats(tokens * width, rng, -2, 2);
+    auto qg = Upload(*gpu_, q), qc = Upload(*cpu_, q);
+    for (int window : {0, 1000}) {
+      PagedAttentionBatch batch;
+      batch.token_seq = seq;
+      batch.token_pos = pos;
+      for (const auto& t : tables) batch.block_tables.push_back(t);
+      batch.sliding_window = window;
+      const float scale = 1.0f / std::sqrt(128.0f);
+      auto og = Poisoned(*gpu_, tokens * width), oc = Poisoned(*cpu_, tokens * width);
+      gpu_->PagedAttention(*caches.gpu, 0, *qg, batch, num_heads, scale, *og);
+      cpu_->PagedAttention(*caches.cpu, 0, *qc, batch, num_heads, scale, *oc);
+      ExpectNear(Download(*gpu_, *og, tokens * width), Download(*cpu_, *oc, tokens * width),
+                 2.2e-4, 0.0, absl::StrCat("split decode heads=", num_heads, " window=", window));
+    }
+  }
+}
+
 TEST_F(CudaBackendTest, DenseAttentionMatchesCpu) {
   std::mt19937 rng(8);
   for (int head_dim : {32, 64, 80}) {

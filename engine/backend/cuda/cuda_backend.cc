@@ -718,6 +718,21 @@ class CudaBackend final : public Backend {
     const int64_t blocks = static_cast<int64_t>(tile_first.size()) * (num_heads / hpb);
     const bool grouped = !prefill && grouped_decode_ && GroupedDecodeSupported(s.head_dim, group);
     const bool tiled = !grouped && (prefill || blocks >= 2 * sm_count_);
+    // Few decode tokens over long contexts: split each token's keys over several blocks.
+    int splits = 1;
+    if (grouped) {
+      int max_keys = 0;
+      for (int64_t t = 0; t < tokens; ++t) {
+        const int pos = batch.token_pos[t];
+        const int first = batch.sliding_window > 0 ? std::max(0, pos - batch.sliding_window + 1) : 0;
+        max_keys = std::max(max_keys, pos + 1 - first);
+      }
+      const int64_t grouped_blocks = tokens * s.num_kv_heads;
+      while (splits < kDecodeMaxSplits && grouped_blocks * splits < 2 * sm_count_ &&
+             max_keys / (2 * splits) >= kDecodeMinSplitKeys) {
+        splits *= 2;
+      }
+    }
     size_t gemm_bytes = 0;
     for (GemmRun& r : long_runs) {
       r.Plan(s.head_dim, num_heads, group, c.kv_dim());
@@ -726,6 +741,11 @@ class CudaBackend final : public Backend {
     auto lock = Enter();
     char* gemm_scratch =
         gemm_bytes > 0 ? static_cast<char*>(ScratchFor(attn_scratch_, gemm_bytes)) : nullptr;
+    float* partial =
+        splits > 1 ? static_cast<float*>(ScratchFor(
+                         split_scratch_, static_cast<size_t>(tokens) * num_heads * splits *
+                                             (s.head_dim + 2) * sizeof(float)))
+                   : nullptr;
     const bool rec = Record({static_cast<size_t>(tokens), static_cast<size_t>(tokens), flat.size(),
                              starts.size(), tiled ? tile_first.size() : 0,
                              tiled ? tile_count.size() : 0});
@@ -751,6 +771,9 @@ class CudaBackend final : public Backend {
     a.num_tiles = 0;
     a.heads_per_block = 1;
     a.grouped = grouped ? 1 : 0;
+    a.splits = splits;
+    a.unused = 0;
+    a.partial = partial;
     if (tiled && !tile_first.empty()) {
       a.heads_per_block = hpb;
       a.num_tiles = tile_first.size();
@@ -1088,7 +1111,8 @@ class CudaBackend final : public Backend {
   size_t pinned_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   Scratch weight_scratch_ ABSL_GUARDED_BY(mu_);
   Scratch topk_scratch_ ABSL_GUARDED_BY(mu_);
-  Scratch attn_scratch_ ABSL_GUARDED_BY(mu_);  // GemmAttention
+  Scratch attn_scratch_ ABSL_GUARDED_BY(mu_);   // GemmAttention
+  Scratch split_scratch_ ABSL_GUARDED_BY(mu_);  // grouped decode splits
 
   // The open step (between BeginStep and EndStep, by step_thread_) and whether its ops are
   // being recorded.

@@ -536,8 +536,11 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) GroupedDecodeKernel(PagedAt
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int sub = lane % L, kslot = lane / L;
   const int pos = a.token_pos[t];
-  const int begin = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
-  const int end = pos + 1;
+  const int first = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
+  // Split z of a.splits takes its share of the token's keys [first, pos].
+  const int per_split = (pos + 1 - first + a.splits - 1) / a.splits;
+  const int begin = first + static_cast<int>(blockIdx.z) * per_split;
+  const int end = min(pos + 1, begin + per_split);
   const int32_t* table = a.tables + a.table_start[a.token_seq[t]];
   const int64_t kv_dim = static_cast<int64_t>(a.num_kv_heads) * HD;
   const int64_t head_off = static_cast<int64_t>(kvh) * HD + sub * 8;
@@ -629,7 +632,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) GroupedDecodeKernel(PagedAt
     }
   }
   __syncthreads();
-  // Merge the warps: thread i writes output elements i, i + blockDim.x, ... of the G heads.
+  // Merge the warps: thread i writes output elements i, i + blockDim.x, ... of the G heads
+  // (with splits: the split's unnormalised state, for SplitMergeKernel).
   for (int idx = threadIdx.x; idx < G * HD; idx += blockDim.x) {
     const int g = idx / HD, d = idx % HD;
     float mx = -INFINITY;
@@ -642,13 +646,47 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) GroupedDecodeKernel(PagedAt
         o += s_acc[w][idx] * c;
       }
     }
-    a.out[t * width + static_cast<int64_t>(kvh * G + g) * HD + d] = o / total;
+    const int h = kvh * G + g;
+    if (a.splits == 1) {
+      a.out[t * width + static_cast<int64_t>(h) * HD + d] = o / total;
+    } else {
+      float* part = a.partial + ((t * a.num_heads + h) * a.splits + blockIdx.z) * (HD + 2);
+      part[2 + d] = o;
+      if (d == 0) {
+        part[0] = mx;
+        part[1] = total;
+      }
+    }
+  }
+}
+
+// Merges the splits of the grouped decode kernel: one block per (token, query head), one thread
+// per dimension.
+__global__ void SplitMergeKernel(const float* partial, int splits, int head_dim, int num_heads,
+                                 float* out) {
+  const int64_t t = blockIdx.x;
+  const int h = blockIdx.y;
+  const float* part = partial + (t * num_heads + h) * splits * (head_dim + 2);
+  float mx = -INFINITY;
+  for (int z = 0; z < splits; ++z) mx = fmaxf(mx, part[z * (head_dim + 2)]);
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float total = 0.0f, o = 0.0f;
+    for (int z = 0; z < splits; ++z) {
+      const float* pz = part + z * (head_dim + 2);
+      if (pz[1] > 0.0f) {
+        const float c = expf(pz[0] - mx);
+        total += pz[1] * c;
+        o += pz[2 + d] * c;
+      }
+    }
+    out[(t * num_heads + h) * static_cast<int64_t>(head_dim) + d] = o / total;
   }
 }
 
 template <int L>
-cudaError_t LaunchGroupedDecode(const PagedAttentionArgs& a, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_kv_heads));
+cudaError_t LaunchGroupedDecodeSplits(const PagedAttentionArgs& a, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_kv_heads),
+                  static_cast<unsigned>(a.splits));
   switch (a.num_heads / a.num_kv_heads) {
     case 1: GroupedDecodeKernel<L, 1><<<grid, kDecodeWarps * 32, 0, stream>>>(a); break;
     case 2: GroupedDecodeKernel<L, 2><<<grid, kDecodeWarps * 32, 0, stream>>>(a); break;
@@ -661,6 +699,18 @@ cudaError_t LaunchGroupedDecode(const PagedAttentionArgs& a, cudaStream_t stream
       return cudaErrorInvalidValue;
     default: return cudaErrorInvalidValue;
   }
+  return cudaGetLastError();
+}
+
+template <int L>
+cudaError_t LaunchGroupedDecode(const PagedAttentionArgs& a, cudaStream_t stream) {
+  if (a.splits < 1 || a.splits > 65535 || (a.splits > 1 && a.partial == nullptr)) {
+    return cudaErrorInvalidValue;
+  }
+  if (cudaError_t err = LaunchGroupedDecodeSplits<L>(a, stream); err != cudaSuccess) return err;
+  if (a.splits == 1) return cudaSuccess;
+  const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads));
+  SplitMergeKernel<<<grid, 8 * L, 0, stream>>>(a.partial, a.splits, 8 * L, a.num_heads, a.out);
   return cudaGetLastError();
 }
 

@@ -101,10 +101,20 @@ struct PagedAttentionArgs {
   // row once with 16-byte loads, its warps splitting the keys (decode steps: one token per
   // sequence).
   int grouped = 0;
+  // Grouped decode only: each token's keys split over `splits` blocks (long contexts with few
+  // tokens), whose unnormalised states ([token][query head][split][head_dim + 2] floats) go to
+  // `partial` and are merged by a second kernel. 1: no split.
+  int splits = 1;
+  int unused = 0;  // keeps the struct free of padding
+  float* partial = nullptr;
 };
 // No padding bytes: the CUDA backend uses the struct's bytes as part of a step's signature.
-static_assert(sizeof(PagedAttentionArgs) == 8 * 8 + 8 + 6 * 4 + 2 * 8 + 8 + 2 * 4,
+static_assert(sizeof(PagedAttentionArgs) == 8 * 8 + 8 + 6 * 4 + 2 * 8 + 8 + 2 * 4 + 2 * 4 + 8,
               "PagedAttentionArgs must stay free of padding");
+// Grouped decode splits a token's keys (in powers of two, at most kDecodeMaxSplits) while there
+// are fewer than two blocks per multiprocessor and each split keeps kDecodeMinSplitKeys keys.
+inline constexpr int kDecodeMinSplitKeys = 256;
+inline constexpr int kDecodeMaxSplits = 32;
 // Whether grouped decode handles this head size and query heads per kv head.
 bool GroupedDecodeSupported(int head_dim, int group);
 inline constexpr int kAttentionTileQueries = 16;
