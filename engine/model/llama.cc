@@ -314,6 +314,7 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, KvCache& cache,
 
 absl::Status LlamaModel::ForwardTopK(const ForwardBatch& batch, KvCache& cache,
                                      const TopKRequest& request, TopKRows* out) {
+  last_rows_ = 0;  // no row of a failed pass can be read
   RETURN_IF_ERROR(Run(batch, cache));
   const int64_t rows = static_cast<int64_t>(batch.logits_for.size());
   if (static_cast<int64_t>(request.sum_temperature.size()) != rows) {

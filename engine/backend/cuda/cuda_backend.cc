@@ -287,9 +287,10 @@ struct GemmRun {
     // Scores of at most kScoreBytes per chunk (a 2048-token prompt at context 32k: 80 queries).
     constexpr int64_t kScoreBytes = int64_t{256} << 20;
     chunk = std::max<int64_t>(1, std::min<int64_t>(tq, kScoreBytes / (int64_t{group} * tk * 6)));
+    const size_t kv_bytes = align(static_cast<size_t>(tk * kv_dim) * 2);
     k16 = 0;
-    v16 = align(static_cast<size_t>(tk * kv_dim) * 2);
-    q16 = v16 + v16;
+    v16 = k16 + kv_bytes;
+    q16 = v16 + kv_bytes;
     scores = q16 + align(static_cast<size_t>(tq) * num_heads * head_dim * 2);
     probs = scores + align(static_cast<size_t>(group) * chunk * tk * 4);
     bytes = probs + align(static_cast<size_t>(group) * chunk * tk * 2);
