@@ -359,6 +359,40 @@ TEST_F(CudaBackendTest, MatMulMatchesCpuForEveryTypeAndBatchSize) {
   }
 }
 
+// The decode matvec shares a row among 1, 2 or 4 warps depending on the row count: each
+// arrangement (and a last block only partly used) against the CPU.
+TEST_F(CudaBackendTest, MatVecMatchesCpuForEveryRowSplit) {
+  std::mt19937 rng(17);
+  const int64_t cols = 256;
+  for (int64_t rows : {int64_t{1027}, int64_t{2050}, int64_t{4099}}) {
+    for (DType type : {DType::kBF16, DType::kQ8_0}) {
+      const double rel = type == DType::kBF16 ? 8e-3 : 1e-2;
+      const std::vector<uint8_t> w = RandomWeight(type, rows, cols, rng);
+      const std::vector<float> wf = Dequantized(type, w, rows, cols);
+      auto wg = Load(*gpu_, type, rows, cols, w.data());
+      auto wc = Load(*cpu_, type, rows, cols, w.data());
+      for (int64_t n : {1, 2, 5}) {
+        const std::vector<float> x = RandomFloats(n * cols, rng);
+        std::vector<double> scale(n * rows);
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t r = 0; r < rows; ++r) {
+            double s = 0;
+            for (int64_t c = 0; c < cols; ++c) s += std::fabs(x[i * cols + c] * wf[r * cols + c]);
+            scale[i * rows + r] = s;
+          }
+        }
+        auto xg = Upload(*gpu_, x), xc = Upload(*cpu_, x);
+        auto yg = Poisoned(*gpu_, n * rows), yc = Poisoned(*cpu_, n * rows);
+        gpu_->MatMul(*wg, *xg, n, *yg);
+        cpu_->MatMul(*wc, *xc, n, *yc);
+        ExpectNear(Download(*gpu_, *yg, n * rows), Download(*cpu_, *yc, n * rows), 1e-5, rel,
+                   absl::StrCat("MatVec ", std::string(DTypeName(type)), " rows=", rows, " n=", n),
+                   scale);
+      }
+    }
+  }
+}
+
 TEST_F(CudaBackendTest, ElementwiseOpsMatchCpu) {
   std::mt19937 rng(4);
   for (int64_t n : {1, 1000, 300001}) {

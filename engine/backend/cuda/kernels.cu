@@ -202,55 +202,105 @@ __device__ __forceinline__ float WarpSum(float v) {
 
 constexpr int kMatVecWarps = 4;
 
-template <WType T, int N>
+// W warps share each output row (W = 1, 2 or 4), each summing its own contiguous part of the
+// row's units; the block's 4 warps cover 4 / W rows. Small matrices (the k and v projections) get
+// W > 1 so that enough warps stream their bytes; the result then sums the W partial sums in warp
+// order (deterministic for a given matrix shape).
+template <WType T, int N, int W>
 __global__ void __launch_bounds__(kMatVecWarps * 32)
     MatVecKernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t rows, int64_t cols,
                  const float* __restrict__ x, int n, const float* __restrict__ bias,
                  float* __restrict__ y) {
   constexpr int U = kUnit<T>;
+  __shared__ float s_part[kMatVecWarps][N];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * kMatVecWarps + warp;
-  if (r >= rows) return;
-  const uint8_t* row = w + r * row_bytes;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * (kMatVecWarps / W) + warp / W;
+  const int part = warp % W;
   float acc[N];
 #pragma unroll
   for (int i = 0; i < N; ++i) acc[i] = 0.0f;
-  const int64_t units = cols / U;
-  // Float types: R units (16 or 32 bytes each) loaded per lane before any arithmetic, so that
-  // enough bytes are in flight to cover memory latency (one row per warp is not much).
-  constexpr int R = U == 8 ? 4 : 1;
-  for (int64_t u0 = lane; u0 < units; u0 += 32 * R) {
-    float v[R][U];
+  if (r < rows) {
+    const uint8_t* row = w + r * row_bytes;
+    const int64_t units = cols / U;
+    const int64_t u_begin = part * units / W, u_end = (part + 1) * units / W;
+    // Float types: R units (16 or 32 bytes each) loaded per lane before any arithmetic, so that
+    // enough bytes are in flight to cover memory latency (one row per warp is not much).
+    constexpr int R = U == 8 ? 4 : 1;
+    for (int64_t u0 = u_begin + lane; u0 < u_end; u0 += 32 * R) {
+      float v[R][U];
 #pragma unroll
-    for (int j = 0; j < R; ++j) {
-      if (u0 + 32 * j < units) LoadUnit<T>(row, u0 + 32 * j, v[j]);
-    }
+      for (int j = 0; j < R; ++j) {
+        if (u0 + 32 * j < u_end) LoadUnit<T>(row, u0 + 32 * j, v[j]);
+      }
 #pragma unroll
-    for (int j = 0; j < R; ++j) {
-      const int64_t u = u0 + 32 * j;
-      if (u >= units) break;
+      for (int j = 0; j < R; ++j) {
+        const int64_t u = u0 + 32 * j;
+        if (u >= u_end) break;
 #pragma unroll
-      for (int i = 0; i < N; ++i) {
-        if (i < n) {
-          const float4* xp = reinterpret_cast<const float4*>(x + i * cols + u * U);
-          float s = 0.0f;
+        for (int i = 0; i < N; ++i) {
+          if (i < n) {
+            const float4* xp = reinterpret_cast<const float4*>(x + i * cols + u * U);
+            float s = 0.0f;
 #pragma unroll
-          for (int e = 0; e < U / 4; ++e) {
-            const float4 xv = xp[e];
-            s += v[j][4 * e] * xv.x + v[j][4 * e + 1] * xv.y + v[j][4 * e + 2] * xv.z +
-                 v[j][4 * e + 3] * xv.w;
+            for (int e = 0; e < U / 4; ++e) {
+              const float4 xv = xp[e];
+              s += v[j][4 * e] * xv.x + v[j][4 * e + 1] * xv.y + v[j][4 * e + 2] * xv.z +
+                   v[j][4 * e + 3] * xv.w;
+            }
+            acc[i] += s;
           }
-          acc[i] += s;
         }
       }
     }
   }
 #pragma unroll
-  for (int i = 0; i < N; ++i) {
-    if (i < n) {
-      const float s = WarpSum(acc[i]);
-      if (lane == 0) y[i * rows + r] = s + (bias != nullptr ? bias[r] : 0.0f);
+  for (int i = 0; i < N; ++i) acc[i] = WarpSum(acc[i]);
+  if constexpr (W == 1) {
+    if (r < rows && lane == 0) {
+#pragma unroll
+      for (int i = 0; i < N; ++i) {
+        if (i < n) y[i * rows + r] = acc[i] + (bias != nullptr ? bias[r] : 0.0f);
+      }
     }
+  } else {
+    if (lane == 0) {
+#pragma unroll
+      for (int i = 0; i < N; ++i) s_part[warp][i] = acc[i];
+    }
+    __syncthreads();
+    if (r < rows && part == 0 && lane == 0) {
+#pragma unroll
+      for (int i = 0; i < N; ++i) {
+        if (i < n) {
+          float total = s_part[warp][i];
+#pragma unroll
+          for (int p = 1; p < W; ++p) total += s_part[warp + p][i];
+          y[i * rows + r] = total + (bias != nullptr ? bias[r] : 0.0f);
+        }
+      }
+    }
+  }
+}
+
+// Warps per output row for a matrix of `rows` rows: enough warps in all (about 4096, a few per
+// scheduler of every multiprocessor) to keep the memory busy.
+int MatVecWarpsPerRow(int64_t rows) {
+  if (rows >= 4096) return 1;
+  if (rows >= 2048) return 2;
+  return 4;
+}
+
+template <WType T, int N>
+void LaunchMatVecN(int wpr, int64_t rows, const uint8_t* wp, int64_t row_bytes, int64_t cols,
+                   const float* x, int n, const float* bias, float* y, cudaStream_t stream) {
+  const int rows_per_block = kMatVecWarps / wpr;
+  const int blocks = static_cast<int>((rows + rows_per_block - 1) / rows_per_block);
+  if (wpr == 1) {
+    MatVecKernel<T, N, 1><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, x, n, bias, y);
+  } else if (wpr == 2) {
+    MatVecKernel<T, N, 2><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, x, n, bias, y);
+  } else {
+    MatVecKernel<T, N, 4><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, x, n, bias, y);
   }
 }
 
@@ -258,20 +308,20 @@ template <WType T>
 cudaError_t MatVecTyped(const void* w, int64_t row_bytes, int64_t rows, int64_t cols,
                         const float* x, int64_t n, const float* bias, float* y,
                         cudaStream_t stream) {
-  const int blocks = static_cast<int>((rows + kMatVecWarps - 1) / kMatVecWarps);
+  const int wpr = MatVecWarpsPerRow(rows);
   const auto* wp = static_cast<const uint8_t*>(w);
   for (int64_t i0 = 0; i0 < n; i0 += 8) {
     const int nn = static_cast<int>(std::min<int64_t>(8, n - i0));
     const float* xi = x + i0 * cols;
     float* yi = y + i0 * rows;
     if (nn == 1) {
-      MatVecKernel<T, 1><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, xi, nn, bias, yi);
+      LaunchMatVecN<T, 1>(wpr, rows, wp, row_bytes, cols, xi, nn, bias, yi, stream);
     } else if (nn == 2) {
-      MatVecKernel<T, 2><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, xi, nn, bias, yi);
+      LaunchMatVecN<T, 2>(wpr, rows, wp, row_bytes, cols, xi, nn, bias, yi, stream);
     } else if (nn <= 4) {
-      MatVecKernel<T, 4><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, xi, nn, bias, yi);
+      LaunchMatVecN<T, 4>(wpr, rows, wp, row_bytes, cols, xi, nn, bias, yi, stream);
     } else {
-      MatVecKernel<T, 8><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, xi, nn, bias, yi);
+      LaunchMatVecN<T, 8>(wpr, rows, wp, row_bytes, cols, xi, nn, bias, yi, stream);
     }
     if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
   }

@@ -38,8 +38,9 @@ cudaError_t LaunchConvertF32(const float* x, int64_t n, HalfKind kind, void* out
 // Whether LaunchMatVec handles this weight (type and shape).
 bool MatVecSupported(WType type, int64_t cols);
 // y[i * ldy + r] = sum_c x[i * cols + c] * W[r][c] (+ bias[r]) for i < n, r < rows: one warp per
-// output row reads the weight row once for all n (n <= 8 per launch: the launcher splits larger
-// n). F32 activations, F32 accumulation, fused dequantization.
+// output row (two or four, each over a part of the row, for matrices under 4096 rows) reads the
+// weight row once for all n (n <= 8 per launch: the launcher splits larger n). F32 activations,
+// F32 accumulation, fused dequantization.
 cudaError_t LaunchMatVec(WType type, const void* w, int64_t row_bytes, int64_t rows,
                          int64_t cols, const float* x, int64_t n, const float* bias, float* y,
                          cudaStream_t stream);
