@@ -13,6 +13,7 @@
 //   Rope: abs 1e-5 (angles in double on both; values of order 1).
 //   PagedAttention, DenseAttention: abs 2e-5 + rel 1e-4 of max|v| (online vs two-pass softmax).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -222,48 +224,61 @@ TEST_F(CudaBackendTest, GatherRowsMatchesCpuExactly) {
              0.0, "GatherRows");
 }
 
+// A small decode-like step (embedding lookup, norm, RoPE, quantized matvec, SwiGLU, gather) on
+// its own weights and buffers, for the recorded-step tests.
+struct StepRig {
+  static constexpr int64_t kVocab = 300, kDim = 256, kRows = 384, kN = 3;
+  std::vector<uint8_t> table, wq;
+  std::vector<float> norm;
+  std::unique_ptr<Weight> t, w, nw;
+  std::unique_ptr<Buffer> x, h, y, last;
+
+  StepRig(Backend& b, uint32_t seed) {
+    std::mt19937 rng(seed);
+    table = RandomWeight(DType::kBF16, kVocab, kDim, rng);
+    wq = RandomWeight(DType::kQ8_0, kRows, kDim, rng);
+    norm = RandomFloats(kDim, rng, 0.5f, 1.5f);
+    t = std::move(*b.LoadWeight({DType::kBF16, kVocab, kDim, table.data()}));
+    w = std::move(*b.LoadWeight({DType::kQ8_0, kRows, kDim, wq.data()}));
+    nw = std::move(*b.LoadWeight({DType::kF32, 1, kDim, norm.data()}));
+    x = b.Alloc(kN * kDim);
+    h = b.Alloc(kN * kDim);
+    y = b.Alloc(kN * kRows);
+    last = b.Alloc(2 * kRows);
+  }
+  // One step (token ids and positions change with `step`, as in decoding); its output.
+  std::vector<float> Run(Backend& b, int step) {
+    const std::vector<int32_t> ids = {step % 300, (step * 7 + 1) % 300, (step * 13 + 2) % 300};
+    const std::vector<int32_t> pos = {step, step + 5, 2 * step};
+    const std::vector<int32_t> want = {2, step % 3};
+    RopeParams rope;
+    {
+      StepScope scope(b);
+      for (int layer = 0; layer < 4; ++layer) {  // enough ops for a graph
+        b.GetRows(*t, ids, *x);
+        b.RmsNorm(*x, kN, kDim, *nw, 1e-5f, *h);
+        b.Rope(*h, pos, 4, 64, rope);
+        b.MatMul(*w, *h, kN, *y);
+        b.SiluMul(*y, *y, kN * kRows);
+      }
+      b.GatherRows(*y, want, kRows, *last);
+    }
+    std::vector<float> out(2 * kRows);
+    b.CopyToHost(*last, 0, out.size(), out.data());
+    return out;
+  }
+};
+
 // Ops between BeginStep and EndStep are recorded, then run (op by op the first time, as a
 // captured graph the second, replayed after); every run must equal the same ops run one by one,
 // with the metadata (token ids, positions) changing between runs as in decoding.
 TEST_F(CudaBackendTest, RecordedStepsEqualOpByOpRuns) {
-  std::mt19937 rng(13);
-  const int64_t vocab = 300, dim = 256, rows = 384;
-  const std::vector<uint8_t> table = RandomWeight(DType::kBF16, vocab, dim, rng);
-  const std::vector<uint8_t> wq = RandomWeight(DType::kQ8_0, rows, dim, rng);
-  const std::vector<float> norm = RandomFloats(dim, rng, 0.5f, 1.5f);
-  auto t = Load(*gpu_, DType::kBF16, vocab, dim, table.data());
-  auto w = Load(*gpu_, DType::kQ8_0, rows, dim, wq.data());
-  auto nw = LoadF32(*gpu_, norm);
-  const int64_t n = 3;
-  auto x = gpu_->Alloc(n * dim), h = gpu_->Alloc(n * dim), y = gpu_->Alloc(n * rows),
-       last = gpu_->Alloc(2 * rows);
-  RopeParams rope;
-  auto run = [&](int step) {
-    const std::vector<int32_t> ids = {step % 300, (step * 7 + 1) % 300, (step * 13 + 2) % 300};
-    const std::vector<int32_t> pos = {step, step + 5, 2 * step};
-    const std::vector<int32_t> want = {2, step % 3};
-    StepScope scope(*gpu_);
-    for (int layer = 0; layer < 4; ++layer) {  // enough ops for a graph
-      gpu_->GetRows(*t, ids, *x);
-      gpu_->RmsNorm(*x, n, dim, *nw, 1e-5f, *h);
-      gpu_->Rope(*h, pos, 4, 64, rope);
-      gpu_->MatMul(*w, *h, n, *y);
-      gpu_->SiluMul(*y, *y, n * rows);
-    }
-    gpu_->GatherRows(*y, want, rows, *last);
-  };
-  auto out = [&] { return Download(*gpu_, *last, 2 * rows); };
+  StepRig rig(*gpu_, 13);
   std::vector<std::vector<float>> eager, graphed;
   cuda::SetCudaGraphs(*gpu_, false);
-  for (int step = 0; step < 6; ++step) {
-    run(step);
-    eager.push_back(out());
-  }
+  for (int step = 0; step < 6; ++step) eager.push_back(rig.Run(*gpu_, step));
   cuda::SetCudaGraphs(*gpu_, true);
-  for (int step = 0; step < 6; ++step) {
-    run(step);
-    graphed.push_back(out());
-  }
+  for (int step = 0; step < 6; ++step) graphed.push_back(rig.Run(*gpu_, step));
   for (int step = 0; step < 6; ++step) {
     ExpectNear(graphed[step], eager[step], 0.0, 0.0, absl::StrCat("step ", step));
   }
@@ -271,6 +286,59 @@ TEST_F(CudaBackendTest, RecordedStepsEqualOpByOpRuns) {
   EXPECT_TRUE(stats.enabled) << stats.disabled_reason;
   EXPECT_EQ(stats.graphs_captured, 1);
   EXPECT_EQ(stats.steps_replayed, 5);  // steps 1..5: captured once, replayed after
+}
+
+// Two threads recording steps on one backend at once (one step is open at a time; the other
+// waits), and a third issuing ops outside any step meanwhile: every result equals the same work
+// done op by op on one thread.
+TEST_F(CudaBackendTest, StepsFromSeveralThreadsEqualOpByOpRuns) {
+  constexpr int kSteps = 20;
+  StepRig a(*gpu_, 21), b(*gpu_, 22);
+  std::mt19937 rng(23);
+  const std::vector<float> xs = RandomFloats(5 * 64, rng);
+  auto src = Upload(*gpu_, xs);
+  auto dst = gpu_->Alloc(2 * 64);
+  const std::vector<int32_t> rows = {4, 1};
+  cuda::SetCudaGraphs(*gpu_, false);
+  std::vector<std::vector<float>> want_a, want_b;
+  for (int step = 0; step < kSteps; ++step) {
+    want_a.push_back(a.Run(*gpu_, step));
+    want_b.push_back(b.Run(*gpu_, step + 100));
+  }
+  cuda::SetCudaGraphs(*gpu_, true);
+  std::vector<std::vector<float>> got_a, got_b;
+  std::atomic<bool> done{false};
+  std::atomic<int> side_ok{0}, side_bad{0};
+  std::thread ta([&] {
+    for (int step = 0; step < kSteps; ++step) got_a.push_back(a.Run(*gpu_, step));
+  });
+  std::thread tb([&] {
+    for (int step = 0; step < kSteps; ++step) got_b.push_back(b.Run(*gpu_, step + 100));
+  });
+  std::thread side([&] {
+    std::vector<float> out(2 * 64);
+    while (!done.load()) {
+      gpu_->GatherRows(*src, rows, 64, *dst);
+      gpu_->CopyToHost(*dst, 0, out.size(), out.data());
+      const bool same = std::equal(out.begin(), out.begin() + 64, xs.begin() + 4 * 64) &&
+                        std::equal(out.begin() + 64, out.end(), xs.begin() + 64);
+      (same ? side_ok : side_bad)++;
+    }
+  });
+  ta.join();
+  tb.join();
+  done = true;
+  side.join();
+  ASSERT_EQ(got_a.size(), static_cast<size_t>(kSteps));
+  ASSERT_EQ(got_b.size(), static_cast<size_t>(kSteps));
+  for (int step = 0; step < kSteps; ++step) {
+    ExpectNear(got_a[step], want_a[step], 0.0, 0.0, absl::StrCat("thread a, step ", step));
+    ExpectNear(got_b[step], want_b[step], 0.0, 0.0, absl::StrCat("thread b, step ", step));
+  }
+  EXPECT_EQ(side_bad.load(), 0);
+  EXPECT_GT(side_ok.load(), 0);
+  const cuda::CudaGraphStats stats = cuda::GetCudaGraphStats(*gpu_);
+  EXPECT_TRUE(stats.enabled) << stats.disabled_reason;
 }
 
 // TopK on the device against the CPU backend: the same candidates and counts exactly (the
