@@ -10,7 +10,9 @@
 #                                 gpu_bench found in DIR (copied from bazel-bin, with the shared
 #                                 libraries they need in DIR/lib), from the repository root.
 #
-# Exits 2, saying why, when this machine has no usable NVIDIA GPU; 1 when a test fails.
+# Exits 2, saying why, when this machine has no usable NVIDIA GPU; 1 when a test fails (after
+# saying which of TESSERA_CUDA_GRAPHS, TESSERA_CUDA_GROUPED_DECODE, TESSERA_CUDA_GEMM_PREFILL set
+# to 0 makes it pass).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -32,6 +34,31 @@ fi
 nvidia-smi -L
 
 TESTS=(device_probe_test cuda_backend_test cuda_model_test)
+# Switches that turn newer CUDA paths off, one at a time, to say which one a failing test needs.
+SWITCHES=(TESSERA_CUDA_GRAPHS TESSERA_CUDA_GROUPED_DECODE TESSERA_CUDA_GEMM_PREFILL)
+
+# run_test BINARY: runs one GPU test binary; when it fails, runs it again with each switch off
+# (and all of them off) and says which runs pass, then returns 1.
+run_test() {
+  local bin="$1"
+  "$bin" --gtest_brief=1 && return 0
+  echo "bench/gpu/run.sh: $(basename "$bin") failed; again with newer paths turned off:" >&2
+  local v
+  for v in "${SWITCHES[@]}"; do
+    if env "$v=0" "$bin" --gtest_brief=1 >/dev/null 2>&1; then
+      echo "  $v=0: passes" >&2
+    else
+      echo "  $v=0: still fails" >&2
+    fi
+  done
+  if env TESSERA_CUDA_GRAPHS=0 TESSERA_CUDA_GROUPED_DECODE=0 TESSERA_CUDA_GEMM_PREFILL=0 \
+       "$bin" --gtest_brief=1 >/dev/null 2>&1; then
+    echo "  all three off: passes" >&2
+  else
+    echo "  all three off: still fails" >&2
+  fi
+  return 1
+}
 
 if [[ -z "$PREBUILT" ]]; then
   if [[ ! -x /usr/local/cuda/bin/nvcc && -z "${CUDA_HOME:-}" ]]; then
@@ -45,7 +72,7 @@ if [[ -z "$PREBUILT" ]]; then
   BIN="$("${BAZEL[@]}" info "${FLAGS[@]}" bazel-bin 2>/dev/null)"
   echo "== GPU tests"
   for t in "${TESTS[@]}"; do
-    "$BIN/tests/cuda/$t" --gtest_brief=1 || { echo "bench/gpu/run.sh: $t failed" >&2; exit 1; }
+    run_test "$BIN/tests/cuda/$t" || { echo "bench/gpu/run.sh: $t failed" >&2; exit 1; }
   done
   echo "== benchmark"
   exec "$BIN/bench/gpu/gpu_bench" "${BENCH_ARGS[@]}"
@@ -58,7 +85,7 @@ else
   done
   echo "== GPU tests (prebuilt)"
   for t in "${TESTS[@]}"; do
-    "$PREBUILT/$t" --gtest_brief=1 || { echo "bench/gpu/run.sh: $t failed" >&2; exit 1; }
+    run_test "$PREBUILT/$t" || { echo "bench/gpu/run.sh: $t failed" >&2; exit 1; }
   done
   echo "== benchmark (prebuilt)"
   exec "$PREBUILT/gpu_bench" "${BENCH_ARGS[@]}"
