@@ -97,8 +97,16 @@ class TimingBackend final : public Backend {
   void MatMul(const Weight& w, const Buffer& x, int64_t n, Buffer& y, const Weight* bias) override {
     Time("MatMul", [&] { b_.MatMul(w, x, n, y, bias); });
   }
+  void MatMuls(absl::Span<const Weight* const> w, const Buffer& x, int64_t n,
+               absl::Span<Buffer* const> y) override {
+    Time("MatMuls", [&] { b_.MatMuls(w, x, n, y); });
+  }
   void Add(const Buffer& x, int64_t n, Buffer& y) override {
     Time("Add", [&] { b_.Add(x, n, y); });
+  }
+  void AddRmsNorm(const Buffer& o, int64_t n, int64_t d, Buffer& x, const Weight& w, float eps,
+                  Buffer& out) override {
+    Time("AddRmsNorm", [&] { b_.AddRmsNorm(o, n, d, x, w, eps, out); });
   }
   void AddRow(const Weight& r, int64_t n, Buffer& y) override {
     Time("AddRow", [&] { b_.AddRow(r, n, y); });

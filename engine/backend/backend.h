@@ -174,6 +174,14 @@ class Backend {
   virtual void MatMul(const Weight& w, const Buffer& x, int64_t n, Buffer& y,
                       const Weight* bias = nullptr) = 0;
 
+  // y[j] = x * w[j]^T for each j: several weights applied to one input (a decoder layer's q/k/v
+  // and gate/up projections), same shapes rules as MatMul, no bias. A device backend may run them
+  // as one launch. Default: one MatMul each.
+  virtual void MatMuls(absl::Span<const Weight* const> w, const Buffer& x, int64_t n,
+                       absl::Span<Buffer* const> y) {
+    for (size_t j = 0; j < w.size() && j < y.size(); ++j) MatMul(*w[j], x, n, *y[j]);
+  }
+
   // Elementwise over the first n floats: y += x; y *= x.
   virtual void Add(const Buffer& x, int64_t n, Buffer& y) = 0;
   // y[i, :] += row[:] for each of n rows of width row.cols() (a bias or position row).
@@ -182,6 +190,14 @@ class Backend {
   // out[i] = x[i] / rms(x[i]) * weight, per row of width `dim` (n rows). out may alias x.
   virtual void RmsNorm(const Buffer& x, int64_t n, int64_t dim, const Weight& weight, float eps,
                        Buffer& out) = 0;
+  // The residual add then the next norm: x += o over n rows of width dim, then out = RmsNorm(x)
+  // (out must not alias x or o). The same results as Add then RmsNorm; a device backend may fuse
+  // them. Default: Add then RmsNorm.
+  virtual void AddRmsNorm(const Buffer& o, int64_t n, int64_t dim, Buffer& x,
+                          const Weight& weight, float eps, Buffer& out) {
+    Add(o, n * dim, x);
+    RmsNorm(x, n, dim, weight, eps, out);
+  }
   // out[i] = (x[i] - mean) / sqrt(var + eps) * gamma + beta, per row. out may alias x.
   virtual void LayerNorm(const Buffer& x, int64_t n, int64_t dim, const Weight& gamma,
                          const Weight& beta, float eps, Buffer& out) = 0;

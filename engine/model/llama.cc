@@ -387,24 +387,29 @@ void LlamaModel::ForwardLayers(const ForwardBatch& batch, const PagedAttentionBa
   const LlamaConfig& c = config_;
   Backend& b = *backend_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  b.RmsNorm(*ws.x, n, c.dim, *layers_[0].attn_norm, c.norm_eps, *ws.h);
   for (int l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[l];
-    b.RmsNorm(*ws.x, n, c.dim, *L.attn_norm, c.norm_eps, *ws.h);
-    b.MatMul(*L.wq, *ws.h, n, *ws.q);
-    b.MatMul(*L.wk, *ws.h, n, *ws.k);
-    b.MatMul(*L.wv, *ws.h, n, *ws.v);
+    const Weight* qkv[] = {L.wq.get(), L.wk.get(), L.wv.get()};
+    Buffer* qkv_out[] = {ws.q.get(), ws.k.get(), ws.v.get()};
+    b.MatMuls(qkv, *ws.h, n, qkv_out);
     b.Rope(*ws.q, batch.token_pos, c.num_heads, c.head_dim, c.rope);
     b.Rope(*ws.k, batch.token_pos, c.num_kv_heads, c.head_dim, c.rope);
     b.WriteKv(cache, l, *ws.k, *ws.v, batch.slots);
     b.PagedAttention(cache, l, *ws.q, attn, c.num_heads, scale, *ws.attn);
     b.MatMul(*L.wo, *ws.attn, n, *ws.o);
-    b.Add(*ws.o, n * c.dim, *ws.x);
-    b.RmsNorm(*ws.x, n, c.dim, *L.ffn_norm, c.norm_eps, *ws.h);
-    b.MatMul(*L.w_gate, *ws.h, n, *ws.gate);
-    b.MatMul(*L.w_up, *ws.h, n, *ws.up);
+    b.AddRmsNorm(*ws.o, n, c.dim, *ws.x, *L.ffn_norm, c.norm_eps, *ws.h);
+    const Weight* gate_up[] = {L.w_gate.get(), L.w_up.get()};
+    Buffer* gate_up_out[] = {ws.gate.get(), ws.up.get()};
+    b.MatMuls(gate_up, *ws.h, n, gate_up_out);
     b.SiluMul(*ws.gate, *ws.up, n * c.ffn_dim);
     b.MatMul(*L.w_down, *ws.gate, n, *ws.o);
-    b.Add(*ws.o, n * c.dim, *ws.x);
+    // The residual add, fused with the next layer's attention norm.
+    if (l + 1 < c.num_layers) {
+      b.AddRmsNorm(*ws.o, n, c.dim, *ws.x, *layers_[l + 1].attn_norm, c.norm_eps, *ws.h);
+    } else {
+      b.Add(*ws.o, n * c.dim, *ws.x);
+    }
   }
 }
 

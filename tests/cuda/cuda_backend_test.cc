@@ -461,6 +461,80 @@ TEST_F(CudaBackendTest, MatVecMatchesCpuForEveryRowSplit) {
   }
 }
 
+// Several projections of one input (q/k/v, gate/up): one launch on the device for matvec sizes,
+// one MatMul each otherwise; every output against the CPU.
+TEST_F(CudaBackendTest, MatMulsMatchCpu) {
+  std::mt19937 rng(18);
+  const int64_t cols = 256;
+  const std::vector<int64_t> rows = {384, 96, 97};
+  for (DType type : {DType::kBF16, DType::kQ8_0, DType::kF32}) {
+    const double rel = type == DType::kF32 ? 1e-5 : type == DType::kBF16 ? 8e-3 : 1e-2;
+    std::vector<std::vector<uint8_t>> data;
+    std::vector<std::unique_ptr<Weight>> wg, wc;
+    for (int64_t r : rows) {
+      data.push_back(RandomWeight(type, r, cols, rng));
+      wg.push_back(Load(*gpu_, type, r, cols, data.back().data()));
+      wc.push_back(Load(*cpu_, type, r, cols, data.back().data()));
+    }
+    for (int64_t n : {1, 2, 5}) {
+      const std::vector<float> x = RandomFloats(n * cols, rng);
+      auto xg = Upload(*gpu_, x), xc = Upload(*cpu_, x);
+      std::vector<std::unique_ptr<Buffer>> yg, yc;
+      std::vector<const Weight*> pg, pc;
+      std::vector<Buffer*> og, oc;
+      for (size_t j = 0; j < rows.size(); ++j) {
+        yg.push_back(Poisoned(*gpu_, n * rows[j]));
+        yc.push_back(Poisoned(*cpu_, n * rows[j]));
+        pg.push_back(wg[j].get());
+        pc.push_back(wc[j].get());
+        og.push_back(yg[j].get());
+        oc.push_back(yc[j].get());
+      }
+      gpu_->MatMuls(pg, *xg, n, og);
+      cpu_->MatMuls(pc, *xc, n, oc);
+      for (size_t j = 0; j < rows.size(); ++j) {
+        const std::vector<float> wf = Dequantized(type, data[j], rows[j], cols);
+        std::vector<double> scale(n * rows[j]);
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t r = 0; r < rows[j]; ++r) {
+            double sum = 0;
+            for (int64_t c = 0; c < cols; ++c) sum += std::fabs(x[i * cols + c] * wf[r * cols + c]);
+            scale[i * rows[j] + r] = sum;
+          }
+        }
+        ExpectNear(Download(*gpu_, *yg[j], n * rows[j]), Download(*cpu_, *yc[j], n * rows[j]),
+                   1e-5, rel,
+                   absl::StrCat("MatMuls ", std::string(DTypeName(type)), " n=", n, " part ", j),
+                   scale);
+      }
+    }
+  }
+}
+
+// The fused residual add and norm: the same bits as Add then RmsNorm on the device, and the CPU's
+// values within the norms' tolerance.
+TEST_F(CudaBackendTest, AddRmsNormEqualsAddThenRmsNorm) {
+  std::mt19937 rng(19);
+  for (int64_t dim : {int64_t{64}, int64_t{4096}, int64_t{5000}}) {
+    const int64_t n = 3;
+    const std::vector<float> x = RandomFloats(n * dim, rng, -3, 3), o = RandomFloats(n * dim, rng);
+    const std::vector<float> w = RandomFloats(dim, rng, 0.5f, 1.5f);
+    auto wg = LoadF32(*gpu_, w), wc = LoadF32(*cpu_, w);
+    auto og = Upload(*gpu_, o), oc = Upload(*cpu_, o);
+    auto x1 = Upload(*gpu_, x), x2 = Upload(*gpu_, x), xc = Upload(*cpu_, x);
+    auto h1 = Poisoned(*gpu_, n * dim), h2 = Poisoned(*gpu_, n * dim), hc = Poisoned(*cpu_, n * dim);
+    gpu_->AddRmsNorm(*og, n, dim, *x1, *wg, 1e-5f, *h1);
+    gpu_->Add(*og, n * dim, *x2);
+    gpu_->RmsNorm(*x2, n, dim, *wg, 1e-5f, *h2);
+    cpu_->AddRmsNorm(*oc, n, dim, *xc, *wc, 1e-5f, *hc);
+    const std::string what = absl::StrCat("AddRmsNorm dim=", dim);
+    ExpectNear(Download(*gpu_, *x1, n * dim), Download(*gpu_, *x2, n * dim), 0.0, 0.0, what + " x");
+    ExpectNear(Download(*gpu_, *h1, n * dim), Download(*gpu_, *h2, n * dim), 0.0, 0.0, what + " out");
+    ExpectNear(Download(*gpu_, *h1, n * dim), Download(*cpu_, *hc, n * dim), 1e-5, 1e-5,
+               what + " vs cpu");
+  }
+}
+
 TEST_F(CudaBackendTest, ElementwiseOpsMatchCpu) {
   std::mt19937 rng(4);
   for (int64_t n : {1, 1000, 300001}) {

@@ -263,6 +263,41 @@ TEST_P(CpuBackendTest, TopKPenalisesThenRanksEachRow) {
   EXPECT_EQ(after[2], -2.0f);
 }
 
+TEST_P(CpuBackendTest, MatMulsAndAddRmsNormEqualTheirParts) {
+  const int64_t cols = 128, n = 3;
+  auto a = MakeWeight(*backend_, DType::kF16, 40, cols, rng_);
+  auto b = MakeWeight(*backend_, DType::kF16, 24, cols, rng_);
+  std::vector<float> x(n * cols);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37 * i);
+  auto xb = backend_->Alloc(x.size());
+  backend_->CopyFromHost(x.data(), x.size(), *xb);
+  auto ya = Poisoned(*backend_, n * 40), yb = Poisoned(*backend_, n * 24);
+  auto za = Poisoned(*backend_, n * 40), zb = Poisoned(*backend_, n * 24);
+  const Weight* ws[] = {a->weight.get(), b->weight.get()};
+  Buffer* ys[] = {ya.get(), yb.get()};
+  backend_->MatMuls(ws, *xb, n, ys);
+  backend_->MatMul(*a->weight, *xb, n, *za);
+  backend_->MatMul(*b->weight, *xb, n, *zb);
+  EXPECT_EQ(Download(*backend_, *ya, n * 40), Download(*backend_, *za, n * 40));
+  EXPECT_EQ(Download(*backend_, *yb, n * 24), Download(*backend_, *zb, n * 24));
+
+  std::vector<float> w(cols, 1.25f), o(n * cols, 0.5f);
+  auto wt = backend_->LoadWeight({DType::kF32, 1, cols, w.data()});
+  ASSERT_TRUE(wt.ok());
+  auto ob = backend_->Alloc(o.size());
+  backend_->CopyFromHost(o.data(), o.size(), *ob);
+  auto x1 = backend_->Alloc(x.size()), x2 = backend_->Alloc(x.size());
+  backend_->CopyFromHost(x.data(), x.size(), *x1);
+  backend_->CopyFromHost(x.data(), x.size(), *x2);
+  auto h1 = Poisoned(*backend_, n * cols), h2 = Poisoned(*backend_, n * cols);
+  backend_->AddRmsNorm(*ob, n, cols, *x1, **wt, 1e-5f, *h1);
+  backend_->Add(*ob, n * cols, *x2);
+  backend_->RmsNorm(*x2, n, cols, **wt, 1e-5f, *h2);
+  EXPECT_EQ(Download(*backend_, *x1, n * cols), Download(*backend_, *x2, n * cols));
+  EXPECT_EQ(Download(*backend_, *h1, n * cols), Download(*backend_, *h2, n * cols));
+  EXPECT_FALSE(std::isnan(Download(*backend_, *h1, n * cols)[0]));
+}
+
 TEST_P(CpuBackendTest, ElementwiseOps) {
   for (int64_t n : {1, 17, 100003}) {
     const std::vector<float> a = Random(rng_, n, -4, 4), b = Random(rng_, n, -4, 4);

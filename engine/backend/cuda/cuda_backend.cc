@@ -570,6 +570,62 @@ class CudaBackend final : public Backend {
     if (b != nullptr) Launch(rec, &LaunchAddRow, b, n, rows, y.data());
   }
 
+  void MatMuls(absl::Span<const Weight* const> ws, const Buffer& x, int64_t n,
+               absl::Span<Buffer* const> ys) override {
+    CU_CHECK(ws.size() == ys.size());
+    if (ws.empty() || n == 0) return;
+    // One launch when every weight is a matvec of the same type and width; else one MatMul each.
+    const DType type = ws[0]->type();
+    const int64_t k = ws[0]->cols();
+    const bool is_float = type == DType::kF32 || type == DType::kF16 || type == DType::kBF16;
+    bool fuse = ws.size() <= static_cast<size_t>(kMaxMatVecParts) &&
+                n <= (is_float ? kMatVecMaxRowsFloat : kMatVecMaxRowsQuant) &&
+                MatVecSupported(ToWType(type), k) && x.size() >= n * k;
+    int64_t total_rows = 0;
+    for (size_t j = 0; j < ws.size() && fuse; ++j) {
+      fuse = ws[j]->type() == type && ws[j]->cols() == k && ys[j]->size() >= n * ws[j]->rows();
+      total_rows += ws[j]->rows();
+    }
+    if (!fuse) {
+      for (size_t j = 0; j < ws.size(); ++j) MatMul(*ws[j], x, n, *ys[j], nullptr);
+      return;
+    }
+    MatVecMultiArgs a;
+    std::memset(static_cast<void*>(&a), 0, sizeof(a));  // the struct is part of the signature
+    a.cols = k;
+    a.x = x.data();
+    a.n = static_cast<int>(n);
+    a.num_parts = static_cast<int>(ws.size());
+    a.warps_per_row = MatVecMultiWarpsPerRow(total_rows);
+    const int64_t rows_per_block = 4 / a.warps_per_row;
+    for (size_t j = 0; j < ws.size(); ++j) {
+      const CudaWeight& w = AsCuda(*ws[j]);
+      MatVecPart& part = a.parts[j];
+      part.w = w.data();
+      part.row_bytes = static_cast<int64_t>(w.row_bytes());
+      part.rows = w.rows();
+      part.blocks = (w.rows() + rows_per_block - 1) / rows_per_block;
+      part.y = ys[j]->data();
+    }
+    auto lock = Enter();
+    const bool rec = Record({});
+    Launch(rec, +[](WType t, MatVecMultiArgs args, cudaStream_t st) {
+      return LaunchMatVecMulti(t, args, st);
+    }, ToWType(type), a);
+  }
+
+  void AddRmsNorm(const Buffer& o, int64_t n, int64_t dim, Buffer& x, const Weight& weight,
+                  float eps, Buffer& out) override {
+    const CudaWeight& w = AsCuda(weight);
+    CU_CHECK(w.rows() == 1 && w.cols() == dim && n >= 0);
+    CU_CHECK(o.size() >= n * dim && x.size() >= n * dim && out.size() >= n * dim);
+    CU_CHECK(out.data() != x.data() && out.data() != o.data());
+    auto lock = Enter();
+    const bool rec = Record({});
+    Launch(rec, &LaunchAddRmsNorm, static_cast<const float*>(o.data()), n, dim, x.data(),
+           w.row_f32(), eps, out.data());
+  }
+
   void Add(const Buffer& x, int64_t n, Buffer& y) override {
     CU_CHECK(n >= 0 && x.size() >= n && y.size() >= n);
     auto lock = Enter();

@@ -206,15 +206,17 @@ constexpr int kMatVecWarps = 4;
 // row's units; the block's 4 warps cover 4 / W rows. Small matrices (the k and v projections) get
 // W > 1 so that enough warps stream their bytes; the result then sums the W partial sums in warp
 // order (deterministic for a given matrix shape).
+// Block `block` of a matvec launch (every thread of the block calls it).
 template <WType T, int N, int W>
-__global__ void __launch_bounds__(kMatVecWarps * 32)
-    MatVecKernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t rows, int64_t cols,
-                 const float* __restrict__ x, int n, const float* __restrict__ bias,
-                 float* __restrict__ y) {
+__device__ __forceinline__ void MatVecBlock(int64_t block, const uint8_t* __restrict__ w,
+                                            int64_t row_bytes, int64_t rows, int64_t cols,
+                                            const float* __restrict__ x, int n,
+                                            const float* __restrict__ bias,
+                                            float* __restrict__ y) {
   constexpr int U = kUnit<T>;
   __shared__ float s_part[kMatVecWarps][N];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * (kMatVecWarps / W) + warp / W;
+  const int64_t r = block * (kMatVecWarps / W) + warp / W;
   const int part = warp % W;
   float acc[N];
 #pragma unroll
@@ -282,6 +284,29 @@ __global__ void __launch_bounds__(kMatVecWarps * 32)
   }
 }
 
+template <WType T, int N, int W>
+__global__ void __launch_bounds__(kMatVecWarps * 32)
+    MatVecKernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t rows, int64_t cols,
+                 const float* __restrict__ x, int n, const float* __restrict__ bias,
+                 float* __restrict__ y) {
+  MatVecBlock<T, N, W>(blockIdx.x, w, row_bytes, rows, cols, x, n, bias, y);
+}
+
+// Several matrices over one input in one launch: blocks [0, parts[0].blocks) serve part 0, the
+// next parts[1].blocks part 1, and so on.
+template <WType T, int N, int W>
+__global__ void __launch_bounds__(kMatVecWarps * 32) MatVecMultiKernel(MatVecMultiArgs a) {
+  int64_t b = blockIdx.x;
+  int p = 0;
+  while (p + 1 < a.num_parts && b >= a.parts[p].blocks) {
+    b -= a.parts[p].blocks;
+    ++p;
+  }
+  const MatVecPart& part = a.parts[p];
+  MatVecBlock<T, N, W>(b, static_cast<const uint8_t*>(part.w), part.row_bytes, part.rows, a.cols,
+                       a.x, a.n, nullptr, part.y);
+}
+
 // Warps per output row for a matrix of `rows` rows: enough warps in all (about 4096, a few per
 // scheduler of every multiprocessor) to keep the memory busy.
 int MatVecWarpsPerRow(int64_t rows) {
@@ -302,6 +327,35 @@ void LaunchMatVecN(int wpr, int64_t rows, const uint8_t* wp, int64_t row_bytes, 
   } else {
     MatVecKernel<T, N, 4><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, x, n, bias, y);
   }
+}
+
+template <WType T, int N>
+void LaunchMatVecMultiN(const MatVecMultiArgs& a, int64_t blocks, cudaStream_t stream) {
+  const unsigned g = static_cast<unsigned>(blocks);
+  if (a.warps_per_row == 1) {
+    MatVecMultiKernel<T, N, 1><<<g, kMatVecWarps * 32, 0, stream>>>(a);
+  } else if (a.warps_per_row == 2) {
+    MatVecMultiKernel<T, N, 2><<<g, kMatVecWarps * 32, 0, stream>>>(a);
+  } else {
+    MatVecMultiKernel<T, N, 4><<<g, kMatVecWarps * 32, 0, stream>>>(a);
+  }
+}
+
+template <WType T>
+cudaError_t MatVecMultiTyped(const MatVecMultiArgs& a, cudaStream_t stream) {
+  int64_t blocks = 0;
+  for (int p = 0; p < a.num_parts; ++p) blocks += a.parts[p].blocks;
+  if (blocks == 0) return cudaSuccess;
+  if (a.n == 1) {
+    LaunchMatVecMultiN<T, 1>(a, blocks, stream);
+  } else if (a.n == 2) {
+    LaunchMatVecMultiN<T, 2>(a, blocks, stream);
+  } else if (a.n <= 4) {
+    LaunchMatVecMultiN<T, 4>(a, blocks, stream);
+  } else {
+    LaunchMatVecMultiN<T, 8>(a, blocks, stream);
+  }
+  return cudaGetLastError();
 }
 
 template <WType T>
@@ -383,6 +437,24 @@ __global__ void RmsNormKernel(const float* x, int64_t dim, const float* w, float
   ss = BlockSum(ss);
   const float scale = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
   for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) o[c] = xr[c] * scale * w[c];
+}
+
+// Add then RmsNorm in one pass with RmsNormKernel's arithmetic and reduction order (the same
+// bits as the two kernels).
+__global__ void AddRmsNormKernel(const float* o, float* x, int64_t dim, const float* w, float eps,
+                                 float* out) {
+  float* xr = x + static_cast<int64_t>(blockIdx.x) * dim;
+  const float* orow = o + static_cast<int64_t>(blockIdx.x) * dim;
+  float* res = out + static_cast<int64_t>(blockIdx.x) * dim;
+  float ss = 0.0f;
+  for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
+    const float v = xr[c] + orow[c];
+    xr[c] = v;
+    ss += v * v;
+  }
+  ss = BlockSum(ss);
+  const float scale = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
+  for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) res[c] = xr[c] * scale * w[c];
 }
 
 __global__ void LayerNormKernel(const float* x, int64_t dim, const float* gamma, const float* beta,
@@ -1234,6 +1306,33 @@ cudaError_t LaunchMatVec(WType type, const void* w, int64_t row_bytes, int64_t r
       return MatVecTyped<WType::kQ4_K>(w, row_bytes, rows, cols, x, n, bias, y, stream);
   }
   return cudaErrorInvalidValue;
+}
+
+int MatVecMultiWarpsPerRow(int64_t total_rows) { return MatVecWarpsPerRow(total_rows); }
+
+cudaError_t LaunchMatVecMulti(WType type, const MatVecMultiArgs& a, cudaStream_t stream) {
+  if (a.n < 1 || a.n > 8 || a.num_parts < 1 || a.num_parts > kMaxMatVecParts ||
+      !MatVecSupported(type, a.cols) ||
+      (a.warps_per_row != 1 && a.warps_per_row != 2 && a.warps_per_row != 4)) {
+    return cudaErrorInvalidValue;
+  }
+  switch (type) {
+    case WType::kF32: return MatVecMultiTyped<WType::kF32>(a, stream);
+    case WType::kF16: return MatVecMultiTyped<WType::kF16>(a, stream);
+    case WType::kBF16: return MatVecMultiTyped<WType::kBF16>(a, stream);
+    case WType::kQ8_0: return MatVecMultiTyped<WType::kQ8_0>(a, stream);
+    case WType::kQ4_0: return MatVecMultiTyped<WType::kQ4_0>(a, stream);
+    case WType::kQ4_K: return MatVecMultiTyped<WType::kQ4_K>(a, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t LaunchAddRmsNorm(const float* o, int64_t n, int64_t dim, float* x, const float* w,
+                             float eps, float* out, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  if (n > 0x7fffffff) return cudaErrorInvalidValue;
+  AddRmsNormKernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(o, x, dim, w, eps, out);
+  return cudaGetLastError();
 }
 
 cudaError_t LaunchAddRow(const float* bias, int64_t n, int64_t cols, float* y,

@@ -45,6 +45,35 @@ cudaError_t LaunchMatVec(WType type, const void* w, int64_t row_bytes, int64_t r
                          int64_t cols, const float* x, int64_t n, const float* bias, float* y,
                          cudaStream_t stream);
 
+// Several matrices of one weight type and width over the same input in one launch (a layer's
+// q/k/v or gate/up projections): part p writes y[i * rows + r] for its rows, as LaunchMatVec.
+inline constexpr int kMaxMatVecParts = 4;
+struct MatVecPart {
+  const void* w = nullptr;
+  int64_t row_bytes = 0;
+  int64_t rows = 0;
+  int64_t blocks = 0;  // ceil(rows / (4 / warps_per_row))
+  float* y = nullptr;
+};
+struct MatVecMultiArgs {
+  MatVecPart parts[kMaxMatVecParts];
+  int64_t cols = 0;
+  const float* x = nullptr;
+  int n = 0;  // 1..8
+  int num_parts = 0;
+  int warps_per_row = 1;  // MatVecMultiWarpsPerRow(sum of the parts' rows)
+  int unused = 0;         // keeps the struct free of padding (it is part of a step's signature)
+};
+static_assert(sizeof(MatVecMultiArgs) == kMaxMatVecParts * 40 + 8 + 8 + 4 * 4,
+              "MatVecMultiArgs must stay free of padding");
+int MatVecMultiWarpsPerRow(int64_t total_rows);
+cudaError_t LaunchMatVecMulti(WType type, const MatVecMultiArgs& a, cudaStream_t stream);
+
+// x[i] += o[i] over n rows of width dim, then out = RmsNorm(x) (the same bits as LaunchAdd then
+// LaunchRmsNorm).
+cudaError_t LaunchAddRmsNorm(const float* o, int64_t n, int64_t dim, float* x, const float* w,
+                             float eps, float* out, cudaStream_t stream);
+
 // y[i, c] += bias[c] for i < n rows of width cols.
 cudaError_t LaunchAddRow(const float* bias, int64_t n, int64_t cols, float* y,
                          cudaStream_t stream);
