@@ -40,6 +40,15 @@ absl::StatusOr<int64_t> CheckKvCacheShape(const KvCacheShape& s) {
   return int64_t{s.num_blocks} * s.block_size * s.num_kv_heads * s.head_dim;
 }
 
+void Backend::MatMuls(absl::Span<const Weight* const> w, const Buffer& x, int64_t n,
+                      absl::Span<Buffer* const> y) {
+  if (w.size() != y.size()) {
+    std::fprintf(stderr, "Backend::MatMuls: %zu weights but %zu outputs\n", w.size(), y.size());
+    std::abort();
+  }
+  for (size_t j = 0; j < w.size(); ++j) MatMul(*w[j], x, n, *y[j]);
+}
+
 void CheckTopKRequest(const Buffer& logits, int64_t rows, int64_t cols, const TopKRequest& r) {
   const char* bad = nullptr;
   if (r.k < 1 || r.k > kMaxTopK) {

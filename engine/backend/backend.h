@@ -178,9 +178,7 @@ class Backend {
   // and gate/up projections), same shapes rules as MatMul, no bias. A device backend may run them
   // as one launch. Default: one MatMul each.
   virtual void MatMuls(absl::Span<const Weight* const> w, const Buffer& x, int64_t n,
-                       absl::Span<Buffer* const> y) {
-    for (size_t j = 0; j < w.size() && j < y.size(); ++j) MatMul(*w[j], x, n, *y[j]);
-  }
+                       absl::Span<Buffer* const> y);
 
   // Elementwise over the first n floats: y += x; y *= x.
   virtual void Add(const Buffer& x, int64_t n, Buffer& y) = 0;

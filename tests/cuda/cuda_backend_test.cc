@@ -317,13 +317,13 @@ TEST_F(CudaBackendTest, StepsFromSeveralThreadsEqualOpByOpRuns) {
   });
   std::thread side([&] {
     std::vector<float> out(2 * 64);
-    while (!done.load()) {
+    do {
       gpu_->GatherRows(*src, rows, 64, *dst);
       gpu_->CopyToHost(*dst, 0, out.size(), out.data());
       const bool same = std::equal(out.begin(), out.begin() + 64, xs.begin() + 4 * 64) &&
                         std::equal(out.begin() + 64, out.end(), xs.begin() + 64);
       (same ? side_ok : side_bad)++;
-    }
+    } while (!done.load());
   });
   ta.join();
   tb.join();
@@ -466,46 +466,54 @@ TEST_F(CudaBackendTest, MatVecMatchesCpuForEveryRowSplit) {
 TEST_F(CudaBackendTest, MatMulsMatchCpu) {
   std::mt19937 rng(18);
   const int64_t cols = 256;
-  const std::vector<int64_t> rows = {384, 96, 97};
-  for (DType type : {DType::kBF16, DType::kQ8_0, DType::kF32}) {
-    const double rel = type == DType::kF32 ? 1e-5 : type == DType::kBF16 ? 8e-3 : 1e-2;
-    std::vector<std::vector<uint8_t>> data;
-    std::vector<std::unique_ptr<Weight>> wg, wc;
-    for (int64_t r : rows) {
-      data.push_back(RandomWeight(type, r, cols, rng));
-      wg.push_back(Load(*gpu_, type, r, cols, data.back().data()));
-      wc.push_back(Load(*cpu_, type, r, cols, data.back().data()));
-    }
-    for (int64_t n : {1, 2, 5}) {
-      const std::vector<float> x = RandomFloats(n * cols, rng);
-      auto xg = Upload(*gpu_, x), xc = Upload(*cpu_, x);
-      std::vector<std::unique_ptr<Buffer>> yg, yc;
-      std::vector<const Weight*> pg, pc;
-      std::vector<Buffer*> og, oc;
-      for (size_t j = 0; j < rows.size(); ++j) {
-        yg.push_back(Poisoned(*gpu_, n * rows[j]));
-        yc.push_back(Poisoned(*cpu_, n * rows[j]));
-        pg.push_back(wg[j].get());
-        pc.push_back(wc[j].get());
-        og.push_back(yg[j].get());
-        oc.push_back(yc[j].get());
+  // q/k/v-like parts sharing each row among four warps (577 rows in all) and one warp (6144), and
+  // gate/up-like pairs.
+  for (const std::vector<int64_t>& rows :
+       {std::vector<int64_t>{384, 96, 97}, std::vector<int64_t>{4096, 1024, 1024},
+        std::vector<int64_t>{700, 700}}) {
+    for (DType type : {DType::kBF16, DType::kQ8_0, DType::kF32}) {
+      const double rel = type == DType::kF32 ? 1e-5 : type == DType::kBF16 ? 8e-3 : 1e-2;
+      std::vector<std::vector<uint8_t>> data;
+      std::vector<std::unique_ptr<Weight>> wg, wc;
+      for (int64_t r : rows) {
+        data.push_back(RandomWeight(type, r, cols, rng));
+        wg.push_back(Load(*gpu_, type, r, cols, data.back().data()));
+        wc.push_back(Load(*cpu_, type, r, cols, data.back().data()));
       }
-      gpu_->MatMuls(pg, *xg, n, og);
-      cpu_->MatMuls(pc, *xc, n, oc);
-      for (size_t j = 0; j < rows.size(); ++j) {
-        const std::vector<float> wf = Dequantized(type, data[j], rows[j], cols);
-        std::vector<double> scale(n * rows[j]);
-        for (int64_t i = 0; i < n; ++i) {
-          for (int64_t r = 0; r < rows[j]; ++r) {
-            double sum = 0;
-            for (int64_t c = 0; c < cols; ++c) sum += std::fabs(x[i * cols + c] * wf[r * cols + c]);
-            scale[i * rows[j] + r] = sum;
-          }
+      for (int64_t n : {1, 2, 5}) {
+        const std::vector<float> x = RandomFloats(n * cols, rng);
+        auto xg = Upload(*gpu_, x), xc = Upload(*cpu_, x);
+        std::vector<std::unique_ptr<Buffer>> yg, yc;
+        std::vector<const Weight*> pg, pc;
+        std::vector<Buffer*> og, oc;
+        for (size_t j = 0; j < rows.size(); ++j) {
+          yg.push_back(Poisoned(*gpu_, n * rows[j]));
+          yc.push_back(Poisoned(*cpu_, n * rows[j]));
+          pg.push_back(wg[j].get());
+          pc.push_back(wc[j].get());
+          og.push_back(yg[j].get());
+          oc.push_back(yc[j].get());
         }
-        ExpectNear(Download(*gpu_, *yg[j], n * rows[j]), Download(*cpu_, *yc[j], n * rows[j]),
-                   1e-5, rel,
-                   absl::StrCat("MatMuls ", std::string(DTypeName(type)), " n=", n, " part ", j),
-                   scale);
+        gpu_->MatMuls(pg, *xg, n, og);
+        cpu_->MatMuls(pc, *xc, n, oc);
+        for (size_t j = 0; j < rows.size(); ++j) {
+          const std::vector<float> wf = Dequantized(type, data[j], rows[j], cols);
+          std::vector<double> scale(n * rows[j]);
+          for (int64_t i = 0; i < n; ++i) {
+            for (int64_t r = 0; r < rows[j]; ++r) {
+              double sum = 0;
+              for (int64_t c = 0; c < cols; ++c) {
+                sum += std::fabs(x[i * cols + c] * wf[r * cols + c]);
+              }
+              scale[i * rows[j] + r] = sum;
+            }
+          }
+          ExpectNear(Download(*gpu_, *yg[j], n * rows[j]), Download(*cpu_, *yc[j], n * rows[j]),
+                     1e-5, rel,
+                     absl::StrCat("MatMuls ", std::string(DTypeName(type)), " n=", n, " part ", j,
+                                  " of ", rows.size()),
+                     scale);
+        }
       }
     }
   }
@@ -766,8 +774,9 @@ TEST_F(CudaBackendTest, LongContextDecodeSplitsMatchCpu) {
     for (int b = 0; b < 5; ++b) tables[1].push_back(b);
     TwinCaches caches = FillTwinCaches(shape, 0, lengths, tables, rng, -2, 2);
     ASSERT_TRUE(caches.gpu && caches.cpu);
-    const std::vector<int32_t> seq = {0, 1}, pos = {3999, 99};
-    const int64_t tokens = 2, width = int64_t{num_heads} * 128;
+    // The splits follow the longest context: the 10-key token leaves most of its splits empty.
+    const std::vector<int32_t> seq = {0, 1, 1}, pos = {3999, 99, 9};
+    const int64_t tokens = 3, width = int64_t{num_heads} * 128;
     const std::vector<float> q = RandomFloats(tokens * width, rng, -2, 2);
     auto qg = Upload(*gpu_, q), qc = Upload(*cpu_, q);
     for (int window : {0, 1000}) {

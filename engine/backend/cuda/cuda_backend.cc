@@ -597,7 +597,7 @@ class CudaBackend final : public Backend {
     a.n = static_cast<int>(n);
     a.num_parts = static_cast<int>(ws.size());
     a.warps_per_row = MatVecMultiWarpsPerRow(total_rows);
-    const int64_t rows_per_block = 4 / a.warps_per_row;
+    const int64_t rows_per_block = kMatVecWarpsPerBlock / a.warps_per_row;
     for (size_t j = 0; j < ws.size(); ++j) {
       const CudaWeight& w = AsCuda(*ws[j]);
       MatVecPart& part = a.parts[j];

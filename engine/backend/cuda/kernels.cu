@@ -200,7 +200,7 @@ __device__ __forceinline__ float WarpSum(float v) {
   return v;
 }
 
-constexpr int kMatVecWarps = 4;
+constexpr int kMatVecWarps = kMatVecWarpsPerBlock;
 
 // W warps share each output row (W = 1, 2 or 4), each summing its own contiguous part of the
 // row's units; the block's 4 warps cover 4 / W rows. Small matrices (the k and v projections) get
@@ -295,7 +295,8 @@ __global__ void __launch_bounds__(kMatVecWarps * 32)
 // Several matrices over one input in one launch: blocks [0, parts[0].blocks) serve part 0, the
 // next parts[1].blocks part 1, and so on.
 template <WType T, int N, int W>
-__global__ void __launch_bounds__(kMatVecWarps * 32) MatVecMultiKernel(MatVecMultiArgs a) {
+__global__ void __launch_bounds__(kMatVecWarps * 32)
+    MatVecMultiKernel(const __grid_constant__ MatVecMultiArgs a) {  // read in place, not copied
   int64_t b = blockIdx.x;
   int p = 0;
   while (p + 1 < a.num_parts && b >= a.parts[p].blocks) {

@@ -48,11 +48,12 @@ cudaError_t LaunchMatVec(WType type, const void* w, int64_t row_bytes, int64_t r
 // Several matrices of one weight type and width over the same input in one launch (a layer's
 // q/k/v or gate/up projections): part p writes y[i * rows + r] for its rows, as LaunchMatVec.
 inline constexpr int kMaxMatVecParts = 4;
+inline constexpr int kMatVecWarpsPerBlock = 4;  // a block covers 4 / warps_per_row rows
 struct MatVecPart {
   const void* w = nullptr;
   int64_t row_bytes = 0;
   int64_t rows = 0;
-  int64_t blocks = 0;  // ceil(rows / (4 / warps_per_row))
+  int64_t blocks = 0;  // ceil(rows / (kMatVecWarpsPerBlock / warps_per_row))
   float* y = nullptr;
 };
 struct MatVecMultiArgs {
