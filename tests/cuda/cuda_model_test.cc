@@ -177,6 +177,79 @@ TEST(CudaModelTest, BertEmbeddingsMatchTheCpuBackend) {
   }
 }
 
+// Random BF16 weights (normal, standard deviation `std`) with F32 norms of 1 for
+// LlamaModel::FromWeights; the host copies live in `store`, shared by every backend loading them
+// (so two models on two backends get the same weights).
+using WeightStore = std::map<std::pair<int, int>, std::vector<uint16_t>>;
+LlamaModel::TensorSource RandomBf16Source(Backend& b, WeightStore& store, std::mt19937& rng,
+                                          float std) {
+  return [&b, &store, &rng, std](LlamaTensor t, int l, int64_t rows,
+                                 int64_t cols) -> absl::StatusOr<std::unique_ptr<Weight>> {
+    if (rows == 1) {
+      const std::vector<float> ones(cols, 1.0f);
+      return b.LoadWeight({DType::kF32, 1, cols, ones.data()});
+    }
+    std::vector<uint16_t>& v = store[{static_cast<int>(t), l}];
+    if (v.empty()) {
+      std::normal_distribution<float> normal(0.0f, std);
+      v.resize(rows * cols);
+      for (auto& x : v) x = F32ToBF16(normal(rng));
+    }
+    return b.LoadWeight({DType::kBF16, rows, cols, v.data()});
+  };
+}
+
+// Forward passes over sequences with fixed block tables (block size 16), built as the scheduler
+// builds them: the tokens added since the last pass, each sequence's table cut to the blocks its
+// positions reach, the logits of each sequence's last new token in the order of Add.
+class Passes {
+ public:
+  explicit Passes(std::vector<std::vector<int32_t>> tables)
+      : tables_(std::move(tables)), len_(tables_.size(), 0) {}
+
+  void Add(int s, absl::Span<const int32_t> tokens) {
+    const int32_t seq = static_cast<int32_t>(block_tables_.size());
+    for (int32_t t : tokens) {
+      const int p = len_[s]++;
+      tokens_.push_back(t);
+      seq_.push_back(seq);
+      pos_.push_back(p);
+      slots_.push_back(tables_[s][p / 16] * 16 + p % 16);
+    }
+    last_.push_back(static_cast<int32_t>(tokens_.size()) - 1);
+    block_tables_.push_back(absl::MakeConstSpan(tables_[s].data(), (len_[s] - 1) / 16 + 1));
+  }
+
+  absl::Status Run(LlamaModel& m, KvCache& cache, std::vector<float>* logits) {
+    ForwardBatch batch;
+    batch.tokens = tokens_;
+    batch.token_seq = seq_;
+    batch.token_pos = pos_;
+    batch.slots = slots_;
+    batch.block_tables = block_tables_;
+    batch.logits_for = last_;
+    const absl::Status st = m.Forward(batch, cache, logits);
+    tokens_.clear();
+    seq_.clear();
+    pos_.clear();
+    slots_.clear();
+    last_.clear();
+    block_tables_.clear();
+    return st;
+  }
+
+ private:
+  std::vector<std::vector<int32_t>> tables_;
+  std::vector<int> len_;
+  std::vector<int32_t> tokens_, seq_, pos_, slots_, last_;
+  std::vector<absl::Span<const int32_t>> block_tables_;
+};
+
+int32_t Argmax(const std::vector<float>& logits, size_t row, int vocab) {
+  const float* r = logits.data() + row * vocab;
+  return static_cast<int32_t>(std::max_element(r, r + vocab) - r);
+}
+
 // LlamaModel::Forward on the device with CUDA graphs (the default) against the same steps run op
 // by op: prefill of three prompts, then decode steps whose batch shrinks from three sequences to
 // two and grows back (new step shapes: captured or updated graphs), with block tables growing
@@ -197,83 +270,37 @@ TEST(CudaModelTest, DecodeWithCudaGraphsEqualsOpByOp) {
   c.context_length = 512;
   c.rope.rotary_dim = 32;
   std::mt19937 rng(5);
-  std::normal_distribution<float> normal(0.0f, 0.08f);
-  std::vector<std::vector<uint16_t>> store;  // host copies outlive the loads
-  auto model = LlamaModel::FromWeights(
-      c, &b,
-      [&](LlamaTensor, int, int64_t rows, int64_t cols) -> absl::StatusOr<std::unique_ptr<Weight>> {
-        if (rows == 1) {
-          std::vector<float> ones(cols, 1.0f);
-          return b.LoadWeight({DType::kF32, 1, cols, ones.data()});
-        }
-        store.emplace_back(rows * cols);
-        for (auto& v : store.back()) v = F32ToBF16(normal(rng));
-        return b.LoadWeight({DType::kBF16, rows, cols, store.back().data()});
-      });
+  WeightStore store;
+  auto model = LlamaModel::FromWeights(c, &b, RandomBf16Source(b, store, rng, 0.08f));
   ASSERT_TRUE(model.ok()) << model.status();
 
   auto run = [&](bool graphs) {
     cuda::SetCudaGraphs(b, graphs);
-    auto cache = (*model)->NewCache(64, 16);
     std::vector<std::vector<float>> all;
+    auto cache = (*model)->NewCache(64, 16);
     if (!cache.ok()) {
       ADD_FAILURE() << cache.status();
       return all;
     }
-    std::vector<std::vector<int32_t>> tables = {{0, 1, 2, 3, 4}, {10, 11, 12, 13, 14}, {20, 21, 22, 23, 24}};
-    std::vector<int32_t> next(3), len(3);
-    {  // prefill: prompts of 9, 14 and 5 tokens in one pass
-      std::vector<int32_t> tokens, seq, pos, slots, last;
-      for (int s = 0; s < 3; ++s) {
-        len[s] = s == 0 ? 9 : s == 1 ? 14 : 5;
-        for (int p = 0; p < len[s]; ++p) {
-          tokens.push_back((s * 37 + p * 11) % c.vocab_size);
-          seq.push_back(s);
-          pos.push_back(p);
-          slots.push_back(tables[s][p / 16] * 16 + p % 16);
-        }
-        last.push_back(static_cast<int32_t>(tokens.size()) - 1);
-      }
-      ForwardBatch batch;
-      batch.tokens = tokens;
-      batch.token_seq = seq;
-      batch.token_pos = pos;
-      batch.slots = slots;
-      for (auto& t : tables) batch.block_tables.push_back(t);
-      batch.logits_for = last;
-      std::vector<float> logits;
-      EXPECT_TRUE((*model)->Forward(batch, **cache, &logits).ok());
-      all.push_back(logits);
-      for (int s = 0; s < 3; ++s) next[s] = (s * 5 + 3) % c.vocab_size;
+    Passes passes({{0, 1, 2, 3, 4}, {10, 11, 12, 13, 14}, {20, 21, 22, 23, 24}});
+    std::vector<int32_t> next(3);
+    for (int s = 0; s < 3; ++s) {  // prefill: prompts of 9, 14 and 5 tokens in one pass
+      std::vector<int32_t> prompt(s == 0 ? 9 : s == 1 ? 14 : 5);
+      for (size_t p = 0; p < prompt.size(); ++p) prompt[p] = (s * 37 + p * 11) % c.vocab_size;
+      passes.Add(s, prompt);
+      next[s] = (s * 5 + 3) % c.vocab_size;
     }
+    std::vector<float> logits;
+    EXPECT_TRUE(passes.Run(**model, **cache, &logits).ok());
+    all.push_back(logits);
     for (int step = 0; step < 30; ++step) {
       // Sequence 1 sits out steps 10..19.
-      std::vector<int> active = {0, 2};
-      if (step < 10 || step >= 20) active = {0, 1, 2};
-      std::vector<int32_t> tokens, seq, pos, slots, last;
-      ForwardBatch batch;
-      for (int s : active) {
-        const int p = len[s]++;
-        tokens.push_back(next[s]);
-        seq.push_back(static_cast<int32_t>(batch.block_tables.size()));
-        pos.push_back(p);
-        slots.push_back(tables[s][p / 16] * 16 + p % 16);
-        last.push_back(static_cast<int32_t>(tokens.size()) - 1);
-        // The table as the scheduler passes it: the blocks allocated so far.
-        batch.block_tables.push_back(absl::MakeConstSpan(tables[s].data(), p / 16 + 1));
-      }
-      batch.tokens = tokens;
-      batch.token_seq = seq;
-      batch.token_pos = pos;
-      batch.slots = slots;
-      batch.logits_for = last;
-      std::vector<float> logits;
-      EXPECT_TRUE((*model)->Forward(batch, **cache, &logits).ok());
-      for (size_t i = 0; i < active.size(); ++i) {
-        const float* row = logits.data() + i * c.vocab_size;
-        next[active[i]] = static_cast<int32_t>(std::max_element(row, row + c.vocab_size) - row);
-      }
-      all.push_back(std::move(logits));
+      const std::vector<int> active =
+          step < 10 || step >= 20 ? std::vector<int>{0, 1, 2} : std::vector<int>{0, 2};
+      for (int s : active) passes.Add(s, {next[s]});
+      EXPECT_TRUE(passes.Run(**model, **cache, &logits).ok());
+      for (size_t i = 0; i < active.size(); ++i) next[active[i]] = Argmax(logits, i, c.vocab_size);
+      all.push_back(logits);
     }
     return all;
   };
@@ -315,32 +342,15 @@ TEST(CudaModelTest, RandomLlamaLogitsMatchTheCpuBackend) {
   c.context_length = 512;
   c.rope.rotary_dim = 64;
   std::mt19937 rng(6);
-  std::normal_distribution<float> normal(0.0f, 0.06f);
-  std::map<std::pair<int, int>, std::vector<uint16_t>> store;  // (tensor, layer) -> bf16 values
-  auto source = [&](Backend& b) {
-    return [&](LlamaTensor t, int l, int64_t rows,
-               int64_t cols) -> absl::StatusOr<std::unique_ptr<Weight>> {
-      if (rows == 1) {
-        static const std::vector<float> ones(4096, 1.0f);
-        return b.LoadWeight({DType::kF32, 1, cols, ones.data()});
-      }
-      auto& v = store[{static_cast<int>(t), l}];
-      if (v.empty()) {
-        v.resize(rows * cols);
-        for (auto& x : v) x = F32ToBF16(normal(rng));
-      }
-      return b.LoadWeight({DType::kBF16, rows, cols, v.data()});
-    };
-  };
-  auto mg = LlamaModel::FromWeights(c, gpu->get(), source(**gpu));
-  auto mc = LlamaModel::FromWeights(c, cpu->get(), source(**cpu));
+  WeightStore store;
+  auto mg = LlamaModel::FromWeights(c, gpu->get(), RandomBf16Source(**gpu, store, rng, 0.06f));
+  auto mc = LlamaModel::FromWeights(c, cpu->get(), RandomBf16Source(**cpu, store, rng, 0.06f));
   ASSERT_TRUE(mg.ok() && mc.ok());
   auto cg = (*mg)->NewCache(32, 16);
   auto cc = (*mc)->NewCache(32, 16);
   ASSERT_TRUE(cg.ok() && cc.ok());
   const std::vector<std::vector<int32_t>> tables = {{0, 1, 2, 3, 4, 5, 6, 7}, {8, 9}};
-  std::vector<int> len = {100, 7};
-  std::vector<int32_t> next(2);
+  Passes pg(tables), pc(tables);
   auto compare = [&](const std::vector<float>& g, const std::vector<float>& want, size_t rows,
                      const std::string& what) {
     ASSERT_EQ(g.size(), want.size());
@@ -359,58 +369,22 @@ TEST(CudaModelTest, RandomLlamaLogitsMatchTheCpuBackend) {
       EXPECT_GE(dot / std::sqrt(na * nb), 0.999) << what << " row " << r;
     }
   };
-  {
-    std::vector<int32_t> tokens, seq, pos, slots, last;
+  std::vector<int32_t> next(2);
+  for (int step = -1; step < 6; ++step) {  // -1: the prompts (100 and 7 tokens)
     for (int s = 0; s < 2; ++s) {
-      for (int p = 0; p < len[s]; ++p) {
-        tokens.push_back((s * 389 + p * 97) % c.vocab_size);
-        seq.push_back(s);
-        pos.push_back(p);
-        slots.push_back(tables[s][p / 16] * 16 + p % 16);
+      std::vector<int32_t> tokens = {next[s]};
+      if (step < 0) {
+        tokens.resize(s == 0 ? 100 : 7);
+        for (size_t p = 0; p < tokens.size(); ++p) tokens[p] = (s * 389 + p * 97) % c.vocab_size;
       }
-      last.push_back(static_cast<int32_t>(tokens.size()) - 1);
+      pg.Add(s, tokens);
+      pc.Add(s, tokens);
     }
-    ForwardBatch batch;
-    batch.tokens = tokens;
-    batch.token_seq = seq;
-    batch.token_pos = pos;
-    batch.slots = slots;
-    for (const auto& t : tables) batch.block_tables.push_back(t);
-    batch.logits_for = last;
     std::vector<float> lg, lc;
-    ASSERT_TRUE((*mg)->Forward(batch, **cg, &lg).ok());
-    ASSERT_TRUE((*mc)->Forward(batch, **cc, &lc).ok());
-    compare(lg, lc, 2, "prefill");
-    for (int s = 0; s < 2; ++s) {
-      const float* row = lc.data() + s * c.vocab_size;
-      next[s] = static_cast<int32_t>(std::max_element(row, row + c.vocab_size) - row);
-    }
-  }
-  for (int step = 0; step < 6; ++step) {
-    std::vector<int32_t> tokens, seq, pos, slots, last;
-    for (int s = 0; s < 2; ++s) {
-      const int p = len[s]++;
-      tokens.push_back(next[s]);
-      seq.push_back(s);
-      pos.push_back(p);
-      slots.push_back(tables[s][p / 16] * 16 + p % 16);
-      last.push_back(s);
-    }
-    ForwardBatch batch;
-    batch.tokens = tokens;
-    batch.token_seq = seq;
-    batch.token_pos = pos;
-    batch.slots = slots;
-    for (const auto& t : tables) batch.block_tables.push_back(t);
-    batch.logits_for = last;
-    std::vector<float> lg, lc;
-    ASSERT_TRUE((*mg)->Forward(batch, **cg, &lg).ok());
-    ASSERT_TRUE((*mc)->Forward(batch, **cc, &lc).ok());
-    compare(lg, lc, 2, absl::StrCat("decode step ", step));
-    for (int s = 0; s < 2; ++s) {  // both follow the CPU's greedy choice
-      const float* row = lc.data() + s * c.vocab_size;
-      next[s] = static_cast<int32_t>(std::max_element(row, row + c.vocab_size) - row);
-    }
+    ASSERT_TRUE(pg.Run(**mg, **cg, &lg).ok());
+    ASSERT_TRUE(pc.Run(**mc, **cc, &lc).ok());
+    compare(lg, lc, 2, step < 0 ? std::string("prefill") : absl::StrCat("decode step ", step));
+    for (int s = 0; s < 2; ++s) next[s] = Argmax(lc, s, c.vocab_size);  // the CPU's greedy choice
   }
 }
 
