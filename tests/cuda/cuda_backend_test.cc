@@ -77,6 +77,21 @@ std::vector<float> Dequantized(DType type, const std::vector<uint8_t>& w, int64_
   return out;
 }
 
+// The scale of each MatMul output, sum over c of |x[i][c] * w[r][c]| (tolerances are relative
+// to it), for x [n, cols] and w [rows, cols].
+std::vector<double> AbsDotScale(const std::vector<float>& x, const std::vector<float>& w,
+                                int64_t n, int64_t rows, int64_t cols) {
+  std::vector<double> scale(n * rows);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t r = 0; r < rows; ++r) {
+      double sum = 0;
+      for (int64_t c = 0; c < cols; ++c) sum += std::fabs(x[i * cols + c] * w[r * cols + c]);
+      scale[i * rows + r] = sum;
+    }
+  }
+  return scale;
+}
+
 class CudaBackendTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -405,14 +420,7 @@ TEST_F(CudaBackendTest, MatMulMatchesCpuForEveryTypeAndBatchSize) {
     for (int64_t n : {1, 2, 3, 4, 5, 8, 9, 33, 100}) {
       for (bool with_bias : {false, true}) {
         const std::vector<float> x = RandomFloats(n * cols, rng);
-        std::vector<double> scale(n * rows);
-        for (int64_t i = 0; i < n; ++i) {
-          for (int64_t r = 0; r < rows; ++r) {
-            double s = 0;
-            for (int64_t c = 0; c < cols; ++c) s += std::fabs(x[i * cols + c] * wf[r * cols + c]);
-            scale[i * rows + r] = s;
-          }
-        }
+        const std::vector<double> scale = AbsDotScale(x, wf, n, rows, cols);
         auto xg = Upload(*gpu_, x);
         auto xc = Upload(*cpu_, x);
         auto yg = Poisoned(*gpu_, n * rows);
@@ -441,14 +449,7 @@ TEST_F(CudaBackendTest, MatVecMatchesCpuForEveryRowSplit) {
       auto wc = Load(*cpu_, type, rows, cols, w.data());
       for (int64_t n : {1, 2, 5}) {
         const std::vector<float> x = RandomFloats(n * cols, rng);
-        std::vector<double> scale(n * rows);
-        for (int64_t i = 0; i < n; ++i) {
-          for (int64_t r = 0; r < rows; ++r) {
-            double s = 0;
-            for (int64_t c = 0; c < cols; ++c) s += std::fabs(x[i * cols + c] * wf[r * cols + c]);
-            scale[i * rows + r] = s;
-          }
-        }
+        const std::vector<double> scale = AbsDotScale(x, wf, n, rows, cols);
         auto xg = Upload(*gpu_, x), xc = Upload(*cpu_, x);
         auto yg = Poisoned(*gpu_, n * rows), yc = Poisoned(*cpu_, n * rows);
         gpu_->MatMul(*wg, *xg, n, *yg);
@@ -498,16 +499,7 @@ TEST_F(CudaBackendTest, MatMulsMatchCpu) {
         cpu_->MatMuls(pc, *xc, n, oc);
         for (size_t j = 0; j < rows.size(); ++j) {
           const std::vector<float> wf = Dequantized(type, data[j], rows[j], cols);
-          std::vector<double> scale(n * rows[j]);
-          for (int64_t i = 0; i < n; ++i) {
-            for (int64_t r = 0; r < rows[j]; ++r) {
-              double sum = 0;
-              for (int64_t c = 0; c < cols; ++c) {
-                sum += std::fabs(x[i * cols + c] * wf[r * cols + c]);
-              }
-              scale[i * rows[j] + r] = sum;
-            }
-          }
+          const std::vector<double> scale = AbsDotScale(x, wf, n, rows[j], cols);
           ExpectNear(Download(*gpu_, *yg[j], n * rows[j]), Download(*cpu_, *yc[j], n * rows[j]),
                      1e-5, rel,
                      absl::StrCat("MatMuls ", std::string(DTypeName(type)), " n=", n, " part ", j,
