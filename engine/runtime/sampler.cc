@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 
@@ -61,15 +62,85 @@ int32_t Sampler::SamplePenalized(absl::Span<float> logits) {
     if (std::isfinite(logits[i])) candidates_.push_back({logits[i], i});
   }
   if (candidates_.empty()) return 0;
-  size_t keep = candidates_.size();
-  if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < keep) {
-    keep = options_.top_k;
-    std::partial_sort(candidates_.begin(), candidates_.begin() + keep, candidates_.end(), ByLogit);
-    candidates_.resize(keep);
-  } else {
-    std::sort(candidates_.begin(), candidates_.end(), ByLogit);
+  if (options_.top_k > 0) {
+    size_t keep = candidates_.size();
+    if (static_cast<size_t>(options_.top_k) < keep) {
+      keep = options_.top_k;
+      std::partial_sort(candidates_.begin(), candidates_.begin() + keep, candidates_.end(),
+                        ByLogit);
+      candidates_.resize(keep);
+    } else {
+      std::sort(candidates_.begin(), candidates_.end(), ByLogit);
+    }
+    return DrawSorted();
   }
-  return DrawSorted();
+  // No top-k: the softmax over the whole row, its sum taken in index order (as Backend::TopK
+  // sums it, so SampleTop agrees exactly), and only as much of the row sorted as the top-p cut or
+  // the draw reaches (a whole vocabulary is rarely needed).
+  float max = candidates_.front().first;
+  for (const auto& c : candidates_) max = std::max(max, c.first);
+  double total = 0;
+  for (const auto& c : candidates_) total += Term(c.first, max);
+  return DrawFromRow(max, total, std::nullopt);
+}
+
+// candidates_[0, sorted) hold the row's best `sorted` candidates in order; sorts more of them.
+size_t Sampler::SortMore(size_t sorted, size_t want) {
+  const size_t n = candidates_.size();
+  want = std::min(want, n);
+  if (want <= sorted) return sorted;
+  auto first = candidates_.begin() + sorted;
+  if (want < n) std::nth_element(first, candidates_.begin() + want, candidates_.end(), ByLogit);
+  std::sort(first, candidates_.begin() + want, ByLogit);
+  return want;
+}
+
+int32_t Sampler::DrawFromRow(float max, double total, std::optional<double> drawn) {
+  const size_t n = candidates_.size();
+  size_t sorted = 0, want = 64;
+  if (options_.top_p < 1.0f) {
+    double cum = 0;
+    size_t cut = n;
+    bool found = false;
+    for (size_t i = 0; !found;) {
+      sorted = SortMore(sorted, want);
+      for (; i < sorted; ++i) {
+        cum += Term(candidates_[i].first, max) / total;
+        if (cum >= options_.top_p) {
+          cut = i + 1;
+          found = true;
+          break;
+        }
+      }
+      if (sorted == n) break;
+      want *= 4;
+    }
+    sorted = SortMore(sorted, cut);
+    candidates_.resize(cut);
+    double kept = 0;
+    for (auto& [l, id] : candidates_) {
+      l = Term(l, max);
+      kept += l;
+    }
+    return Draw(kept);
+  }
+  // A draw over the whole row.
+  double r = 0;
+  if (drawn.has_value()) {
+    r = *drawn;
+  } else {
+    std::uniform_real_distribution<double> uniform(0.0, total);
+    r = uniform(rng_);
+  }
+  for (size_t i = 0;;) {
+    sorted = SortMore(sorted, want);
+    for (; i < sorted; ++i) {
+      r -= Term(candidates_[i].first, max);
+      if (r <= 0) return candidates_[i].second;
+    }
+    if (sorted == n) return candidates_.back().second;
+    want *= 4;
+  }
 }
 
 int32_t Sampler::DrawSorted() {
@@ -128,18 +199,17 @@ int32_t Sampler::SampleTop(const TopCandidates& c,
   if (c.nonfinite > 0 || valid == 0) return whole_row();
   if (options_.temperature == 0.0f) return c.ids[0];
   const bool complete = valid == c.cols;  // every logit is a candidate
-  if (complete || (options_.top_k > 0 && options_.top_k <= valid)) {
+  if (options_.top_k > 0 && (complete || options_.top_k <= valid)) {
     // Exactly Sample()'s arithmetic: the same candidates in the same order.
     size_t keep = valid;
-    if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < keep) keep = options_.top_k;
+    if (static_cast<size_t>(options_.top_k) < keep) keep = options_.top_k;
     candidates_.clear();
     for (size_t i = 0; i < keep; ++i) candidates_.push_back({c.values[i], c.ids[i]});
     return DrawSorted();
   }
   // A top-k larger than the candidates: its normaliser is over logits we do not hold.
   if (options_.top_k > 0) return whole_row();
-  // No top-k, and the row has more logits than candidates: their softmax terms over the whole
-  // row's sum.
+  // No top-k: the candidates' softmax terms over the whole row's sum, as Sample() computes them.
   const float max = c.values[0];
   candidates_.clear();
   for (int i = 0; i < valid; ++i) candidates_.push_back({Term(c.values[i], max), c.ids[i]});
@@ -161,24 +231,19 @@ int32_t Sampler::SampleTop(const TopCandidates& c,
     return Draw(total);
   }
   std::uniform_real_distribution<double> uniform(0.0, total);
-  double r = uniform(rng_);
+  const double drawn = uniform(rng_);
+  double r = drawn;
   for (const auto& [p, id] : candidates_) {
     r -= p;
     if (r <= 0) return id;
   }
-  // Past the candidates: on down the rest of the row, in the same order.
+  // Past the candidates: the same draw over the whole row, as Sample() walks it.
   std::vector<float> row = full_row();
-  std::vector<std::pair<float, int32_t>> rest;
-  rest.reserve(row.size());
+  candidates_.clear();
   for (int32_t i = 0; i < static_cast<int32_t>(row.size()); ++i) {
-    if (std::isfinite(row[i])) rest.push_back({row[i], i});
+    if (std::isfinite(row[i])) candidates_.push_back({row[i], i});
   }
-  std::sort(rest.begin(), rest.end(), ByLogit);
-  for (size_t i = valid; i < rest.size(); ++i) {
-    r -= Term(rest[i].first, max);
-    if (r <= 0) return rest[i].second;
-  }
-  return rest.back().second;
+  return DrawFromRow(max, total, drawn);
 }
 
 }  // namespace tessera::engine

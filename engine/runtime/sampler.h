@@ -1,11 +1,13 @@
 // Choosing the next token from a row of logits: greedy, or temperature sampling restricted by
 // top-k and top-p, with a CTRL-style repetition penalty over the tokens seen so far. Seeded and
-// deterministic: the same seed and logits give the same choices.
+// deterministic: the same seed and logits give the same choices. Without top-k only as much of
+// the row is sorted as the top-p cut or the draw reaches.
 #ifndef TESSERA_ENGINE_RUNTIME_SAMPLER_H_
 #define TESSERA_ENGINE_RUNTIME_SAMPLER_H_
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -52,9 +54,11 @@ class Sampler {
   // The same choice as Sample() on the whole row, from the row's candidates (the penalty already
   // applied where the logits are). `full_row` returns the whole penalised row; it is called only
   // when the candidates cannot decide: non-finite logits, a top-k larger than the candidates, a
-  // top-p nucleus longer than them, or (no top-k, no top-p) a draw that falls past them. With no top-k the
-  // normaliser comes from TopCandidates::sum_exp, summed elsewhere in another order: a choice
-  // can then differ from Sample()'s only at a float-rounding boundary of the top-p cut or draw.
+  // top-p nucleus longer than them, or (no top-k, no top-p) a draw that falls past them. With no
+  // top-k the normaliser is TopCandidates::sum_exp: Sample() sums the row in index order as the
+  // CPU backend's TopK does, so the choices are identical there; a device that sums in another
+  // order (or rounds expf differently) can differ only at a float-rounding boundary of the top-p
+  // cut or the draw.
   int32_t SampleTop(const TopCandidates& c, absl::FunctionRef<std::vector<float>()> full_row);
 
   // What SampleTop needs: how many candidates (at most max_k), the temperature to sum the whole
@@ -70,6 +74,13 @@ class Sampler {
   int32_t DrawSorted();
   // The draw over candidates_ (softmax terms) whose sum is `total`.
   int32_t Draw(double total);
+  // No top-k: from the row's finite logits in candidates_ (any order), its max and softmax sum,
+  // the top-p cut and the draw (`drawn`: the uniform value already drawn, if any), sorting only as
+  // much of the row as they reach.
+  int32_t DrawFromRow(float max, double total, std::optional<double> drawn);
+  // Sorts candidates_ further: [0, sorted) already holds the best in order; returns how many do
+  // now (at least `want`, or all).
+  size_t SortMore(size_t sorted, size_t want);
   float Term(float logit, float max) const {
     return static_cast<float>(std::exp((logit - max) / options_.temperature));
   }

@@ -105,7 +105,7 @@ TEST(SamplerTest, SampleTopMatchesSampleOnTheWholeRow) {
       {"penalty below 1", {.temperature = 0.6f, .top_k = 8, .repetition_penalty = 0.7f, .seed = 7}},
   };
   constexpr int kK = 64;
-  const int64_t cols = 700;
+  for (const int64_t cols : {int64_t{700}, int64_t{40}}) {  // more logits than candidates, fewer
   for (const Case& tc : cases) {
     Sampler whole(tc.options), top(tc.options);
     std::mt19937 rng(99);
@@ -119,7 +119,7 @@ TEST(SamplerTest, SampleTopMatchesSampleOnTheWholeRow) {
       if (step % 7 == 0) {
         for (int i = 0; i < 30; ++i) row[(i * 37) % cols] = std::round(row[(i * 37) % cols]);
       }
-      if (step % 50 == 49) row[step % cols] = std::nanf("");
+      if (step % 50 == 49) row[(step * 7) % cols] = std::nanf("");
       std::vector<float> a = row, b = row;
       const int32_t want = whole.Sample(absl::MakeSpan(a));
 
@@ -145,7 +145,11 @@ TEST(SamplerTest, SampleTopMatchesSampleOnTheWholeRow) {
     // with no top-k some long nuclei and draws past the candidates; a top-k beyond the
     // candidates always reads it.
     const int nan_rows = 6;
-    if (tc.options.top_k > kK) {
+    if (cols <= kK) {
+      // Every logit is a candidate: only the NaN rows need the whole row (and a top-k beyond the
+      // row's width is the whole row).
+      EXPECT_EQ(full_reads, nan_rows) << tc.name << ", cols " << cols;
+    } else if (tc.options.top_k > kK) {
       EXPECT_EQ(full_reads, 300) << tc.name;
     } else if (tc.options.temperature == 0.0f || tc.options.top_k > 0) {
       EXPECT_EQ(full_reads, nan_rows) << tc.name;
@@ -153,7 +157,9 @@ TEST(SamplerTest, SampleTopMatchesSampleOnTheWholeRow) {
       EXPECT_GT(full_reads, nan_rows) << tc.name;  // the fallback paths are exercised
       EXPECT_LT(full_reads, 300) << tc.name;
     }
-    std::printf("%s: whole row read for %d of 300 rows\n", tc.name, full_reads);
+    std::printf("%s, %lld logits: whole row read for %d of 300 rows\n", tc.name,
+                static_cast<long long>(cols), full_reads);
+  }
   }
 }
 
