@@ -177,6 +177,21 @@ TEST(CudaModelTest, BertEmbeddingsMatchTheCpuBackend) {
   }
 }
 
+// A small Llama with 8 query heads over 2 kv heads, an FFN twice the model width, context 512.
+LlamaConfig SmallLlama(int vocab, int layers, int head_dim) {
+  LlamaConfig c;
+  c.vocab_size = vocab;
+  c.num_layers = layers;
+  c.num_heads = 8;
+  c.num_kv_heads = 2;
+  c.head_dim = head_dim;
+  c.dim = 8 * head_dim;
+  c.ffn_dim = 2 * c.dim;
+  c.context_length = 512;
+  c.rope.rotary_dim = head_dim;
+  return c;
+}
+
 // Random BF16 weights (normal, standard deviation `std`) with F32 norms of 1 for
 // LlamaModel::FromWeights; the host copies live in `store`, shared by every backend loading them
 // (so two models on two backends get the same weights).
@@ -259,16 +274,7 @@ TEST(CudaModelTest, DecodeWithCudaGraphsEqualsOpByOp) {
   auto gpu = cuda::CreateCudaBackend({});
   ASSERT_TRUE(gpu.ok()) << gpu.status();
   Backend& b = **gpu;
-  LlamaConfig c;
-  c.vocab_size = 320;
-  c.dim = 256;
-  c.num_layers = 3;
-  c.num_heads = 8;
-  c.num_kv_heads = 2;
-  c.head_dim = 32;
-  c.ffn_dim = 512;
-  c.context_length = 512;
-  c.rope.rotary_dim = 32;
+  const LlamaConfig c = SmallLlama(/*vocab=*/320, /*layers=*/3, /*head_dim=*/32);
   std::mt19937 rng(5);
   WeightStore store;
   auto model = LlamaModel::FromWeights(c, &b, RandomBf16Source(b, store, rng, 0.08f));
@@ -331,16 +337,7 @@ TEST(CudaModelTest, RandomLlamaLogitsMatchTheCpuBackend) {
   co.num_threads = 2;
   auto cpu = cpu::CreateCpuBackend(co);
   ASSERT_TRUE(cpu.ok()) << cpu.status();
-  LlamaConfig c;
-  c.vocab_size = 1000;
-  c.dim = 512;
-  c.num_layers = 2;
-  c.num_heads = 8;
-  c.num_kv_heads = 2;
-  c.head_dim = 64;
-  c.ffn_dim = 1024;
-  c.context_length = 512;
-  c.rope.rotary_dim = 64;
+  const LlamaConfig c = SmallLlama(/*vocab=*/1000, /*layers=*/2, /*head_dim=*/64);
   std::mt19937 rng(6);
   WeightStore store;
   auto mg = LlamaModel::FromWeights(c, gpu->get(), RandomBf16Source(**gpu, store, rng, 0.06f));
