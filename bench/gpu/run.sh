@@ -9,20 +9,28 @@
 #                                 on a GPU machine without Bazel: run the test binaries and
 #                                 gpu_bench found in DIR (copied from bazel-bin, with the shared
 #                                 libraries they need in DIR/lib), from the repository root.
+#   bench/gpu/run.sh --keep-going ...
+#                                 run the benchmark even when a test fails (for a GPU machine
+#                                 lent for a few minutes: one run says everything); the exit
+#                                 status is still 1 when a test failed.
 #
+# Each test binary runs under a time limit (TESSERA_GPU_TEST_TIMEOUT seconds, default 300).
 # Exits 2, saying why, when this machine has no usable NVIDIA GPU; 1 when a test fails (after
 # saying which of TESSERA_CUDA_GRAPHS, TESSERA_CUDA_GROUPED_DECODE, TESSERA_CUDA_GEMM_PREFILL set
-# to 0 makes it pass).
+# to 0 makes its failing tests pass).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 BENCH_ARGS=()
 PREBUILT=""
+KEEP_GOING=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick|--profile) BENCH_ARGS+=("$1"); shift ;;
     --prebuilt) PREBUILT="${2:?--prebuilt needs a directory}"; shift 2 ;;
-    *) echo "usage: bench/gpu/run.sh [--quick] [--profile] [--prebuilt DIR]" >&2; exit 64 ;;
+    --keep-going) KEEP_GOING=1; shift ;;
+    *) echo "usage: bench/gpu/run.sh [--quick] [--profile] [--keep-going] [--prebuilt DIR]" >&2
+       exit 64 ;;
   esac
 done
 
@@ -37,27 +45,80 @@ TESTS=(device_probe_test cuda_backend_test cuda_model_test)
 # Switches that turn newer CUDA paths off, one at a time, to say which one a failing test needs.
 SWITCHES=(TESSERA_CUDA_GRAPHS TESSERA_CUDA_GROUPED_DECODE TESSERA_CUDA_GEMM_PREFILL)
 
-# run_test BINARY: runs one GPU test binary; when it fails, runs it again with each switch off
-# (and all of them off) and says which runs pass, then returns 1.
+LIMIT="${TESSERA_GPU_TEST_TIMEOUT:-300}"
+FAILED=0
+
+# run_test BINARY: runs one GPU test binary (time-limited); when it fails, runs its failing tests
+# again with each switch off (and all of them off), says which runs pass, and returns 1.
 run_test() {
-  local bin="$1"
-  "$bin" --gtest_brief=1 && return 0
-  echo "bench/gpu/run.sh: $(basename "$bin") failed; again with newer paths turned off:" >&2
+  local bin="$1" log
+  log="$(mktemp)"
+  local rc=0
+  timeout "$LIMIT" "$bin" >"$log" 2>&1 || rc=$?
+  if [[ $rc -eq 0 ]]; then
+    # Passing: gtest's summary (and the skip count, if any).
+    grep -E '^\[(==========|  PASSED  |  SKIPPED )\]' "$log" | tail -n 4
+    rm -f "$log"
+    return 0
+  fi
+  # Failing: everything but the passing tests' lines (a crash shows as a RUN line with no end).
+  grep -v -E '^\[       OK \]' "$log"
+  if [[ $rc -eq 124 ]]; then
+    rm -f "$log"
+    echo "bench/gpu/run.sh: $(basename "$bin") ran past ${LIMIT} s (TESSERA_GPU_TEST_TIMEOUT)" >&2
+    return 1
+  fi
+  # The failing tests' names, as gtest lists them ("[  FAILED  ] Suite.Name"), as a filter.
+  local filter
+  filter="$(sed -n 's/^\[  FAILED  \] \([A-Za-z0-9_/]*\.[A-Za-z0-9_/.]*\).*/\1/p' "$log" | sort -u | paste -sd:)"
+  if [[ -z "$filter" ]]; then
+    # A crash: the test that started and never ended; the tests after it run without it.
+    filter="$(sed -n 's/^\[ RUN      \] \([A-Za-z0-9_/.]*\).*/\1/p' "$log" | tail -n 1)"
+    echo "bench/gpu/run.sh: $(basename "$bin") crashed (status $rc) in ${filter:-?};" \
+         "the others without it:" >&2
+    timeout "$LIMIT" "$bin" "--gtest_filter=-${filter}" 2>&1 |
+      grep -E '^\[(  FAILED  |  PASSED  |==========)\]' >&2 || true
+  fi
+  rm -f "$log"
+  echo "bench/gpu/run.sh: $(basename "$bin") failed (${filter:-?}, status $rc);" \
+       "again with newer paths turned off:" >&2
+  local args=(--gtest_brief=1)
+  [[ -n "$filter" ]] && args+=("--gtest_filter=$filter")
   local v
   for v in "${SWITCHES[@]}"; do
-    if env "$v=0" "$bin" --gtest_brief=1 >/dev/null 2>&1; then
+    if env "$v=0" timeout "$LIMIT" "$bin" "${args[@]}" >/dev/null 2>&1; then
       echo "  $v=0: passes" >&2
     else
       echo "  $v=0: still fails" >&2
     fi
   done
   if env TESSERA_CUDA_GRAPHS=0 TESSERA_CUDA_GROUPED_DECODE=0 TESSERA_CUDA_GEMM_PREFILL=0 \
-       "$bin" --gtest_brief=1 >/dev/null 2>&1; then
+       timeout "$LIMIT" "$bin" "${args[@]}" >/dev/null 2>&1; then
     echo "  all three off: passes" >&2
   else
     echo "  all three off: still fails" >&2
   fi
   return 1
+}
+
+# run_tests DIR: every test binary in DIR; stops at the first failure unless --keep-going.
+run_tests() {
+  local t
+  for t in "${TESTS[@]}"; do
+    if ! run_test "$1/$t"; then
+      echo "bench/gpu/run.sh: $t failed" >&2
+      FAILED=1
+      [[ $KEEP_GOING -eq 1 ]] || exit 1
+    fi
+  done
+}
+
+# run_bench BINARY: the benchmark; exit status 1 afterwards when a test failed (--keep-going).
+run_bench() {
+  local rc=0
+  "$1" "${BENCH_ARGS[@]}" || rc=$?
+  [[ $rc -ne 0 ]] && exit "$rc"
+  exit "$FAILED"
 }
 
 if [[ -z "$PREBUILT" ]]; then
@@ -71,11 +132,9 @@ if [[ -z "$PREBUILT" ]]; then
   "${BAZEL[@]}" build "${FLAGS[@]}" //engine/backend/cuda/... //tests/cuda/... //bench/gpu:gpu_bench
   BIN="$("${BAZEL[@]}" info "${FLAGS[@]}" bazel-bin 2>/dev/null)"
   echo "== GPU tests"
-  for t in "${TESTS[@]}"; do
-    run_test "$BIN/tests/cuda/$t" || { echo "bench/gpu/run.sh: $t failed" >&2; exit 1; }
-  done
+  run_tests "$BIN/tests/cuda"
   echo "== benchmark"
-  exec "$BIN/bench/gpu/gpu_bench" "${BENCH_ARGS[@]}"
+  run_bench "$BIN/bench/gpu/gpu_bench"
 else
   export LD_LIBRARY_PATH="$PREBUILT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   # cuBLAS from the toolkit, or from a Python nvidia-cublas wheel when only that is installed.
@@ -84,9 +143,7 @@ else
     [[ -d "$d" ]] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
   done
   echo "== GPU tests (prebuilt)"
-  for t in "${TESTS[@]}"; do
-    run_test "$PREBUILT/$t" || { echo "bench/gpu/run.sh: $t failed" >&2; exit 1; }
-  done
+  run_tests "$PREBUILT"
   echo "== benchmark (prebuilt)"
-  exec "$PREBUILT/gpu_bench" "${BENCH_ARGS[@]}"
+  run_bench "$PREBUILT/gpu_bench"
 fi

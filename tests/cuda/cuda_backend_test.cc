@@ -762,8 +762,8 @@ TEST_F(CudaBackendTest, LongContextDecodeSplitsMatchCpu) {
     shape.head_dim = 128;
     const std::vector<int> lengths = {4000, 100};
     std::vector<std::vector<int32_t>> tables(2);
-    for (int b = 0; b < 250; ++b) tables[0].push_back(b + 5);
-    for (int b = 0; b < 5; ++b) tables[1].push_back(b);
+    for (int b = 0; b < 250; ++b) tables[0].push_back(b + 7);
+    for (int b = 0; b < 7; ++b) tables[1].push_back(b);  // 100 keys: 7 blocks
     TwinCaches caches = FillTwinCaches(shape, 0, lengths, tables, rng, -2, 2);
     ASSERT_TRUE(caches.gpu && caches.cpu);
     // The splits follow the longest context: the 10-key token leaves most of its splits empty.

@@ -194,17 +194,23 @@ LlamaConfig SmallLlama(int vocab, int layers, int head_dim) {
 
 // Random BF16 weights (normal, standard deviation `std`) with F32 norms of 1 for
 // LlamaModel::FromWeights; the host copies live in `store`, shared by every backend loading them
-// (so two models on two backends get the same weights).
-using WeightStore = std::map<std::pair<int, int>, std::vector<uint16_t>>;
+// (so two models on two backends get the same weights), and outlive the models (the CPU backend
+// aliases host data instead of copying it).
+struct WeightStore {
+  std::map<std::pair<int, int>, std::vector<uint16_t>> bf16;
+  std::map<std::pair<int, int>, std::vector<float>> f32;
+};
 LlamaModel::TensorSource RandomBf16Source(Backend& b, WeightStore& store, std::mt19937& rng,
                                           float std) {
   return [&b, &store, &rng, std](LlamaTensor t, int l, int64_t rows,
                                  int64_t cols) -> absl::StatusOr<std::unique_ptr<Weight>> {
+    const std::pair<int, int> key{static_cast<int>(t), l};
     if (rows == 1) {
-      const std::vector<float> ones(cols, 1.0f);
+      std::vector<float>& ones = store.f32[key];
+      ones.assign(cols, 1.0f);
       return b.LoadWeight({DType::kF32, 1, cols, ones.data()});
     }
-    std::vector<uint16_t>& v = store[{static_cast<int>(t), l}];
+    std::vector<uint16_t>& v = store.bf16[key];
     if (v.empty()) {
       std::normal_distribution<float> normal(0.0f, std);
       v.resize(rows * cols);
@@ -212,6 +218,11 @@ LlamaModel::TensorSource RandomBf16Source(Backend& b, WeightStore& store, std::m
     }
     return b.LoadWeight({DType::kBF16, rows, cols, v.data()});
   };
+}
+
+// Counts the elements of `v` that are NaN or infinite.
+int64_t NonFinite(const float* v, size_t n) {
+  return std::count_if(v, v + n, [](float x) { return !std::isfinite(x); });
 }
 
 // Forward passes over sequences with fixed block tables (block size 16), built as the scheduler
@@ -315,6 +326,7 @@ TEST(CudaModelTest, DecodeWithCudaGraphsEqualsOpByOp) {
   ASSERT_EQ(eager.size(), graphed.size());
   for (size_t i = 0; i < eager.size(); ++i) {
     ASSERT_EQ(eager[i].size(), graphed[i].size());
+    ASSERT_EQ(NonFinite(eager[i].data(), eager[i].size()), 0) << "forward pass " << i;
     EXPECT_EQ(0, std::memcmp(eager[i].data(), graphed[i].data(), eager[i].size() * sizeof(float)))
         << "forward pass " << i << " differs with CUDA graphs";
   }
@@ -354,6 +366,8 @@ TEST(CudaModelTest, RandomLlamaLogitsMatchTheCpuBackend) {
     for (size_t r = 0; r < rows; ++r) {
       const float* a = g.data() + r * c.vocab_size;
       const float* b = want.data() + r * c.vocab_size;
+      ASSERT_EQ(NonFinite(b, c.vocab_size), 0) << what << " row " << r << " on the CPU";
+      ASSERT_EQ(NonFinite(a, c.vocab_size), 0) << what << " row " << r << " on the GPU";
       double max_abs = 0, dot = 0, na = 0, nb = 0, worst = 0;
       for (int i = 0; i < c.vocab_size; ++i) {
         max_abs = std::max(max_abs, std::fabs(static_cast<double>(b[i])));
