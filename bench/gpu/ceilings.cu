@@ -1,6 +1,7 @@
 // See ceilings.h. Timed with CUDA events on one stream.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -109,6 +110,15 @@ int DeviceSummary(char* name, size_t name_len, double* free_gib, double* total_g
 const char* CeilingErrorString(int code) {
   if (code >= 1000) return cublasGetStatusString(static_cast<cublasStatus_t>(code - 1000));
   return cudaGetErrorString(static_cast<cudaError_t>(code));
+}
+
+void ProfilerRange(bool start) {
+  cudaDeviceSynchronize();
+  if (start) {
+    cudaProfilerStart();
+  } else {
+    cudaProfilerStop();
+  }
 }
 
 }  // namespace tessera::bench_gpu

@@ -21,6 +21,10 @@ int DeviceSummary(char* name, size_t name_len, double* free_gib, double* total_g
 
 const char* CeilingErrorString(int code);
 
+// Brackets what a profiler started with "--profile-from-start off" (Nsight Compute, Nsight
+// Systems) records: cudaProfilerStart / cudaProfilerStop after a device synchronisation.
+void ProfilerRange(bool start);
+
 }  // namespace tessera::bench_gpu
 
 #endif  // TESSERA_BENCH_GPU_CEILINGS_H_

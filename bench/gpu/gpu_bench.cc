@@ -419,10 +419,23 @@ double BertEmbedPerSecond(Backend& b, const BertShape& s, const RandomPool& pool
 }
 
 int Main(int argc, char** argv) {
-  bool quick = false, profile = false;
+  bool quick = false, profile = false, kernels = false;
   for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--quick") quick = true;
-    if (std::string(argv[i]) == "--profile") profile = true;
+    const std::string arg = argv[i];
+    if (arg == "--quick") {
+      quick = true;
+    } else if (arg == "--profile") {
+      profile = true;
+    } else if (arg == "--kernels") {
+      kernels = true;
+    } else {
+      std::fprintf(stderr,
+                   "usage: gpu_bench [--quick] [--profile] [--kernels]\n"
+                   "  --kernels: only op-by-op decode steps (two each at batch 1, 128 and 16\n"
+                   "             streams, 7B shapes) inside profiler ranges, for\n"
+                   "             ncu --profile-from-start off (per-kernel device times)\n");
+      return 64;
+    }
   }
   std::string why;
   if (engine::cuda::CudaDeviceCount(&why) == 0) {
@@ -450,6 +463,29 @@ int Main(int argc, char** argv) {
     table.emplace_back(std::move(k), std::move(v));
   };
   char buf[256];
+
+  if (kernels) {
+    const LlamaShape s;
+    RandomPool pool(DType::kBF16, static_cast<size_t>(s.vocab) * s.dim);
+    Llama m(b, s, pool);
+    const Streams st(128, 256 + 64 + 16);
+    auto cache = m.NewCache(128 * st.blocks_per_seq, st.block_size);
+    engine::cuda::SetCudaGraphs(**backend, false);  // every kernel launched (and seen) on its own
+    Decode(m, *cache, st, 1, 256, 0);
+    Decode(m, *cache, st, 128, 256, 0, /*top_k=*/true);
+    Decode(m, *cache, st, 16, 256, 0, /*top_k=*/true);
+    ProfilerRange(true);
+    Decode(m, *cache, st, 1, 256, 0);
+    ProfilerRange(false);
+    ProfilerRange(true);
+    Decode(m, *cache, st, 128, 256, 0, /*top_k=*/true);
+    ProfilerRange(false);
+    ProfilerRange(true);
+    Decode(m, *cache, st, 16, 256, 0, /*top_k=*/true);
+    ProfilerRange(false);
+    std::printf("profiled: 2 decode steps at batch 1, 2 at 128 streams, 2 at 16 (context 256)\n");
+    return 0;
+  }
 
   double bw = 0, tflops = 0;
   if (int rc = MeasureCopyBandwidth(size_t{2} << 30, 20, &bw); rc != 0) Die(CeilingErrorString(rc));
@@ -522,28 +558,32 @@ int Main(int argc, char** argv) {
         row("profile decode 1 stream: " + op, buf);
       }
       timing.totals.clear();
-      // The decode MatMul alone, back to back (no per-op waits): weight bytes per second.
-      for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{14336, 4096}, {1024, 4096}}) {
+      // The decode matvecs of one layer alone, back to back (no per-op waits): weight bytes per
+      // second, on a resident grid (the default) and with one block per row group.
+      for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{28672, 4096},
+                                       {6144, 4096}, {4096, 4096}, {4096, 14336}}) {
         auto w = pool.Load(b, rows, cols);
         auto x = b.Alloc(cols);
-        auto y = b.Alloc(8 * rows);
+        auto y = b.Alloc(rows);
         std::vector<float> ones(cols, 0.5f);
         b.CopyFromHost(ones.data(), cols, *x);
-        for (int n : {1, 2}) {
+        for (bool persistent : {true, false}) {
+          engine::cuda::SetCudaMatVecPersistent(**backend, persistent);
           float f;
           const int iters = 200;
           b.MatMul(*w, *x, 1, *y);
           b.CopyToHost(*y, 0, 1, &f);
           const double t0 = Now();
-          for (int i = 0; i < iters; ++i) b.MatMul(*w, *x, n == 1 ? 1 : 1, *y);
+          for (int i = 0; i < iters; ++i) b.MatMul(*w, *x, 1, *y);
           b.CopyToHost(*y, 0, 1, &f);
           const double sec = (Now() - t0) / iters;
           std::snprintf(buf, sizeof(buf), "%.1f us, %.0f GB/s of weights", sec * 1e6,
                         2.0 * rows * cols / sec / 1e9);
           row("profile matvec bf16 " + std::to_string(rows) + "x" + std::to_string(cols) +
-                  (n == 1 ? " n=1" : " n=1 (again)"),
+                  (persistent ? "" : ", a block per row group"),
               buf);
         }
+        engine::cuda::SetCudaMatVecPersistent(**backend, true);
       }
     }
     // Batch 1 op by op, then with CUDA graphs (the default), which the rest runs with.

@@ -402,6 +402,41 @@ TEST_F(CudaBackendTest, TopKMatchesCpu) {
   }
 }
 
+// The radix select's corners: +0 and -0 tie (the order falls back to ids), a row with fewer
+// finite logits than k, a row of one repeated value (every logit ties), a row with none finite.
+TEST_F(CudaBackendTest, TopKTiesZerosAndShortRowsMatchCpu) {
+  const int64_t rows = 4, cols = 300;
+  std::vector<float> x(rows * cols, -1.0f);
+  int sign = 0;
+  for (int64_t c : {5, 17, 40, 200, 250, 299}) x[c] = (sign++ % 2 == 0) ? 0.0f : -0.0f;
+  for (int64_t c = 0; c < cols; ++c) x[cols + c] = -std::numeric_limits<float>::infinity();
+  x[cols + 9] = 2.5f;
+  x[cols + 100] = -3.0f;
+  for (int64_t c = 0; c < cols; ++c) x[2 * cols + c] = 0.25f;
+  for (int64_t c = 0; c < cols; ++c) x[3 * cols + c] = kNaN;
+  const std::vector<float> temp = {1.0f, 0.5f, 1.0f, 1.0f}, penalty = {1.0f, 1.0f, 1.0f, 1.0f};
+  const std::vector<int32_t> pen_ids, starts = {0, 0, 0, 0, 0};
+  for (int k : {1, 3, 7, kMaxTopK}) {
+    TopKRequest req;
+    req.k = k;
+    req.sum_temperature = temp;
+    req.penalty = penalty;
+    req.penalty_ids = pen_ids;
+    req.penalty_starts = starts;
+    auto lg = Upload(*gpu_, x), lc = Upload(*cpu_, x);
+    TopKRows g, c;
+    gpu_->TopK(*lg, rows, cols, req, &g);
+    cpu_->TopK(*lc, rows, cols, req, &c);
+    const std::string what = absl::StrCat("k ", k);
+    EXPECT_EQ(g.ids, c.ids) << what;
+    EXPECT_EQ(g.values, c.values) << what;
+    EXPECT_EQ(g.nonfinite, c.nonfinite) << what;
+    for (int64_t r = 0; r < rows; ++r) {
+      EXPECT_NEAR(g.sum_exp[r], c.sum_exp[r], 1e-6 * c.sum_exp[r]) << what << " row " << r;
+    }
+  }
+}
+
 TEST_F(CudaBackendTest, MatMulMatchesCpuForEveryTypeAndBatchSize) {
   std::mt19937 rng(3);
   const int64_t rows = 200, cols = 512;
@@ -435,12 +470,13 @@ TEST_F(CudaBackendTest, MatMulMatchesCpuForEveryTypeAndBatchSize) {
   }
 }
 
-// The decode matvec shares a row among 1, 2 or 4 warps depending on the row count: each
-// arrangement (and a last block only partly used) against the CPU.
+// The decode matvec shares a row among 1, 2 or 4 warps depending on the row count (relative to
+// 64 warps per multiprocessor: 4 below 4224 rows on a 132-multiprocessor H100/H200, 2 below 8448):
+// each arrangement (and a last block only partly used) against the CPU.
 TEST_F(CudaBackendTest, MatVecMatchesCpuForEveryRowSplit) {
   std::mt19937 rng(17);
   const int64_t cols = 256;
-  for (int64_t rows : {int64_t{1027}, int64_t{2050}, int64_t{4099}}) {
+  for (int64_t rows : {int64_t{1027}, int64_t{2050}, int64_t{5001}, int64_t{9003}, int64_t{20001}}) {
     for (DType type : {DType::kBF16, DType::kQ8_0}) {
       const double rel = type == DType::kBF16 ? 8e-3 : 1e-2;
       const std::vector<uint8_t> w = RandomWeight(type, rows, cols, rng);
@@ -467,11 +503,11 @@ TEST_F(CudaBackendTest, MatVecMatchesCpuForEveryRowSplit) {
 TEST_F(CudaBackendTest, MatMulsMatchCpu) {
   std::mt19937 rng(18);
   const int64_t cols = 256;
-  // q/k/v-like parts sharing each row among four warps (577 rows in all) and one warp (6144), and
-  // gate/up-like pairs.
+  // q/k/v-like parts sharing each row among four warps (577 rows in all), two (6144 on an
+  // H100/H200) and one (24576), and gate/up-like pairs.
   for (const std::vector<int64_t>& rows :
        {std::vector<int64_t>{384, 96, 97}, std::vector<int64_t>{4096, 1024, 1024},
-        std::vector<int64_t>{700, 700}}) {
+        std::vector<int64_t>{16384, 4096, 4096}, std::vector<int64_t>{700, 700}}) {
     for (DType type : {DType::kBF16, DType::kQ8_0, DType::kF32}) {
       const double rel = type == DType::kF32 ? 1e-5 : type == DType::kBF16 ? 8e-3 : 1e-2;
       std::vector<std::vector<uint8_t>> data;
@@ -515,7 +551,8 @@ TEST_F(CudaBackendTest, MatMulsMatchCpu) {
 // values within the norms' tolerance.
 TEST_F(CudaBackendTest, AddRmsNormEqualsAddThenRmsNorm) {
   std::mt19937 rng(19);
-  for (int64_t dim : {int64_t{64}, int64_t{4096}, int64_t{5000}}) {
+  // float4 rows (64, 4096, 5000) and scalar ones (4099).
+  for (int64_t dim : {int64_t{64}, int64_t{4096}, int64_t{4099}, int64_t{5000}}) {
     const int64_t n = 3;
     const std::vector<float> x = RandomFloats(n * dim, rng, -3, 3), o = RandomFloats(n * dim, rng);
     const std::vector<float> w = RandomFloats(dim, rng, 0.5f, 1.5f);
@@ -571,7 +608,7 @@ TEST_F(CudaBackendTest, ElementwiseOpsMatchCpu) {
 
 TEST_F(CudaBackendTest, NormsMatchCpu) {
   std::mt19937 rng(5);
-  for (int64_t dim : {64, 384, 4096}) {
+  for (int64_t dim : {64, 384, 4096, 4099, 6144}) {
     const int64_t n = 9;
     const std::vector<float> x = RandomFloats(n * dim, rng, -3, 3);
     const std::vector<float> w = RandomFloats(dim, rng), b = RandomFloats(dim, rng);

@@ -316,6 +316,8 @@ class CudaBackend final : public Backend {
     grouped_decode_ = env == nullptr || std::string(env) != "0";
     const char* gemm_env = std::getenv("TESSERA_CUDA_GEMM_PREFILL");
     gemm_prefill_ = gemm_env == nullptr || std::string(gemm_env) != "0";
+    const char* persistent_env = std::getenv("TESSERA_CUDA_MATVEC_PERSISTENT");
+    matvec_persistent_ = persistent_env == nullptr || std::string(persistent_env) != "0";
     free_guard_->Set([this] {
       auto lock = Enter();
       FlushRecorded();
@@ -357,6 +359,12 @@ class CudaBackend final : public Backend {
     auto lock = Enter();
     FlushRecorded();
     gemm_prefill_ = on;
+  }
+
+  void SetMatVecPersistent(bool on) {
+    auto lock = Enter();
+    FlushRecorded();
+    matvec_persistent_ = on;
   }
 
   void SetGraphs(bool on) {
@@ -543,7 +551,8 @@ class CudaBackend final : public Backend {
     const auto row_bytes = static_cast<int64_t>(w.row_bytes());
     if (n <= matvec_max && MatVecSupported(type, k)) {
       Launch(rec, &LaunchMatVec, type, w.data(), row_bytes, rows, k,
-             static_cast<const float*>(x.data()), n, b, y.data());
+             static_cast<const float*>(x.data()), n, b, y.data(), MatVecWarpsPerRow(rows, sm_count_),
+             matvec_persistent_);
       return;
     }
     if (w.type() == DType::kF32) {
@@ -596,7 +605,8 @@ class CudaBackend final : public Backend {
     a.x = x.data();
     a.n = static_cast<int>(n);
     a.num_parts = static_cast<int>(ws.size());
-    a.warps_per_row = MatVecMultiWarpsPerRow(total_rows);
+    a.warps_per_row = MatVecWarpsPerRow(total_rows, sm_count_);
+    a.persistent = matvec_persistent_ ? 1 : 0;
     const int64_t rows_per_block = kMatVecWarpsPerBlock / a.warps_per_row;
     for (size_t j = 0; j < ws.size(); ++j) {
       const CudaWeight& w = AsCuda(*ws[j]);
@@ -785,7 +795,7 @@ class CudaBackend final : public Backend {
         max_keys = std::max(max_keys, pos + 1 - first);
       }
       const int64_t grouped_blocks = tokens * s.num_kv_heads;
-      while (splits < kDecodeMaxSplits && grouped_blocks * splits < 2 * sm_count_ &&
+      while (splits < kDecodeMaxSplits && grouped_blocks * 2 * splits <= sm_count_ &&
              max_keys / (2 * splits) >= kDecodeMinSplitKeys) {
         splits *= 2;
       }
@@ -1153,6 +1163,8 @@ class CudaBackend final : public Backend {
   bool grouped_decode_ = true;
   // Long prefill runs through GemmAttention (TESSERA_CUDA_GEMM_PREFILL=0: the tiled kernel).
   bool gemm_prefill_ = true;
+  // Matvecs on a resident grid (TESSERA_CUDA_MATVEC_PERSISTENT=0: one block per row group).
+  bool matvec_persistent_ = true;
   const std::string device_name_;
   cudaStream_t stream_;
   void* cublas_;  // cublasHandle_t, bound to stream_
@@ -1274,6 +1286,10 @@ void SetCudaGroupedDecode(Backend& backend, bool on) {
 
 void SetCudaGemmPrefill(Backend& backend, bool on) {
   if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetGemmPrefill(on);
+}
+
+void SetCudaMatVecPersistent(Backend& backend, bool on) {
+  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetMatVecPersistent(on);
 }
 
 }  // namespace tessera::engine::cuda

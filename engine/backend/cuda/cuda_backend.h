@@ -77,6 +77,9 @@ void SetCudaGroupedDecode(Backend& backend, bool on);
 // Turns attention through cuBLAS for long prefill runs on or off (off: the tiled kernel), for
 // comparisons; TESSERA_CUDA_GEMM_PREFILL=0 sets it off at creation.
 void SetCudaGemmPrefill(Backend& backend, bool on);
+// Runs decode matvecs on a grid of resident blocks that loop over the rows (on) or one block per
+// few rows (off), for comparisons; TESSERA_CUDA_MATVEC_PERSISTENT=0 sets it off at creation.
+void SetCudaMatVecPersistent(Backend& backend, bool on);
 
 // Number of CUDA devices this process can use; 0 when there is no device or no driver (never
 // fails). `why`, when given, receives the CUDA error text in that case.

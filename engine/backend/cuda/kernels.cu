@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -130,6 +132,24 @@ __global__ void ConvertKernel(const float* x, int64_t n, H* out) {
 template <WType T>
 constexpr int kUnit = (T == WType::kF32 || T == WType::kF16 || T == WType::kBF16) ? 8 : 32;
 
+// The 8 values of a 16-byte unit of F16 or BF16 weights.
+template <WType T>
+__device__ __forceinline__ void Unpack16(const uint4 raw, float* v) {
+  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const uint16_t lo = static_cast<uint16_t>(words[j] & 0xFFFF);
+    const uint16_t hi = static_cast<uint16_t>(words[j] >> 16);
+    if constexpr (T == WType::kF16) {
+      v[2 * j] = H2F(lo);
+      v[2 * j + 1] = H2F(hi);
+    } else {
+      v[2 * j] = B2F(lo);
+      v[2 * j + 1] = B2F(hi);
+    }
+  }
+}
+
 template <WType T>
 __device__ __forceinline__ void LoadUnit(const uint8_t* row, int64_t u, float* v) {
   if constexpr (T == WType::kF32) {
@@ -138,20 +158,7 @@ __device__ __forceinline__ void LoadUnit(const uint8_t* row, int64_t u, float* v
     v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
     v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
   } else if constexpr (T == WType::kF16 || T == WType::kBF16) {
-    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(row) + u);
-    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const uint16_t lo = static_cast<uint16_t>(words[j] & 0xFFFF);
-      const uint16_t hi = static_cast<uint16_t>(words[j] >> 16);
-      if constexpr (T == WType::kF16) {
-        v[2 * j] = H2F(lo);
-        v[2 * j + 1] = H2F(hi);
-      } else {
-        v[2 * j] = B2F(lo);
-        v[2 * j + 1] = B2F(hi);
-      }
-    }
+    Unpack16<T>(__ldg(reinterpret_cast<const uint4*>(row) + u), v);
   } else if constexpr (T == WType::kQ8_0) {
     const uint8_t* b = row + u * 34;
     const float d = H2F(LoadU16(b));
@@ -225,32 +232,57 @@ __device__ __forceinline__ void MatVecBlock(int64_t block, const uint8_t* __rest
     const uint8_t* row = w + r * row_bytes;
     const int64_t units = cols / U;
     const int64_t u_begin = part * units / W, u_end = (part + 1) * units / W;
-    // Float types: R units (16 or 32 bytes each) loaded per lane before any arithmetic, so that
-    // enough bytes are in flight to cover memory latency (one row per warp is not much).
+    // Float types: 4 units (16 or 32 bytes each) loaded per lane before any arithmetic, so that
+    // enough bytes are in flight to cover memory latency (one row per warp is not much; 8 units
+    // measured no faster on an H200).
     constexpr int R = U == 8 ? 4 : 1;
-    for (int64_t u0 = u_begin + lane; u0 < u_end; u0 += 32 * R) {
-      float v[R][U];
+    // Adds unit u's products (values v) to acc.
+    auto accumulate = [&](int64_t u, const float* v) {
 #pragma unroll
-      for (int j = 0; j < R; ++j) {
-        if (u0 + 32 * j < u_end) LoadUnit<T>(row, u0 + 32 * j, v[j]);
-      }
+      for (int i = 0; i < N; ++i) {
+        if (i < n) {
+          const float4* xp = reinterpret_cast<const float4*>(x + i * cols + u * U);
+          float s = 0.0f;
 #pragma unroll
-      for (int j = 0; j < R; ++j) {
-        const int64_t u = u0 + 32 * j;
-        if (u >= u_end) break;
-#pragma unroll
-        for (int i = 0; i < N; ++i) {
-          if (i < n) {
-            const float4* xp = reinterpret_cast<const float4*>(x + i * cols + u * U);
-            float s = 0.0f;
-#pragma unroll
-            for (int e = 0; e < U / 4; ++e) {
-              const float4 xv = xp[e];
-              s += v[j][4 * e] * xv.x + v[j][4 * e + 1] * xv.y + v[j][4 * e + 2] * xv.z +
-                   v[j][4 * e + 3] * xv.w;
-            }
-            acc[i] += s;
+          for (int e = 0; e < U / 4; ++e) {
+            const float4 xv = xp[e];
+            s += v[4 * e] * xv.x + v[4 * e + 1] * xv.y + v[4 * e + 2] * xv.z + v[4 * e + 3] * xv.w;
           }
+          acc[i] += s;
+        }
+      }
+    };
+    if constexpr (T == WType::kF16 || T == WType::kBF16) {
+      // 16-bit weights stay packed (4 registers a unit) until used: R units in flight cost 4R
+      // registers, not 8R.
+      const uint4* row16 = reinterpret_cast<const uint4*>(row);
+      for (int64_t u0 = u_begin + lane; u0 < u_end; u0 += 32 * R) {
+        uint4 raw[R];
+#pragma unroll
+        for (int j = 0; j < R; ++j) {
+          if (u0 + 32 * j < u_end) raw[j] = __ldg(row16 + u0 + 32 * j);
+        }
+#pragma unroll
+        for (int j = 0; j < R; ++j) {
+          const int64_t u = u0 + 32 * j;
+          if (u >= u_end) break;
+          float v[8];
+          Unpack16<T>(raw[j], v);
+          accumulate(u, v);
+        }
+      }
+    } else {
+      for (int64_t u0 = u_begin + lane; u0 < u_end; u0 += 32 * R) {
+        float v[R][U];
+#pragma unroll
+        for (int j = 0; j < R; ++j) {
+          if (u0 + 32 * j < u_end) LoadUnit<T>(row, u0 + 32 * j, v[j]);
+        }
+#pragma unroll
+        for (int j = 0; j < R; ++j) {
+          const int64_t u = u0 + 32 * j;
+          if (u >= u_end) break;
+          accumulate(u, v[j]);
         }
       }
     }
@@ -265,6 +297,7 @@ __device__ __forceinline__ void MatVecBlock(int64_t block, const uint8_t* __rest
       }
     }
   } else {
+    __syncthreads();  // the previous row group's sums (grid-stride loop) have been read
     if (lane == 0) {
 #pragma unroll
       for (int i = 0; i < N; ++i) s_part[warp][i] = acc[i];
@@ -284,61 +317,104 @@ __device__ __forceinline__ void MatVecBlock(int64_t block, const uint8_t* __rest
   }
 }
 
+// Both kernels run over `total` blocks' worth of rows with any grid size (grid-stride): a grid
+// of as many blocks as stay resident streams every row without the launch and tail costs of one
+// short-lived block per few rows.
 template <WType T, int N, int W>
 __global__ void __launch_bounds__(kMatVecWarps * 32)
     MatVecKernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t rows, int64_t cols,
                  const float* __restrict__ x, int n, const float* __restrict__ bias,
-                 float* __restrict__ y) {
-  MatVecBlock<T, N, W>(blockIdx.x, w, row_bytes, rows, cols, x, n, bias, y);
+                 float* __restrict__ y, int64_t total) {
+  for (int64_t b = blockIdx.x; b < total; b += gridDim.x) {
+    MatVecBlock<T, N, W>(b, w, row_bytes, rows, cols, x, n, bias, y);
+  }
 }
 
 // Several matrices over one input in one launch: blocks [0, parts[0].blocks) serve part 0, the
 // next parts[1].blocks part 1, and so on.
 template <WType T, int N, int W>
 __global__ void __launch_bounds__(kMatVecWarps * 32)
-    MatVecMultiKernel(const __grid_constant__ MatVecMultiArgs a) {  // read in place, not copied
-  int64_t b = blockIdx.x;
-  int p = 0;
-  while (p + 1 < a.num_parts && b >= a.parts[p].blocks) {
-    b -= a.parts[p].blocks;
-    ++p;
+    MatVecMultiKernel(const __grid_constant__ MatVecMultiArgs a, int64_t total) {  // a: in place
+  for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
+    int64_t b = blk;
+    int p = 0;
+    while (p + 1 < a.num_parts && b >= a.parts[p].blocks) {
+      b -= a.parts[p].blocks;
+      ++p;
+    }
+    const MatVecPart& part = a.parts[p];
+    MatVecBlock<T, N, W>(b, static_cast<const uint8_t*>(part.w), part.row_bytes, part.rows, a.cols,
+                         a.x, a.n, nullptr, part.y);
   }
-  const MatVecPart& part = a.parts[p];
-  MatVecBlock<T, N, W>(b, static_cast<const uint8_t*>(part.w), part.row_bytes, part.rows, a.cols,
-                       a.x, a.n, nullptr, part.y);
 }
 
-// Warps per output row for a matrix of `rows` rows: enough warps in all (about 4096, a few per
-// scheduler of every multiprocessor) to keep the memory busy.
-int MatVecWarpsPerRow(int64_t rows) {
-  if (rows >= 4096) return 1;
-  if (rows >= 2048) return 2;
-  return 4;
+// The grid for `total` blocks of `kernel`: all of them, or (persistent) at most as many as the
+// device holds resident at once (occupancy per multiprocessor times multiprocessors, looked up
+// once per kernel and device).
+int64_t MatVecGrid(const void* kernel, int64_t total, bool persistent) {
+  if (!persistent) return total;
+  static std::mutex mu;
+  static std::map<std::pair<const void*, int>, int64_t>* resident =
+      new std::map<std::pair<const void*, int>, int64_t>();
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return total;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = resident->find({kernel, device});
+  if (it == resident->end()) {
+    int per_sm = 0, sms = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kMatVecWarps * 32, 0) !=
+            cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        per_sm <= 0 || sms <= 0) {
+      cudaGetLastError();  // not sticky; fall back to one block per row group
+      return total;
+    }
+    it = resident->emplace(std::make_pair(kernel, device), int64_t{per_sm} * sms).first;
+  }
+  return std::min(total, it->second);
+}
+
+template <WType T, int N, int W>
+void LaunchMatVecW(int64_t rows, const uint8_t* wp, int64_t row_bytes, int64_t cols,
+                    const float* x, int n, const float* bias, float* y, bool persistent,
+                    cudaStream_t stream) {
+  const int rows_per_block = kMatVecWarps / W;
+  const int64_t total = (rows + rows_per_block - 1) / rows_per_block;
+  const auto kernel = &MatVecKernel<T, N, W>;
+  const auto grid = static_cast<unsigned>(
+      MatVecGrid(reinterpret_cast<const void*>(kernel), total, persistent));
+  kernel<<<grid, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, x, n, bias, y, total);
 }
 
 template <WType T, int N>
 void LaunchMatVecN(int wpr, int64_t rows, const uint8_t* wp, int64_t row_bytes, int64_t cols,
-                   const float* x, int n, const float* bias, float* y, cudaStream_t stream) {
-  const int rows_per_block = kMatVecWarps / wpr;
-  const int blocks = static_cast<int>((rows + rows_per_block - 1) / rows_per_block);
+                   const float* x, int n, const float* bias, float* y, bool persistent,
+                   cudaStream_t stream) {
   if (wpr == 1) {
-    MatVecKernel<T, N, 1><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, x, n, bias, y);
+    LaunchMatVecW<T, N, 1>(rows, wp, row_bytes, cols, x, n, bias, y, persistent, stream);
   } else if (wpr == 2) {
-    MatVecKernel<T, N, 2><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, x, n, bias, y);
+    LaunchMatVecW<T, N, 2>(rows, wp, row_bytes, cols, x, n, bias, y, persistent, stream);
   } else {
-    MatVecKernel<T, N, 4><<<blocks, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, x, n, bias, y);
+    LaunchMatVecW<T, N, 4>(rows, wp, row_bytes, cols, x, n, bias, y, persistent, stream);
   }
+}
+
+template <WType T, int N, int W>
+void LaunchMatVecMultiW(const MatVecMultiArgs& a, int64_t total, cudaStream_t stream) {
+  const auto kernel = &MatVecMultiKernel<T, N, W>;
+  const auto grid = static_cast<unsigned>(
+      MatVecGrid(reinterpret_cast<const void*>(kernel), total, a.persistent != 0));
+  kernel<<<grid, kMatVecWarps * 32, 0, stream>>>(a, total);
 }
 
 template <WType T, int N>
 void LaunchMatVecMultiN(const MatVecMultiArgs& a, int64_t blocks, cudaStream_t stream) {
-  const unsigned g = static_cast<unsigned>(blocks);
   if (a.warps_per_row == 1) {
-    MatVecMultiKernel<T, N, 1><<<g, kMatVecWarps * 32, 0, stream>>>(a);
+    LaunchMatVecMultiW<T, N, 1>(a, blocks, stream);
   } else if (a.warps_per_row == 2) {
-    MatVecMultiKernel<T, N, 2><<<g, kMatVecWarps * 32, 0, stream>>>(a);
+    LaunchMatVecMultiW<T, N, 2>(a, blocks, stream);
   } else {
-    MatVecMultiKernel<T, N, 4><<<g, kMatVecWarps * 32, 0, stream>>>(a);
+    LaunchMatVecMultiW<T, N, 4>(a, blocks, stream);
   }
 }
 
@@ -361,22 +437,21 @@ cudaError_t MatVecMultiTyped(const MatVecMultiArgs& a, cudaStream_t stream) {
 
 template <WType T>
 cudaError_t MatVecTyped(const void* w, int64_t row_bytes, int64_t rows, int64_t cols,
-                        const float* x, int64_t n, const float* bias, float* y,
-                        cudaStream_t stream) {
-  const int wpr = MatVecWarpsPerRow(rows);
+                        const float* x, int64_t n, const float* bias, float* y, int wpr,
+                        bool persistent, cudaStream_t stream) {
   const auto* wp = static_cast<const uint8_t*>(w);
   for (int64_t i0 = 0; i0 < n; i0 += 8) {
     const int nn = static_cast<int>(std::min<int64_t>(8, n - i0));
     const float* xi = x + i0 * cols;
     float* yi = y + i0 * rows;
     if (nn == 1) {
-      LaunchMatVecN<T, 1>(wpr, rows, wp, row_bytes, cols, xi, nn, bias, yi, stream);
+      LaunchMatVecN<T, 1>(wpr, rows, wp, row_bytes, cols, xi, nn, bias, yi, persistent, stream);
     } else if (nn == 2) {
-      LaunchMatVecN<T, 2>(wpr, rows, wp, row_bytes, cols, xi, nn, bias, yi, stream);
+      LaunchMatVecN<T, 2>(wpr, rows, wp, row_bytes, cols, xi, nn, bias, yi, persistent, stream);
     } else if (nn <= 4) {
-      LaunchMatVecN<T, 4>(wpr, rows, wp, row_bytes, cols, xi, nn, bias, yi, stream);
+      LaunchMatVecN<T, 4>(wpr, rows, wp, row_bytes, cols, xi, nn, bias, yi, persistent, stream);
     } else {
-      LaunchMatVecN<T, 8>(wpr, rows, wp, row_bytes, cols, xi, nn, bias, yi, stream);
+      LaunchMatVecN<T, 8>(wpr, rows, wp, row_bytes, cols, xi, nn, bias, yi, persistent, stream);
     }
     if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
   }
@@ -430,10 +505,34 @@ __device__ float BlockSum(float v) {
   return s;
 }
 
-__global__ void RmsNormKernel(const float* x, int64_t dim, const float* w, float eps, float* out) {
+// One block per row. With `vec` (dim % 4 == 0, every pointer 16-byte aligned) threads read
+// float4s: thread i
+// sums the squares of chunks i, i + blockDim.x, ... in that order (SumSquares4), so that
+// AddRmsNormKernel reproduces RmsNormKernel's bits.
+__device__ __forceinline__ float SumSquares4(float ss, float4 v) {
+  return ss + (v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w);
+}
+
+__device__ __forceinline__ float4 ScaleMul4(float4 v, float scale, float4 w) {
+  return make_float4(v.x * scale * w.x, v.y * scale * w.y, v.z * scale * w.z, v.w * scale * w.w);
+}
+
+__global__ void RmsNormKernel(const float* x, int64_t dim, const float* w, float eps, float* out,
+                              bool vec) {
   const float* xr = x + static_cast<int64_t>(blockIdx.x) * dim;
   float* o = out + static_cast<int64_t>(blockIdx.x) * dim;
   float ss = 0.0f;
+  if (vec) {
+    const int64_t d4 = dim / 4;
+    const float4* x4 = reinterpret_cast<const float4*>(xr);
+    for (int64_t c = threadIdx.x; c < d4; c += blockDim.x) ss = SumSquares4(ss, x4[c]);
+    ss = BlockSum(ss);
+    const float scale = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+    float4* o4 = reinterpret_cast<float4*>(o);
+    for (int64_t c = threadIdx.x; c < d4; c += blockDim.x) o4[c] = ScaleMul4(x4[c], scale, w4[c]);
+    return;
+  }
   for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) ss += xr[c] * xr[c];
   ss = BlockSum(ss);
   const float scale = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
@@ -443,11 +542,28 @@ __global__ void RmsNormKernel(const float* x, int64_t dim, const float* w, float
 // Add then RmsNorm in one pass with RmsNormKernel's arithmetic and reduction order (the same
 // bits as the two kernels).
 __global__ void AddRmsNormKernel(const float* o, float* x, int64_t dim, const float* w, float eps,
-                                 float* out) {
+                                 float* out, bool vec) {
   float* xr = x + static_cast<int64_t>(blockIdx.x) * dim;
   const float* orow = o + static_cast<int64_t>(blockIdx.x) * dim;
   float* res = out + static_cast<int64_t>(blockIdx.x) * dim;
   float ss = 0.0f;
+  if (vec) {
+    const int64_t d4 = dim / 4;
+    float4* x4 = reinterpret_cast<float4*>(xr);
+    const float4* o4 = reinterpret_cast<const float4*>(orow);
+    for (int64_t c = threadIdx.x; c < d4; c += blockDim.x) {
+      const float4 a = x4[c], b = o4[c];
+      const float4 v = make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+      x4[c] = v;
+      ss = SumSquares4(ss, v);
+    }
+    ss = BlockSum(ss);
+    const float scale = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+    float4* r4 = reinterpret_cast<float4*>(res);
+    for (int64_t c = threadIdx.x; c < d4; c += blockDim.x) r4[c] = ScaleMul4(x4[c], scale, w4[c]);
+    return;
+  }
   for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
     const float v = xr[c] + orow[c];
     xr[c] = v;
@@ -456,6 +572,21 @@ __global__ void AddRmsNormKernel(const float* o, float* x, int64_t dim, const fl
   ss = BlockSum(ss);
   const float scale = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
   for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) res[c] = xr[c] * scale * w[c];
+}
+
+// Whether the norm kernels may read float4s.
+bool NormVec(int64_t dim, std::initializer_list<const void*> ptrs) {
+  if (dim % 4 != 0) return false;
+  for (const void* p : ptrs) {
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  }
+  return true;
+}
+
+// Threads per norm block: one float4 (or float) each up to 1024 (a row in one round trip).
+int NormThreads(int64_t dim, bool vec) {
+  const int64_t per = vec ? dim / 4 : dim;
+  return static_cast<int>(std::min<int64_t>(1024, std::max<int64_t>(32, (per + 31) / 32 * 32)));
 }
 
 __global__ void LayerNormKernel(const float* x, int64_t dim, const float* gamma, const float* beta,
@@ -472,25 +603,42 @@ __global__ void LayerNormKernel(const float* x, int64_t dim, const float* gamma,
   for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) o[c] = (xr[c] - mean) * inv * gamma[c] + beta[c];
 }
 
-// One block per token; thread i handles rotation pair i of every head. Angles in double, as the
-// CPU backend (a float angle at position 10^5 is off by ~10^-2).
+// Heads per RopeKernel thread: its pair's angle is computed once for them, and their values are
+// all loaded before any is stored (independent loads in flight, not one round trip per head).
+constexpr int kRopeHeads = 4;
+
+// Block (t, y) rotates heads [y * kRopeHeads, (y + 1) * kRopeHeads) of token t; thread i handles
+// rotation pair i (and i + blockDim.x, ...). Angles in double, as the CPU backend (a float angle
+// at position 10^5 is off by ~10^-2).
 __global__ void RopeKernel(float* x, const int32_t* positions, int num_heads, int head_dim,
                            int rotary_dim, bool neox, float theta, float freq_scale) {
   const int64_t t = blockIdx.x;
+  const int h0 = blockIdx.y * kRopeHeads;
   const int half = rotary_dim / 2;
   const int64_t width = static_cast<int64_t>(num_heads) * head_dim;
   const double p = static_cast<double>(positions[t]) * static_cast<double>(freq_scale);
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     const double inv_freq = pow(static_cast<double>(theta), -2.0 * i / rotary_dim);
-    const float c = static_cast<float>(cos(p * inv_freq));
-    const float s = static_cast<float>(sin(p * inv_freq));
+    double sd, cd;
+    sincos(p * inv_freq, &sd, &cd);
+    const float c = static_cast<float>(cd), s = static_cast<float>(sd);
     const int a = neox ? i : 2 * i;
     const int b = neox ? i + half : 2 * i + 1;
-    for (int h = 0; h < num_heads; ++h) {
-      float* v = x + t * width + static_cast<int64_t>(h) * head_dim;
-      const float x0 = v[a], x1 = v[b];
-      v[a] = x0 * c - x1 * s;
-      v[b] = x0 * s + x1 * c;
+    float* v = x + t * width + static_cast<int64_t>(h0) * head_dim;
+    float x0[kRopeHeads], x1[kRopeHeads];
+#pragma unroll
+    for (int h = 0; h < kRopeHeads; ++h) {
+      if (h0 + h < num_heads) {
+        x0[h] = v[h * head_dim + a];
+        x1[h] = v[h * head_dim + b];
+      }
+    }
+#pragma unroll
+    for (int h = 0; h < kRopeHeads; ++h) {
+      if (h0 + h < num_heads) {
+        v[h * head_dim + a] = x0[h] * c - x1[h] * s;
+        v[h * head_dim + b] = x0[h] * s + x1[h] * c;
+      }
     }
   }
 }
@@ -1073,46 +1221,22 @@ __global__ void MaskedSoftmaxKernel(const float* s, int64_t t_q, int64_t t_k, co
   }
 }
 
-// ---- sampling candidates: penalty, k rounds of a block-wide arg-max, the softmax sum ----
+// ---- sampling candidates: penalty, a radix select of the k best, the softmax sum ----
 
 constexpr int kTopKThreads = 1024;
+constexpr int kTopKWarps = kTopKThreads / 32;
+constexpr int kMaxTopKCandidates = 64;  // engine::kMaxTopK
 
-// Whether candidate (v, i) comes before (bv, bi) in (value descending, id ascending); bi < 0 is
-// "none yet".
+// Whether candidate (v, i) comes before (bv, bi) in (value descending, id ascending).
 __device__ __forceinline__ bool TopKBefore(float v, int i, float bv, int bi) {
-  return i >= 0 && (bi < 0 || v > bv || (v == bv && i < bi));
+  return v > bv || (v == bv && i < bi);
 }
 
-// The block's best (v, i); every thread gets it.
-__device__ void BlockBest(float* v, int* i) {
-  __shared__ float s_v[32];
-  __shared__ int s_i[32];
-  __syncthreads();  // the shared slots may still be read by the previous call
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, *v, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, *i, o);
-    if (TopKBefore(ov, oi, *v, *i)) {
-      *v = ov;
-      *i = oi;
-    }
-  }
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) {
-    s_v[warp] = *v;
-    s_i[warp] = *i;
-  }
-  __syncthreads();
-  float bv = s_v[0];
-  int bi = s_i[0];
-  for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w) {
-    if (TopKBefore(s_v[w], s_i[w], bv, bi)) {
-      bv = s_v[w];
-      bi = s_i[w];
-    }
-  }
-  *v = bv;
-  *i = bi;
+// An unsigned key with the order of the finite floats (-0 and +0 share one key, as they compare
+// equal): the radix select's digits.
+__device__ __forceinline__ uint32_t TopKKey(float v) {
+  const uint32_t u = v == 0.0f ? 0u : __float_as_uint(v);
+  return (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
 }
 
 __device__ double BlockSumDouble(double v) {
@@ -1127,15 +1251,43 @@ __device__ double BlockSumDouble(double v) {
   return total;
 }
 
+// The sum over the block of an int; every thread gets it.
+__device__ int BlockSumInt(int v) {
+  __shared__ int s[32];
+  __syncthreads();
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if (threadIdx.x % 32 == 0) s[threadIdx.x / 32] = v;
+  __syncthreads();
+  int total = 0;
+  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += s[w];
+  return total;
+}
+
+// One block per row: the penalty in place, the count of non-finite logits, then the k best
+// finite logits under (value descending, id ascending), as the host's TopKRow:
+//  1. a most-significant-digit-first radix select (four 8-bit passes over the row, histograms in
+//     shared memory) finds the key T of the k-th best and how many logits equal to T it takes;
+//  2. one pass collects the logits above T, and the first of those equal to T in id order (a
+//     block-wide scan, chunk by chunk, only when more logits tie at T than are needed);
+//  3. the (at most 64) candidates are ranked against each other and written in order.
+// Then the softmax sum over the row, as before: float terms summed in double.
 __global__ void __launch_bounds__(kTopKThreads)
     TopKKernel(float* logits, int64_t cols, int k, const float* temperature, const float* penalty,
                const int32_t* pen_ids, const int32_t* pen_starts, float* values, int32_t* ids,
                double* sum_exp, int32_t* nonfinite) {
+  __shared__ int s_hist[256];
+  __shared__ uint32_t s_prefix, s_mask;
+  __shared__ int s_need, s_found;
+  __shared__ float s_cv[kMaxTopKCandidates];
+  __shared__ int s_ci[kMaxTopKCandidates];
+  __shared__ int s_warp[kTopKWarps];
   const int64_t r = blockIdx.x;
   float* row = logits + r * cols;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const float f = penalty[r];
   if (f != 1.0f) {
-    for (int32_t p = pen_starts[r] + threadIdx.x; p < pen_starts[r + 1]; p += blockDim.x) {
+    for (int32_t p = pen_starts[r] + tid; p < pen_starts[r + 1]; p += blockDim.x) {
       const int32_t t = pen_ids[p];
       if (t >= 0 && t < cols) {
         const float l = row[t];
@@ -1145,51 +1297,167 @@ __global__ void __launch_bounds__(kTopKThreads)
   }
   __syncthreads();  // the penalised logits are visible to the whole block
   int bad = 0;
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) bad += isfinite(row[c]) ? 0 : 1;
-  bad = static_cast<int>(BlockSumDouble(static_cast<double>(bad)));
-  if (threadIdx.x == 0) nonfinite[r] = bad;
-  // Round j: the best candidate strictly after round j - 1's pick in the order.
-  float prev_v = 0.0f, max_v = 0.0f;
-  int prev_i = -1;
-  for (int j = 0; j < k; ++j) {
-    float bv = 0.0f;
-    int bi = -1;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+  for (int64_t c = tid; c < cols; c += blockDim.x) bad += isfinite(row[c]) ? 0 : 1;
+  bad = BlockSumInt(bad);
+  if (tid == 0) nonfinite[r] = bad;
+  const int64_t finite = cols - bad;
+  const int take = static_cast<int>(finite < k ? finite : k);  // candidates that exist
+
+  // 1. Radix select: after the passes, every logit with key > prefix is in, and `need` of those
+  // with key == prefix (the first in id order). With take == finite every finite logit is in.
+  if (tid == 0) {
+    s_prefix = 0;
+    s_mask = 0;
+    s_need = take;
+    s_found = 0;
+  }
+  __syncthreads();
+  if (take > 0 && take < finite) {
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      for (int i = tid; i < 256; i += blockDim.x) s_hist[i] = 0;
+      __syncthreads();
+      const uint32_t prefix = s_prefix, mask = s_mask;
+      // Four loads in flight per thread; the trip count is uniform (warp-wide matches).
+      constexpr int kLoads = 4;
+      for (int64_t c0 = 0; c0 < cols; c0 += kLoads * blockDim.x) {
+        float v[kLoads];
+#pragma unroll
+        for (int j = 0; j < kLoads; ++j) {
+          const int64_t c = c0 + j * blockDim.x + tid;
+          v[j] = c < cols ? row[c] : NAN;
+        }
+#pragma unroll
+        for (int j = 0; j < kLoads; ++j) {
+          int digit = -1;
+          if (isfinite(v[j])) {
+            const uint32_t key = TopKKey(v[j]);
+            if ((key & mask) == prefix) digit = static_cast<int>((key >> shift) & 0xFF);
+          }
+          // Lanes with the same digit add once (shared-memory atomics on a few hot bins).
+          const unsigned same = __match_any_sync(0xffffffffu, digit);
+          if (digit >= 0 && lane == __ffs(same) - 1) atomicAdd(&s_hist[digit], __popc(same));
+        }
+      }
+      __syncthreads();
+      if (warp == 0) {
+        // Lane l owns bins [8l, 8l + 8); suffix sums from the top bin down find the digit.
+        int own = 0;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) own += s_hist[lane * 8 + j];
+        int above = 0;  // logits in the bins of higher lanes (every lane runs every shuffle)
+        for (int o = 0; o < 32; ++o) {
+          const int v = __shfl_sync(0xffffffffu, own, o);
+          if (o > lane) above += v;
+        }
+        const int need = s_need;
+        const bool here = above < need && above + own >= need;
+        const unsigned who = __ballot_sync(0xffffffffu, here);
+        if (here && lane == __ffs(who) - 1) {
+          int cum = above, d = lane * 8 + 7;
+          while (cum + s_hist[d] < need) cum += s_hist[d--];
+          s_need = need - cum;
+          s_prefix = prefix | (static_cast<uint32_t>(d) << shift);
+          s_mask = mask | (0xFFu << shift);
+        }
+      }
+      __syncthreads();
+    }
+  }
+  // 2. Collect the candidates: key > T, and the first s_need with key == T.
+  const uint32_t threshold = s_prefix;
+  const bool all = take == finite;
+  const int need_eq = s_need;
+  int eq_total = 0;
+  if (take > 0) {
+    int eq = 0;
+    for (int64_t c = tid; c < cols; c += blockDim.x) {
       const float v = row[c];
       if (!isfinite(v)) continue;
-      const int ci = static_cast<int>(c);
-      if (prev_i >= 0 && !(v < prev_v || (v == prev_v && ci > prev_i))) continue;
-      if (TopKBefore(v, ci, bv, bi)) {
-        bv = v;
-        bi = ci;
+      const uint32_t key = TopKKey(v);
+      if (all || key > threshold) {
+        const int slot = atomicAdd(&s_found, 1);
+        if (slot < kMaxTopKCandidates) {
+          s_cv[slot] = v;
+          s_ci[slot] = static_cast<int>(c);
+        }
+      } else if (key == threshold) {
+        ++eq;
       }
     }
-    BlockBest(&bv, &bi);
-    if (threadIdx.x == 0) {
-      values[r * k + j] = bi >= 0 ? bv : -INFINITY;
-      ids[r * k + j] = bi;
-    }
-    if (bi < 0) {  // fewer than k finite logits: pad the rest (bi is the same in every thread)
-      for (int jj = j + 1 + static_cast<int>(threadIdx.x); jj < k; jj += blockDim.x) {
-        values[r * k + jj] = -INFINITY;
-        ids[r * k + jj] = -1;
-      }
-      break;
-    }
-    if (j == 0) max_v = bv;
-    prev_v = bv;
-    prev_i = bi;
+    eq_total = all ? 0 : BlockSumInt(eq);
   }
+  __syncthreads();
+  if (take > 0 && !all) {
+    if (eq_total == need_eq) {
+      // Every tie is in: no order needed.
+      for (int64_t c = tid; c < cols; c += blockDim.x) {
+        const float v = row[c];
+        if (isfinite(v) && TopKKey(v) == threshold) {
+          const int slot = atomicAdd(&s_found, 1);
+          if (slot < kMaxTopKCandidates) {
+            s_cv[slot] = v;
+            s_ci[slot] = static_cast<int>(c);
+          }
+        }
+      }
+    } else {
+      // More ties than places: the first need_eq in id order, chunk by chunk.
+      int taken = 0;
+      const int base = s_found;
+      for (int64_t c0 = 0; c0 < cols && taken < need_eq; c0 += blockDim.x) {
+        const int64_t c = c0 + tid;
+        float v = 0.0f;
+        bool tie = false;
+        if (c < cols) {
+          v = row[c];
+          tie = isfinite(v) && TopKKey(v) == threshold;
+        }
+        const unsigned b = __ballot_sync(0xffffffffu, tie);
+        __syncthreads();  // s_warp of the previous chunk has been read
+        if (lane == 0) s_warp[warp] = __popc(b);
+        __syncthreads();
+        int before = 0, total = 0;
+        for (int w = 0; w < kTopKWarps; ++w) {
+          before += w < warp ? s_warp[w] : 0;
+          total += s_warp[w];
+        }
+        const int rank = taken + before + __popc(b & ((1u << lane) - 1));
+        if (tie && rank < need_eq && base + rank < kMaxTopKCandidates) {
+          s_cv[base + rank] = v;
+          s_ci[base + rank] = static_cast<int>(c);
+        }
+        taken += total;  // the same in every thread: the loop ends together
+      }
+    }
+  }
+  __syncthreads();
+  // 3. Rank the candidates; pad with (-inf, -1).
+  for (int j = tid; j < k; j += blockDim.x) {
+    if (j < take) {
+      const float v = s_cv[j];
+      const int i = s_ci[j];
+      int rank = 0;
+      for (int o = 0; o < take; ++o) rank += TopKBefore(s_cv[o], s_ci[o], v, i) ? 1 : 0;
+      values[r * k + rank] = v;
+      ids[r * k + rank] = i;
+    } else {
+      values[r * k + j] = -INFINITY;
+      ids[r * k + j] = -1;
+    }
+  }
+  // The best value (for the softmax sum): the candidate no other beats.
+  float max_v = -INFINITY;
+  for (int o = 0; o < take; ++o) max_v = fmaxf(max_v, s_cv[o]);
   const float t = temperature[r];
   double sum = 0;
-  if (t > 0 && prev_i >= 0) {  // as the host sampler: float terms, summed in double
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+  if (t > 0 && take > 0) {  // as the host sampler: float terms, summed in double
+    for (int64_t c = tid; c < cols; c += blockDim.x) {
       const float v = row[c];
       if (isfinite(v)) sum += static_cast<double>(expf(__fdiv_rn(__fsub_rn(v, max_v), t)));
     }
   }
   sum = BlockSumDouble(sum);
-  if (threadIdx.x == 0) sum_exp[r] = t > 0 ? sum : 0.0;
+  if (tid == 0) sum_exp[r] = t > 0 ? sum : 0.0;
 }
 
 }  // namespace
@@ -1225,7 +1493,9 @@ cudaError_t LaunchTopK(float* logits, int64_t rows, int64_t cols, int k, const f
                        float* values, int32_t* ids, double* sum_exp, int32_t* nonfinite,
                        cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  if (k < 1 || cols <= 0 || cols > 0x7fffffff || rows > 0x7fffffff) return cudaErrorInvalidValue;
+  if (k < 1 || k > kMaxTopKCandidates || cols <= 0 || cols > 0x7fffffff || rows > 0x7fffffff) {
+    return cudaErrorInvalidValue;
+  }
   TopKKernel<<<static_cast<unsigned>(rows), kTopKThreads, 0, stream>>>(
       logits, cols, k, temperature, penalty, pen_ids, pen_starts, values, ids, sum_exp, nonfinite);
   return cudaGetLastError();
@@ -1287,29 +1557,38 @@ bool MatVecSupported(WType type, int64_t cols) {
   return false;
 }
 
+int MatVecWarpsPerRow(int64_t rows, int sm_count) {
+  // Two waves of 32 resident warps per multiprocessor (the register limit of these kernels).
+  const int64_t target = int64_t{64} * std::max(sm_count, 1);
+  if (rows >= target) return 1;
+  if (2 * rows >= target) return 2;
+  return 4;
+}
+
 cudaError_t LaunchMatVec(WType type, const void* w, int64_t row_bytes, int64_t rows,
                          int64_t cols, const float* x, int64_t n, const float* bias, float* y,
-                         cudaStream_t stream) {
+                         int warps_per_row, bool persistent, cudaStream_t stream) {
   if (n == 0 || rows == 0) return cudaSuccess;
-  if (!MatVecSupported(type, cols)) return cudaErrorInvalidValue;
+  if (!MatVecSupported(type, cols) ||
+      (warps_per_row != 1 && warps_per_row != 2 && warps_per_row != 4)) {
+    return cudaErrorInvalidValue;
+  }
   switch (type) {
     case WType::kF32:
-      return MatVecTyped<WType::kF32>(w, row_bytes, rows, cols, x, n, bias, y, stream);
+      return MatVecTyped<WType::kF32>(w, row_bytes, rows, cols, x, n, bias, y, warps_per_row, persistent, stream);
     case WType::kF16:
-      return MatVecTyped<WType::kF16>(w, row_bytes, rows, cols, x, n, bias, y, stream);
+      return MatVecTyped<WType::kF16>(w, row_bytes, rows, cols, x, n, bias, y, warps_per_row, persistent, stream);
     case WType::kBF16:
-      return MatVecTyped<WType::kBF16>(w, row_bytes, rows, cols, x, n, bias, y, stream);
+      return MatVecTyped<WType::kBF16>(w, row_bytes, rows, cols, x, n, bias, y, warps_per_row, persistent, stream);
     case WType::kQ8_0:
-      return MatVecTyped<WType::kQ8_0>(w, row_bytes, rows, cols, x, n, bias, y, stream);
+      return MatVecTyped<WType::kQ8_0>(w, row_bytes, rows, cols, x, n, bias, y, warps_per_row, persistent, stream);
     case WType::kQ4_0:
-      return MatVecTyped<WType::kQ4_0>(w, row_bytes, rows, cols, x, n, bias, y, stream);
+      return MatVecTyped<WType::kQ4_0>(w, row_bytes, rows, cols, x, n, bias, y, warps_per_row, persistent, stream);
     case WType::kQ4_K:
-      return MatVecTyped<WType::kQ4_K>(w, row_bytes, rows, cols, x, n, bias, y, stream);
+      return MatVecTyped<WType::kQ4_K>(w, row_bytes, rows, cols, x, n, bias, y, warps_per_row, persistent, stream);
   }
   return cudaErrorInvalidValue;
 }
-
-int MatVecMultiWarpsPerRow(int64_t total_rows) { return MatVecWarpsPerRow(total_rows); }
 
 cudaError_t LaunchMatVecMulti(WType type, const MatVecMultiArgs& a, cudaStream_t stream) {
   if (a.n < 1 || a.n > 8 || a.num_parts < 1 || a.num_parts > kMaxMatVecParts ||
@@ -1332,7 +1611,9 @@ cudaError_t LaunchAddRmsNorm(const float* o, int64_t n, int64_t dim, float* x, c
                              float eps, float* out, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   if (n > 0x7fffffff) return cudaErrorInvalidValue;
-  AddRmsNormKernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(o, x, dim, w, eps, out);
+  const bool vec = NormVec(dim, {o, x, w, out});
+  AddRmsNormKernel<<<static_cast<unsigned>(n), NormThreads(dim, vec), 0, stream>>>(o, x, dim, w,
+                                                                                   eps, out, vec);
   return cudaGetLastError();
 }
 
@@ -1365,7 +1646,9 @@ cudaError_t LaunchRmsNorm(const float* x, int64_t n, int64_t dim, const float* w
                           float* out, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   if (n > 0x7fffffff) return cudaErrorInvalidValue;
-  RmsNormKernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(x, dim, w, eps, out);
+  const bool vec = NormVec(dim, {x, w, out});
+  RmsNormKernel<<<static_cast<unsigned>(n), NormThreads(dim, vec), 0, stream>>>(x, dim, w, eps, out,
+                                                                                vec);
   return cudaGetLastError();
 }
 
@@ -1384,7 +1667,10 @@ cudaError_t LaunchRope(float* x, const int32_t* positions, int64_t num_tokens, i
   if (num_tokens == 0) return cudaSuccess;
   if (num_tokens > 0x7fffffff) return cudaErrorInvalidValue;
   const int threads = std::min(256, std::max(32, (rotary_dim / 2 + 31) / 32 * 32));
-  RopeKernel<<<static_cast<unsigned>(num_tokens), threads, 0, stream>>>(
+  const dim3 grid(static_cast<unsigned>(num_tokens),
+                  static_cast<unsigned>((num_heads + kRopeHeads - 1) / kRopeHeads));
+  if (grid.y > 65535) return cudaErrorInvalidValue;
+  RopeKernel<<<grid, threads, 0, stream>>>(
       x, positions, num_heads, head_dim, rotary_dim, neox, theta, freq_scale);
   return cudaGetLastError();
 }

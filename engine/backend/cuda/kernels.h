@@ -37,13 +37,18 @@ cudaError_t LaunchConvertF32(const float* x, int64_t n, HalfKind kind, void* out
 
 // Whether LaunchMatVec handles this weight (type and shape).
 bool MatVecSupported(WType type, int64_t cols);
-// y[i * ldy + r] = sum_c x[i * cols + c] * W[r][c] (+ bias[r]) for i < n, r < rows: one warp per
-// output row (two or four, each over a part of the row, for matrices under 4096 rows) reads the
-// weight row once for all n (n <= 8 per launch: the launcher splits larger n). F32 activations,
-// F32 accumulation, fused dequantization.
+// Warps sharing each output row of a matvec over `rows` rows on a device with `sm_count`
+// multiprocessors: 1, 2 or 4, the fewest that give about two resident waves of warps (a few
+// thousand rows of one warp each leave the memory system idle part of the time).
+int MatVecWarpsPerRow(int64_t rows, int sm_count);
+// y[i * ldy + r] = sum_c x[i * cols + c] * W[r][c] (+ bias[r]) for i < n, r < rows:
+// `warps_per_row` warps per output row (1, 2 or 4, each over a part of the row) read the weight
+// row once for all n (n <= 8 per launch: the launcher splits larger n). F32 activations, F32
+// accumulation, fused dequantization. `persistent`: a grid of the blocks the device holds
+// resident, each looping over row groups (otherwise one block per row group).
 cudaError_t LaunchMatVec(WType type, const void* w, int64_t row_bytes, int64_t rows,
                          int64_t cols, const float* x, int64_t n, const float* bias, float* y,
-                         cudaStream_t stream);
+                         int warps_per_row, bool persistent, cudaStream_t stream);
 
 // Several matrices of one weight type and width over the same input in one launch (a layer's
 // q/k/v or gate/up projections): part p writes y[i * rows + r] for its rows, as LaunchMatVec.
@@ -62,12 +67,12 @@ struct MatVecMultiArgs {
   const float* x = nullptr;
   int n = 0;  // 1..8
   int num_parts = 0;
-  int warps_per_row = 1;  // MatVecMultiWarpsPerRow(sum of the parts' rows)
-  int unused = 0;         // keeps the struct free of padding (it is part of a step's signature)
+  int warps_per_row = 1;  // MatVecWarpsPerRow(sum of the parts' rows)
+  int persistent = 1;     // as LaunchMatVec's (an int: the struct stays free of padding, it is
+                          // part of a step's signature)
 };
 static_assert(sizeof(MatVecMultiArgs) == kMaxMatVecParts * 40 + 8 + 8 + 4 * 4,
               "MatVecMultiArgs must stay free of padding");
-int MatVecMultiWarpsPerRow(int64_t total_rows);
 cudaError_t LaunchMatVecMulti(WType type, const MatVecMultiArgs& a, cudaStream_t stream);
 
 // x[i] += o[i] over n rows of width dim, then out = RmsNorm(x) (the same bits as LaunchAdd then
@@ -142,9 +147,11 @@ struct PagedAttentionArgs {
 // No padding bytes: the CUDA backend uses the struct's bytes as part of a step's signature.
 static_assert(sizeof(PagedAttentionArgs) == 8 * 8 + 8 + 6 * 4 + 2 * 8 + 8 + 2 * 4 + 2 * 4 + 8,
               "PagedAttentionArgs must stay free of padding");
-// Grouped decode splits a token's keys (in powers of two, at most kDecodeMaxSplits) while there
-// are fewer than two blocks per multiprocessor and each split keeps kDecodeMinSplitKeys keys.
-inline constexpr int kDecodeMinSplitKeys = 256;
+// Grouped decode splits a token's keys (in powers of two, at most kDecodeMaxSplits) while the
+// grid stays within one block per multiprocessor and each split keeps kDecodeMinSplitKeys keys
+// (measured on an H200: batch 1 gains from 4 splits of 64 keys; 16 streams, already 128 blocks,
+// lost a fifth of their throughput to splitting).
+inline constexpr int kDecodeMinSplitKeys = 64;
 inline constexpr int kDecodeMaxSplits = 32;
 // Whether grouped decode handles this head size and query heads per kv head.
 bool GroupedDecodeSupported(int head_dim, int group);
