@@ -9,6 +9,9 @@
 #                                 on a GPU machine without Bazel: run the test binaries and
 #                                 gpu_bench found in DIR (copied from bazel-bin, with the shared
 #                                 libraries they need in DIR/lib), from the repository root.
+#   bench/gpu/run.sh --pdl ...    also the GPU tests and a quick benchmark with
+#                                 TESSERA_CUDA_PDL=1 (programmatic dependent launch, off by
+#                                 default until measured)
 #   bench/gpu/run.sh --keep-going ...
 #                                 run the benchmark even when a test fails (for a GPU machine
 #                                 lent for a few minutes: one run says everything); the exit
@@ -24,12 +27,14 @@ cd "$(dirname "$0")/../.."
 BENCH_ARGS=()
 PREBUILT=""
 KEEP_GOING=0
+PDL=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick|--profile) BENCH_ARGS+=("$1"); shift ;;
     --prebuilt) PREBUILT="${2:?--prebuilt needs a directory}"; shift 2 ;;
     --keep-going) KEEP_GOING=1; shift ;;
-    *) echo "usage: bench/gpu/run.sh [--quick] [--profile] [--keep-going] [--prebuilt DIR]" >&2
+    --pdl) PDL=1; shift ;;
+    *) echo "usage: bench/gpu/run.sh [--quick] [--profile] [--keep-going] [--pdl] [--prebuilt DIR]" >&2
        exit 64 ;;
   esac
 done
@@ -102,7 +107,8 @@ run_test() {
   return 1
 }
 
-# run_tests DIR: every test binary in DIR; stops at the first failure unless --keep-going.
+# run_tests DIR: every test binary in DIR (again with TESSERA_CUDA_PDL=1 for --pdl); stops at the
+# first failure unless --keep-going.
 run_tests() {
   local t
   for t in "${TESTS[@]}"; do
@@ -112,13 +118,29 @@ run_tests() {
       [[ $KEEP_GOING -eq 1 ]] || exit 1
     fi
   done
+  if [[ $PDL -eq 1 ]]; then
+    echo "== GPU tests with TESSERA_CUDA_PDL=1"
+    for t in "${TESTS[@]}"; do
+      if ! TESSERA_CUDA_PDL=1 run_test "$1/$t"; then
+        echo "bench/gpu/run.sh: $t failed with TESSERA_CUDA_PDL=1" >&2
+        FAILED=1
+        [[ $KEEP_GOING -eq 1 ]] || exit 1
+      fi
+    done
+  fi
 }
 
-# run_bench BINARY: the benchmark; exit status 1 afterwards when a test failed (--keep-going).
+# run_bench BINARY: the benchmark (and a quick one with TESSERA_CUDA_PDL=1 for --pdl); exit
+# status 1 afterwards when a test failed (--keep-going).
 run_bench() {
   local rc=0
   "$1" "${BENCH_ARGS[@]}" || rc=$?
   [[ $rc -ne 0 ]] && exit "$rc"
+  if [[ $PDL -eq 1 ]]; then
+    echo "== benchmark with TESSERA_CUDA_PDL=1 (quick)"
+    TESSERA_CUDA_PDL=1 "$1" --quick || rc=$?
+    [[ $rc -ne 0 ]] && exit "$rc"
+  fi
   exit "$FAILED"
 }
 

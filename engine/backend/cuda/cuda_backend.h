@@ -21,7 +21,8 @@
 // one, so results never depend on graphs.
 //
 // MatMul: for up to a few activation rows (decode) a fused kernel reads each weight row once
-// with one warp (any weight type, F32 activations and accumulation); for more rows cuBLAS:
+// with 1, 2 or 4 warps (any weight type, F32 activations and accumulation) on a grid of resident
+// blocks (TESSERA_CUDA_MATVEC_PERSISTENT=0: one block per few rows); for more rows cuBLAS:
 // SGEMM for F32 weights, cublasGemmEx for F16 / BF16 weights with the activations rounded to
 // the weight's type, and Q8_0 / Q4_0 / Q4_K weights dequantized to BF16 (with BF16 activations)
 // first; F32 accumulation throughout.
@@ -33,6 +34,9 @@
 // into contiguous F16, queries rounded to F16, batched GEMMs for scores and values around a
 // masked softmax whose probabilities are F16 (TESSERA_CUDA_GEMM_PREFILL=0: the tiled kernel);
 // shorter runs use query tiles through shared memory.
+//
+// TESSERA_CUDA_PDL=1 (process-wide, off by default, not yet measured) launches the decode step's
+// kernels with programmatic dependent launch (engine/backend/cuda/kernels.cu).
 //
 // Thread-safety: ops may be called from several threads (the models of one engine share the
 // backend); a mutex serialises them. Errors: bad shapes are caller bugs and abort with a message,

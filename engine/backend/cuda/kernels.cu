@@ -7,10 +7,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <initializer_list>
 #include <map>
 #include <mutex>
 #include <set>
+#include <string>
+#include <utility>
 
 #include "engine/backend/cuda/kernels.h"
 
@@ -22,6 +25,54 @@ constexpr int64_t kMaxBlocks = 65535;
 
 int Blocks(int64_t n, int threads = kThreads) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((n + threads - 1) / threads, kMaxBlocks)));
+}
+
+// ---- programmatic dependent launch (Hopper) ----
+// The decode step's kernels are launched with PDL (LaunchPdl): the next kernel in the stream may
+// be scheduled before this one ends, and runs its prologue (a matvec prefetches its first weight
+// rows into L2) while this one finishes. Every kernel launched so calls PdlWait() before it reads
+// anything an earlier kernel wrote, in every thread (so its completion implies its predecessors'),
+// then PdlTrigger() to let its own successor be scheduled. Without PDL both are no-ops.
+// Off by default (not yet run on a GPU): TESSERA_CUDA_PDL=1 turns it on (read once per process).
+__device__ __forceinline__ void PdlWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void PdlTrigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
+bool PdlEnabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("TESSERA_CUDA_PDL");
+    return env != nullptr && std::string(env) == "1";
+  }();
+  return enabled;
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-serialization attribute
+// when PDL is on (the kernel must call PdlWait, see above).
+template <typename... KArgs, typename... Args>
+void LaunchPdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+               Args&&... args) {
+  if (!PdlEnabled()) {
+    kernel<<<grid, block, smem, stream>>>(std::forward<Args>(args)...);
+    return;
+  }
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attr;
+  config.numAttrs = 1;
+  cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 __device__ __forceinline__ float H2F(uint16_t h) { return __half2float(__ushort_as_half(h)); }
@@ -81,6 +132,8 @@ __device__ float LoadElem(WType t, const uint8_t* row, int64_t c) {
 
 __global__ void GetRowsKernel(WType t, const uint8_t* w, int64_t row_bytes, int64_t cols,
                               const int32_t* ids, int64_t n, float* out) {
+  PdlWait();
+  PdlTrigger();
   const int64_t total = n * cols;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
        e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -91,6 +144,8 @@ __global__ void GetRowsKernel(WType t, const uint8_t* w, int64_t row_bytes, int6
 
 __global__ void GatherRowsKernel(const float* x, const int32_t* rows, int64_t n, int64_t dim,
                                  float* out) {
+  PdlWait();
+  PdlTrigger();
   const int64_t total = n * dim;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
        e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -317,6 +372,23 @@ __device__ __forceinline__ void MatVecBlock(int64_t block, const uint8_t* __rest
   }
 }
 
+// Asks L2 for the weight bytes block `block`'s warps read first (their part of their row): the
+// weights do not depend on earlier kernels, so this runs before PdlWait, while the kernel before
+// finishes.
+template <int W>
+__device__ __forceinline__ void MatVecPrefetch(int64_t block, const uint8_t* w, int64_t row_bytes,
+                                               int64_t rows) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t r = block * (kMatVecWarps / W) + warp / W;
+  if (r >= rows) return;
+  const int part = warp % W;
+  const uint8_t* begin = w + r * row_bytes + part * row_bytes / W;
+  const int64_t bytes = row_bytes / W;
+  for (int64_t off = int64_t{lane} * 128; off < bytes; off += 32 * 128) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(begin + off));
+  }
+}
+
 // Both kernels run over `total` blocks' worth of rows with any grid size (grid-stride): a grid
 // of as many blocks as stay resident streams every row without the launch and tail costs of one
 // short-lived block per few rows.
@@ -325,6 +397,9 @@ __global__ void __launch_bounds__(kMatVecWarps * 32)
     MatVecKernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t rows, int64_t cols,
                  const float* __restrict__ x, int n, const float* __restrict__ bias,
                  float* __restrict__ y, int64_t total) {
+  if (blockIdx.x < total) MatVecPrefetch<W>(blockIdx.x, w, row_bytes, rows);
+  PdlWait();
+  PdlTrigger();
   for (int64_t b = blockIdx.x; b < total; b += gridDim.x) {
     MatVecBlock<T, N, W>(b, w, row_bytes, rows, cols, x, n, bias, y);
   }
@@ -335,6 +410,18 @@ __global__ void __launch_bounds__(kMatVecWarps * 32)
 template <WType T, int N, int W>
 __global__ void __launch_bounds__(kMatVecWarps * 32)
     MatVecMultiKernel(const __grid_constant__ MatVecMultiArgs a, int64_t total) {  // a: in place
+  if (blockIdx.x < total) {
+    int64_t b = blockIdx.x;
+    int p = 0;
+    while (p + 1 < a.num_parts && b >= a.parts[p].blocks) {
+      b -= a.parts[p].blocks;
+      ++p;
+    }
+    MatVecPrefetch<W>(b, static_cast<const uint8_t*>(a.parts[p].w), a.parts[p].row_bytes,
+                      a.parts[p].rows);
+  }
+  PdlWait();
+  PdlTrigger();
   for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
     int64_t b = blk;
     int p = 0;
@@ -383,7 +470,8 @@ void LaunchMatVecW(int64_t rows, const uint8_t* wp, int64_t row_bytes, int64_t c
   const auto kernel = &MatVecKernel<T, N, W>;
   const auto grid = static_cast<unsigned>(
       MatVecGrid(reinterpret_cast<const void*>(kernel), total, persistent));
-  kernel<<<grid, kMatVecWarps * 32, 0, stream>>>(wp, row_bytes, rows, cols, x, n, bias, y, total);
+  LaunchPdl(kernel, grid, kMatVecWarps * 32, 0, stream, wp, row_bytes, rows, cols, x, n, bias, y,
+            total);
 }
 
 template <WType T, int N>
@@ -404,7 +492,7 @@ void LaunchMatVecMultiW(const MatVecMultiArgs& a, int64_t total, cudaStream_t st
   const auto kernel = &MatVecMultiKernel<T, N, W>;
   const auto grid = static_cast<unsigned>(
       MatVecGrid(reinterpret_cast<const void*>(kernel), total, a.persistent != 0));
-  kernel<<<grid, kMatVecWarps * 32, 0, stream>>>(a, total);
+  LaunchPdl(kernel, grid, kMatVecWarps * 32, 0, stream, a, total);
 }
 
 template <WType T, int N>
@@ -469,6 +557,8 @@ __global__ void AddRowKernel(const float* bias, int64_t n, int64_t cols, float* 
 }
 
 __global__ void AddKernel(const float* x, int64_t n, float* y) {
+  PdlWait();
+  PdlTrigger();
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     y[i] += x[i];
@@ -476,6 +566,8 @@ __global__ void AddKernel(const float* x, int64_t n, float* y) {
 }
 
 __global__ void SiluMulKernel(float* gate, const float* up, int64_t n) {
+  PdlWait();
+  PdlTrigger();
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float g = gate[i];
@@ -519,6 +611,8 @@ __device__ __forceinline__ float4 ScaleMul4(float4 v, float scale, float4 w) {
 
 __global__ void RmsNormKernel(const float* x, int64_t dim, const float* w, float eps, float* out,
                               bool vec) {
+  PdlWait();
+  PdlTrigger();
   const float* xr = x + static_cast<int64_t>(blockIdx.x) * dim;
   float* o = out + static_cast<int64_t>(blockIdx.x) * dim;
   float ss = 0.0f;
@@ -543,6 +637,8 @@ __global__ void RmsNormKernel(const float* x, int64_t dim, const float* w, float
 // bits as the two kernels).
 __global__ void AddRmsNormKernel(const float* o, float* x, int64_t dim, const float* w, float eps,
                                  float* out, bool vec) {
+  PdlWait();
+  PdlTrigger();
   float* xr = x + static_cast<int64_t>(blockIdx.x) * dim;
   const float* orow = o + static_cast<int64_t>(blockIdx.x) * dim;
   float* res = out + static_cast<int64_t>(blockIdx.x) * dim;
@@ -612,6 +708,8 @@ constexpr int kRopeHeads = 4;
 // at position 10^5 is off by ~10^-2).
 __global__ void RopeKernel(float* x, const int32_t* positions, int num_heads, int head_dim,
                            int rotary_dim, bool neox, float theta, float freq_scale) {
+  PdlWait();
+  PdlTrigger();
   const int64_t t = blockIdx.x;
   const int h0 = blockIdx.y * kRopeHeads;
   const int half = rotary_dim / 2;
@@ -645,6 +743,8 @@ __global__ void RopeKernel(float* x, const int32_t* positions, int num_heads, in
 
 __global__ void WriteKvKernel(const float* k, const float* v, const int32_t* slots, int64_t n,
                               int64_t kv_dim, uint16_t* kc, uint16_t* vc) {
+  PdlWait();
+  PdlTrigger();
   const int64_t total = n * kv_dim;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
        e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -798,6 +898,8 @@ __device__ __forceinline__ void MergeSoftmax(float& m, float& l, float* acc, flo
 // keys it read; lanes, then warps, merge their states at the end.
 template <int L, int G>
 __global__ void __launch_bounds__(kDecodeWarps * 32) GroupedDecodeKernel(PagedAttentionArgs a) {
+  PdlWait();
+  PdlTrigger();
   constexpr int KPW = 32 / L;
   constexpr int HD = 8 * L;
   __shared__ float s_m[kDecodeWarps][G], s_l[kDecodeWarps][G];
@@ -935,6 +1037,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) GroupedDecodeKernel(PagedAt
 // per dimension.
 __global__ void SplitMergeKernel(const float* partial, int splits, int head_dim, int num_heads,
                                  float* out) {
+  PdlWait();
+  PdlTrigger();
   const int64_t t = blockIdx.x;
   const int h = blockIdx.y;
   const float* part = partial + (t * num_heads + h) * splits * (head_dim + 2);
@@ -959,12 +1063,12 @@ cudaError_t LaunchGroupedDecodeSplits(const PagedAttentionArgs& a, cudaStream_t 
   const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_kv_heads),
                   static_cast<unsigned>(a.splits));
   switch (a.num_heads / a.num_kv_heads) {
-    case 1: GroupedDecodeKernel<L, 1><<<grid, kDecodeWarps * 32, 0, stream>>>(a); break;
-    case 2: GroupedDecodeKernel<L, 2><<<grid, kDecodeWarps * 32, 0, stream>>>(a); break;
-    case 4: GroupedDecodeKernel<L, 4><<<grid, kDecodeWarps * 32, 0, stream>>>(a); break;
+    case 1: LaunchPdl(&GroupedDecodeKernel<L, 1>, grid, kDecodeWarps * 32, 0, stream, a); break;
+    case 2: LaunchPdl(&GroupedDecodeKernel<L, 2>, grid, kDecodeWarps * 32, 0, stream, a); break;
+    case 4: LaunchPdl(&GroupedDecodeKernel<L, 4>, grid, kDecodeWarps * 32, 0, stream, a); break;
     case 8:
       if constexpr (8 * 8 * L <= kDecodeMaxGroupDims) {
-        GroupedDecodeKernel<L, 8><<<grid, kDecodeWarps * 32, 0, stream>>>(a);
+        LaunchPdl(&GroupedDecodeKernel<L, 8>, grid, kDecodeWarps * 32, 0, stream, a);
         break;
       }
       return cudaErrorInvalidValue;
@@ -981,7 +1085,8 @@ cudaError_t LaunchGroupedDecode(const PagedAttentionArgs& a, cudaStream_t stream
   if (cudaError_t err = LaunchGroupedDecodeSplits<L>(a, stream); err != cudaSuccess) return err;
   if (a.splits == 1) return cudaSuccess;
   const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads));
-  SplitMergeKernel<<<grid, 8 * L, 0, stream>>>(a.partial, a.splits, 8 * L, a.num_heads, a.out);
+  LaunchPdl(&SplitMergeKernel, grid, 8 * L, 0, stream, a.partial, a.splits, 8 * L, a.num_heads,
+            a.out);
   return cudaGetLastError();
 }
 
@@ -1276,6 +1381,8 @@ __global__ void __launch_bounds__(kTopKThreads)
     TopKKernel(float* logits, int64_t cols, int k, const float* temperature, const float* penalty,
                const int32_t* pen_ids, const int32_t* pen_starts, float* values, int32_t* ids,
                double* sum_exp, int32_t* nonfinite) {
+  PdlWait();
+  PdlTrigger();
   __shared__ int s_hist[256];
   __shared__ uint32_t s_prefix, s_mask;
   __shared__ int s_need, s_found;
@@ -1496,23 +1603,23 @@ cudaError_t LaunchTopK(float* logits, int64_t rows, int64_t cols, int k, const f
   if (k < 1 || k > kMaxTopKCandidates || cols <= 0 || cols > 0x7fffffff || rows > 0x7fffffff) {
     return cudaErrorInvalidValue;
   }
-  TopKKernel<<<static_cast<unsigned>(rows), kTopKThreads, 0, stream>>>(
-      logits, cols, k, temperature, penalty, pen_ids, pen_starts, values, ids, sum_exp, nonfinite);
+  LaunchPdl(&TopKKernel, static_cast<unsigned>(rows), kTopKThreads, 0, stream, logits, cols, k,
+            temperature, penalty, pen_ids, pen_starts, values, ids, sum_exp, nonfinite);
   return cudaGetLastError();
 }
 
 cudaError_t LaunchGetRows(WType type, const void* w, int64_t row_bytes, int64_t cols,
                           const int32_t* ids, int64_t n, float* out, cudaStream_t stream) {
   if (n * cols == 0) return cudaSuccess;
-  GetRowsKernel<<<Blocks(n * cols), kThreads, 0, stream>>>(
-      type, static_cast<const uint8_t*>(w), row_bytes, cols, ids, n, out);
+  LaunchPdl(&GetRowsKernel, Blocks(n * cols), kThreads, 0, stream, type,
+            static_cast<const uint8_t*>(w), row_bytes, cols, ids, n, out);
   return cudaGetLastError();
 }
 
 cudaError_t LaunchGatherRows(const float* x, const int32_t* rows, int64_t n, int64_t dim,
                              float* out, cudaStream_t stream) {
   if (n * dim == 0) return cudaSuccess;
-  GatherRowsKernel<<<Blocks(n * dim), kThreads, 0, stream>>>(x, rows, n, dim, out);
+  LaunchPdl(&GatherRowsKernel, Blocks(n * dim), kThreads, 0, stream, x, rows, n, dim, out);
   return cudaGetLastError();
 }
 
@@ -1612,8 +1719,8 @@ cudaError_t LaunchAddRmsNorm(const float* o, int64_t n, int64_t dim, float* x, c
   if (n == 0) return cudaSuccess;
   if (n > 0x7fffffff) return cudaErrorInvalidValue;
   const bool vec = NormVec(dim, {o, x, w, out});
-  AddRmsNormKernel<<<static_cast<unsigned>(n), NormThreads(dim, vec), 0, stream>>>(o, x, dim, w,
-                                                                                   eps, out, vec);
+  LaunchPdl(&AddRmsNormKernel, static_cast<unsigned>(n), NormThreads(dim, vec), 0, stream, o, x,
+            dim, w, eps, out, vec);
   return cudaGetLastError();
 }
 
@@ -1626,13 +1733,13 @@ cudaError_t LaunchAddRow(const float* bias, int64_t n, int64_t cols, float* y,
 
 cudaError_t LaunchAdd(const float* x, int64_t n, float* y, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  AddKernel<<<Blocks(n), kThreads, 0, stream>>>(x, n, y);
+  LaunchPdl(&AddKernel, Blocks(n), kThreads, 0, stream, x, n, y);
   return cudaGetLastError();
 }
 
 cudaError_t LaunchSiluMul(float* gate, const float* up, int64_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  SiluMulKernel<<<Blocks(n), kThreads, 0, stream>>>(gate, up, n);
+  LaunchPdl(&SiluMulKernel, Blocks(n), kThreads, 0, stream, gate, up, n);
   return cudaGetLastError();
 }
 
@@ -1647,8 +1754,8 @@ cudaError_t LaunchRmsNorm(const float* x, int64_t n, int64_t dim, const float* w
   if (n == 0) return cudaSuccess;
   if (n > 0x7fffffff) return cudaErrorInvalidValue;
   const bool vec = NormVec(dim, {x, w, out});
-  RmsNormKernel<<<static_cast<unsigned>(n), NormThreads(dim, vec), 0, stream>>>(x, dim, w, eps, out,
-                                                                                vec);
+  LaunchPdl(&RmsNormKernel, static_cast<unsigned>(n), NormThreads(dim, vec), 0, stream, x, dim, w,
+            eps, out, vec);
   return cudaGetLastError();
 }
 
@@ -1670,15 +1777,16 @@ cudaError_t LaunchRope(float* x, const int32_t* positions, int64_t num_tokens, i
   const dim3 grid(static_cast<unsigned>(num_tokens),
                   static_cast<unsigned>((num_heads + kRopeHeads - 1) / kRopeHeads));
   if (grid.y > 65535) return cudaErrorInvalidValue;
-  RopeKernel<<<grid, threads, 0, stream>>>(
-      x, positions, num_heads, head_dim, rotary_dim, neox, theta, freq_scale);
+  LaunchPdl(&RopeKernel, grid, threads, 0, stream, x, positions, num_heads, head_dim, rotary_dim,
+            neox, theta, freq_scale);
   return cudaGetLastError();
 }
 
 cudaError_t LaunchWriteKv(const float* k, const float* v, const int32_t* slots, int64_t n,
                           int64_t kv_dim, uint16_t* kc, uint16_t* vc, cudaStream_t stream) {
   if (n * kv_dim == 0) return cudaSuccess;
-  WriteKvKernel<<<Blocks(n * kv_dim), kThreads, 0, stream>>>(k, v, slots, n, kv_dim, kc, vc);
+  LaunchPdl(&WriteKvKernel, Blocks(n * kv_dim), kThreads, 0, stream, k, v, slots, n, kv_dim, kc,
+            vc);
   return cudaGetLastError();
 }
 
