@@ -453,12 +453,15 @@ int64_t MatVecGrid(const void* kernel, int64_t total, bool persistent) {
             cudaSuccess ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
         per_sm <= 0 || sms <= 0) {
-      cudaGetLastError();  // not sticky; fall back to one block per row group
-      return total;
+      // Remembered as "no cap" (one block per row group); the failed query's error is cleared
+      // (not sticky), or the launch after it would report it.
+      cudaGetLastError();
+      it = resident->emplace(std::make_pair(kernel, device), int64_t{0}).first;
+    } else {
+      it = resident->emplace(std::make_pair(kernel, device), int64_t{per_sm} * sms).first;
     }
-    it = resident->emplace(std::make_pair(kernel, device), int64_t{per_sm} * sms).first;
   }
-  return std::min(total, it->second);
+  return it->second > 0 ? std::min(total, it->second) : total;
 }
 
 template <WType T, int N, int W>
