@@ -188,6 +188,35 @@ class CudaBackendTest : public ::testing::Test {
     return twin;
   }
 
+  // TopK of the same logits on both backends: the same k, candidates, ids and counts exactly (the
+  // penalty and the ordering are exact float operations), the softmax sums within 1e-6 relative
+  // (device expf and another summation order), and the penalised logits left in place identical.
+  void ExpectTopKMatchesCpu(const std::vector<float>& x, int64_t rows, int64_t cols, int k,
+                            const std::vector<float>& temp, const std::vector<float>& penalty,
+                            const std::vector<int32_t>& pen_ids,
+                            const std::vector<int32_t>& starts, const std::string& what) {
+    TopKRequest req;
+    req.k = k;
+    req.sum_temperature = temp;
+    req.penalty = penalty;
+    req.penalty_ids = pen_ids;
+    req.penalty_starts = starts;
+    auto lg = Upload(*gpu_, x), lc = Upload(*cpu_, x);
+    TopKRows g, c;
+    gpu_->TopK(*lg, rows, cols, req, &g);
+    cpu_->TopK(*lc, rows, cols, req, &c);
+    EXPECT_EQ(g.k, k) << what;
+    EXPECT_EQ(g.ids, c.ids) << what;
+    EXPECT_EQ(g.values, c.values) << what;
+    EXPECT_EQ(g.nonfinite, c.nonfinite) << what;
+    for (int64_t r = 0; r < rows; ++r) {
+      EXPECT_NEAR(g.sum_exp[r], c.sum_exp[r], 1e-6 * c.sum_exp[r]) << what << " row " << r;
+    }
+    const std::vector<float> pg = Download(*gpu_, *lg, rows * cols),
+                             pc = Download(*cpu_, *lc, rows * cols);
+    EXPECT_EQ(0, std::memcmp(pg.data(), pc.data(), pg.size() * sizeof(float))) << what;
+  }
+
   std::unique_ptr<Backend> gpu_, cpu_;
 };
 
@@ -356,9 +385,8 @@ TEST_F(CudaBackendTest, StepsFromSeveralThreadsEqualOpByOpRuns) {
   EXPECT_TRUE(stats.enabled) << stats.disabled_reason;
 }
 
-// TopK on the device against the CPU backend: the same candidates and counts exactly (the
-// penalty and the ordering are exact float operations), the softmax sums within 1e-6 relative
-// (device expf and another summation order), and the penalised logits left in place identical.
+// TopK on the device against the CPU backend (ExpectTopKMatchesCpu) over vocabularies of 50 to
+// 151936, with ties, NaN, infinity and penalties.
 TEST_F(CudaBackendTest, TopKMatchesCpu) {
   std::mt19937 rng(14);
   for (int64_t cols : {int64_t{50}, int64_t{32000}, int64_t{151936}}) {
@@ -377,27 +405,8 @@ TEST_F(CudaBackendTest, TopKMatchesCpu) {
       starts.push_back(static_cast<int32_t>(pen_ids.size()));
     }
     for (int k : {1, 7, kMaxTopK}) {
-      TopKRequest req;
-      req.k = k;
-      req.sum_temperature = temp;
-      req.penalty = penalty;
-      req.penalty_ids = pen_ids;
-      req.penalty_starts = starts;
-      auto lg = Upload(*gpu_, x), lc = Upload(*cpu_, x);
-      TopKRows g, c;
-      gpu_->TopK(*lg, rows, cols, req, &g);
-      cpu_->TopK(*lc, rows, cols, req, &c);
-      const std::string what = absl::StrCat("cols ", cols, " k ", k);
-      EXPECT_EQ(g.k, k) << what;
-      EXPECT_EQ(g.ids, c.ids) << what;
-      EXPECT_EQ(g.values, c.values) << what;
-      EXPECT_EQ(g.nonfinite, c.nonfinite) << what;
-      for (int64_t r = 0; r < rows; ++r) {
-        EXPECT_NEAR(g.sum_exp[r], c.sum_exp[r], 1e-6 * c.sum_exp[r]) << what << " row " << r;
-      }
-      const std::vector<float> pg = Download(*gpu_, *lg, rows * cols),
-                               pc = Download(*cpu_, *lc, rows * cols);
-      EXPECT_EQ(0, std::memcmp(pg.data(), pc.data(), pg.size() * sizeof(float))) << what;
+      ExpectTopKMatchesCpu(x, rows, cols, k, temp, penalty, pen_ids, starts,
+                           absl::StrCat("cols ", cols, " k ", k));
     }
   }
 }
@@ -417,23 +426,7 @@ TEST_F(CudaBackendTest, TopKTiesZerosAndShortRowsMatchCpu) {
   const std::vector<float> temp = {1.0f, 0.5f, 1.0f, 1.0f}, penalty = {1.0f, 1.0f, 1.0f, 1.0f};
   const std::vector<int32_t> pen_ids, starts = {0, 0, 0, 0, 0};
   for (int k : {1, 3, 7, kMaxTopK}) {
-    TopKRequest req;
-    req.k = k;
-    req.sum_temperature = temp;
-    req.penalty = penalty;
-    req.penalty_ids = pen_ids;
-    req.penalty_starts = starts;
-    auto lg = Upload(*gpu_, x), lc = Upload(*cpu_, x);
-    TopKRows g, c;
-    gpu_->TopK(*lg, rows, cols, req, &g);
-    cpu_->TopK(*lc, rows, cols, req, &c);
-    const std::string what = absl::StrCat("k ", k);
-    EXPECT_EQ(g.ids, c.ids) << what;
-    EXPECT_EQ(g.values, c.values) << what;
-    EXPECT_EQ(g.nonfinite, c.nonfinite) << what;
-    for (int64_t r = 0; r < rows; ++r) {
-      EXPECT_NEAR(g.sum_exp[r], c.sum_exp[r], 1e-6 * c.sum_exp[r]) << what << " row " << r;
-    }
+    ExpectTopKMatchesCpu(x, rows, cols, k, temp, penalty, pen_ids, starts, absl::StrCat("k ", k));
   }
 }
 

@@ -586,15 +586,18 @@ __global__ void GeluKernel(float* x, int64_t n) {
   }
 }
 
-// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
-__device__ float BlockSum(float v) {
-  __shared__ float partial[32];
+// Sum over the block (blockDim.x a multiple of 32, at most 1024) of a float, double or int: warp
+// sums by butterfly shuffles, then the warps' sums in warp order; every thread gets the result.
+template <typename T>
+__device__ T BlockSum(T v) {
+  __shared__ T partial[32];
   __syncthreads();  // partial may still be read by a previous call
-  v = WarpSum(v);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (lane == 0) partial[warp] = v;
   __syncthreads();
-  float s = 0.0f;
+  T s = 0;
   const int warps = blockDim.x / 32;
   for (int i = 0; i < warps; ++i) s += partial[i];
   return s;
@@ -1347,31 +1350,6 @@ __device__ __forceinline__ uint32_t TopKKey(float v) {
   return (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
 }
 
-__device__ double BlockSumDouble(double v) {
-  __shared__ double s[32];
-  __syncthreads();
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if (threadIdx.x % 32 == 0) s[threadIdx.x / 32] = v;
-  __syncthreads();
-  double total = 0;
-  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += s[w];
-  return total;
-}
-
-// The sum over the block of an int; every thread gets it.
-__device__ int BlockSumInt(int v) {
-  __shared__ int s[32];
-  __syncthreads();
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if (threadIdx.x % 32 == 0) s[threadIdx.x / 32] = v;
-  __syncthreads();
-  int total = 0;
-  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += s[w];
-  return total;
-}
-
 // One block per row: the penalty in place, the count of non-finite logits, then the k best
 // finite logits under (value descending, id ascending), as the host's TopKRow:
 //  1. a most-significant-digit-first radix select (four 8-bit passes over the row, histograms in
@@ -1408,7 +1386,7 @@ __global__ void __launch_bounds__(kTopKThreads)
   __syncthreads();  // the penalised logits are visible to the whole block
   int bad = 0;
   for (int64_t c = tid; c < cols; c += blockDim.x) bad += isfinite(row[c]) ? 0 : 1;
-  bad = BlockSumInt(bad);
+  bad = BlockSum(bad);
   if (tid == 0) nonfinite[r] = bad;
   const int64_t finite = cols - bad;
   const int take = static_cast<int>(finite < k ? finite : k);  // candidates that exist
@@ -1494,7 +1472,7 @@ __global__ void __launch_bounds__(kTopKThreads)
         ++eq;
       }
     }
-    eq_total = all ? 0 : BlockSumInt(eq);
+    eq_total = all ? 0 : BlockSum(eq);
   }
   __syncthreads();
   if (take > 0 && !all) {
@@ -1566,7 +1544,7 @@ __global__ void __launch_bounds__(kTopKThreads)
       if (isfinite(v)) sum += static_cast<double>(expf(__fdiv_rn(__fsub_rn(v, max_v), t)));
     }
   }
-  sum = BlockSumDouble(sum);
+  sum = BlockSum(sum);
   if (tid == 0) sum_exp[r] = t > 0 ? sum : 0.0;
 }
 
