@@ -12,6 +12,10 @@
 #   bench/gpu/run.sh --pdl ...    also the GPU tests and a quick benchmark with
 #                                 TESSERA_CUDA_PDL=1 (programmatic dependent launch, off by
 #                                 default until measured)
+#   bench/gpu/run.sh --ncu DIR ...
+#                                 after the benchmark, Nsight Compute over `gpu_bench --kernels`
+#                                 (per-kernel device times of decode steps) into DIR/ncu.csv,
+#                                 summarised by bench/gpu/ncu_summary.py when python3 is there
 #   bench/gpu/run.sh --keep-going ...
 #                                 run the benchmark even when a test fails (for a GPU machine
 #                                 lent for a few minutes: one run says everything); the exit
@@ -28,13 +32,16 @@ BENCH_ARGS=()
 PREBUILT=""
 KEEP_GOING=0
 PDL=0
+NCU_DIR=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick|--profile) BENCH_ARGS+=("$1"); shift ;;
     --prebuilt) PREBUILT="${2:?--prebuilt needs a directory}"; shift 2 ;;
     --keep-going) KEEP_GOING=1; shift ;;
     --pdl) PDL=1; shift ;;
-    *) echo "usage: bench/gpu/run.sh [--quick] [--profile] [--keep-going] [--pdl] [--prebuilt DIR]" >&2
+    --ncu) NCU_DIR="${2:?--ncu needs a directory}"; shift 2 ;;
+    *) echo "usage: bench/gpu/run.sh [--quick] [--profile] [--keep-going] [--pdl] [--ncu DIR]" \
+            "[--prebuilt DIR]" >&2
        exit 64 ;;
   esac
 done
@@ -140,6 +147,25 @@ run_bench() {
     echo "== benchmark with TESSERA_CUDA_PDL=1 (quick)"
     TESSERA_CUDA_PDL=1 "$1" --quick || rc=$?
     [[ $rc -ne 0 ]] && exit "$rc"
+  fi
+  if [[ -n "$NCU_DIR" ]]; then
+    local ncu
+    ncu="$(command -v ncu || true)"
+    [[ -z "$ncu" && -x /usr/local/cuda/bin/ncu ]] && ncu=/usr/local/cuda/bin/ncu
+    if [[ -z "$ncu" ]]; then
+      echo "bench/gpu/run.sh: --ncu: no Nsight Compute (ncu) on this machine" >&2
+    else
+      echo "== Nsight Compute over gpu_bench --kernels -> $NCU_DIR/ncu.csv"
+      mkdir -p "$NCU_DIR"
+      timeout 300 "$ncu" --profile-from-start off --metrics gpu__time_duration.sum --csv \
+        "$1" --kernels > "$NCU_DIR/ncu.csv" 2> "$NCU_DIR/ncu.err" || rc=$?
+      if [[ $rc -ne 0 ]]; then
+        echo "bench/gpu/run.sh: ncu failed (status $rc; see $NCU_DIR/ncu.err)" >&2
+        rc=0
+      elif command -v python3 >/dev/null 2>&1; then
+        python3 bench/gpu/ncu_summary.py "$NCU_DIR/ncu.csv" || true
+      fi
+    fi
   fi
   exit "$FAILED"
 }
