@@ -217,6 +217,19 @@ class CudaBackendTest : public ::testing::Test {
     EXPECT_EQ(0, std::memcmp(pg.data(), pc.data(), pg.size() * sizeof(float))) << what;
   }
 
+  // A paged-attention batch over `tables` (one per sequence); the spans must outlive it.
+  static PagedAttentionBatch AttentionBatch(absl::Span<const int32_t> seq,
+                                            absl::Span<const int32_t> pos,
+                                            const std::vector<std::vector<int32_t>>& tables,
+                                            int window) {
+    PagedAttentionBatch batch;
+    batch.token_seq = seq;
+    batch.token_pos = pos;
+    for (const auto& t : tables) batch.block_tables.push_back(t);
+    batch.sliding_window = window;
+    return batch;
+  }
+
   std::unique_ptr<Backend> gpu_, cpu_;
 };
 
@@ -697,11 +710,9 @@ TEST_F(CudaBackendTest, WriteKvAndPagedAttentionMatchCpu) {
         const std::vector<float> q = RandomFloats(tokens * width, rng, -2, 2);
         auto qg = Upload(*gpu_, q), qc = Upload(*cpu_, q);
         for (int window : {0, 7, 40}) {
-          PagedAttentionBatch batch;
-          batch.token_seq = absl::MakeConstSpan(seq.data(), tokens);
-          batch.token_pos = absl::MakeConstSpan(pos.data(), tokens);
-          for (const auto& t : tables) batch.block_tables.push_back(t);
-          batch.sliding_window = window;
+          const PagedAttentionBatch batch = AttentionBatch(
+              absl::MakeConstSpan(seq.data(), tokens), absl::MakeConstSpan(pos.data(), tokens),
+              tables, window);
           const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
           auto og = Poisoned(*gpu_, tokens * width), oc = Poisoned(*cpu_, tokens * width);
           gpu_->PagedAttention(*caches.gpu, layer, *qg, batch, num_heads, scale, *og);
@@ -751,11 +762,7 @@ TEST_F(CudaBackendTest, LongPrefillRunsThroughCublasMatchCpu) {
       const std::vector<float> q = RandomFloats(tokens * width, rng);
       auto qg = Upload(*gpu_, q), qc = Upload(*cpu_, q);
       for (int window : {0, 50}) {
-        PagedAttentionBatch batch;
-        batch.token_seq = seq;
-        batch.token_pos = pos;
-        for (const auto& t : tables) batch.block_tables.push_back(t);
-        batch.sliding_window = window;
+        const PagedAttentionBatch batch = AttentionBatch(seq, pos, tables, window);
         const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
         auto oc = Poisoned(*cpu_, tokens * width);
         cpu_->PagedAttention(*caches.cpu, 0, *qc, batch, num_heads, scale, *oc);
@@ -802,11 +809,7 @@ TEST_F(CudaBackendTest, LongContextDecodeSplitsMatchCpu) {
     const std::vector<float> q = RandomFloats(tokens * width, rng, -2, 2);
     auto qg = Upload(*gpu_, q), qc = Upload(*cpu_, q);
     for (int window : {0, 1000}) {
-      PagedAttentionBatch batch;
-      batch.token_seq = seq;
-      batch.token_pos = pos;
-      for (const auto& t : tables) batch.block_tables.push_back(t);
-      batch.sliding_window = window;
+      const PagedAttentionBatch batch = AttentionBatch(seq, pos, tables, window);
       const float scale = 1.0f / std::sqrt(128.0f);
       auto og = Poisoned(*gpu_, tokens * width), oc = Poisoned(*cpu_, tokens * width);
       gpu_->PagedAttention(*caches.gpu, 0, *qg, batch, num_heads, scale, *og);
