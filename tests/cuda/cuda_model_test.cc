@@ -276,10 +276,54 @@ int32_t Argmax(const std::vector<float>& logits, size_t row, int vocab) {
   return static_cast<int32_t>(std::max_element(r, r + vocab) - r);
 }
 
+// The logits of every pass of a fixed decode run on `model` (with a fresh cache): prefill of three
+// prompts, then 30 decode steps whose batch shrinks from three sequences to two and grows back (new
+// step shapes: captured or updated graphs), with block tables growing across block boundaries;
+// each step feeds back the greedy choices. Empty (after a test failure) when the cache fails.
+std::vector<std::vector<float>> DecodeRun(LlamaModel& model, const LlamaConfig& c) {
+  std::vector<std::vector<float>> all;
+  auto cache = model.NewCache(64, 16);
+  if (!cache.ok()) {
+    ADD_FAILURE() << cache.status();
+    return all;
+  }
+  Passes passes({{0, 1, 2, 3, 4}, {10, 11, 12, 13, 14}, {20, 21, 22, 23, 24}});
+  std::vector<int32_t> next(3);
+  for (int s = 0; s < 3; ++s) {  // prefill: prompts of 9, 14 and 5 tokens in one pass
+    std::vector<int32_t> prompt(s == 0 ? 9 : s == 1 ? 14 : 5);
+    for (size_t p = 0; p < prompt.size(); ++p) prompt[p] = (s * 37 + p * 11) % c.vocab_size;
+    passes.Add(s, prompt);
+    next[s] = (s * 5 + 3) % c.vocab_size;
+  }
+  std::vector<float> logits;
+  EXPECT_TRUE(passes.Run(model, **cache, &logits).ok());
+  all.push_back(logits);
+  for (int step = 0; step < 30; ++step) {
+    // Sequence 1 sits out steps 10..19.
+    const std::vector<int> active =
+        step < 10 || step >= 20 ? std::vector<int>{0, 1, 2} : std::vector<int>{0, 2};
+    for (int s : active) passes.Add(s, {next[s]});
+    EXPECT_TRUE(passes.Run(model, **cache, &logits).ok());
+    for (size_t i = 0; i < active.size(); ++i) next[active[i]] = Argmax(logits, i, c.vocab_size);
+    all.push_back(logits);
+  }
+  return all;
+}
+
+// Two DecodeRun results are identical, bit for bit, and finite.
+void ExpectSameLogits(const std::vector<std::vector<float>>& want,
+                      const std::vector<std::vector<float>>& got, const std::string& what) {
+  ASSERT_EQ(want.size(), got.size()) << what;
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(want[i].size(), got[i].size()) << what;
+    ASSERT_EQ(NonFinite(want[i].data(), want[i].size()), 0) << "forward pass " << i;
+    EXPECT_EQ(0, std::memcmp(want[i].data(), got[i].data(), want[i].size() * sizeof(float)))
+        << "forward pass " << i << " differs " << what;
+  }
+}
+
 // LlamaModel::Forward on the device with CUDA graphs (the default) against the same steps run op
-// by op: prefill of three prompts, then decode steps whose batch shrinks from three sequences to
-// two and grows back (new step shapes: captured or updated graphs), with block tables growing
-// across block boundaries. The logits must be identical, bit for bit (the same kernels run).
+// by op (DecodeRun): the logits must be identical, bit for bit (the same kernels run).
 TEST(CudaModelTest, DecodeWithCudaGraphsEqualsOpByOp) {
   SKIP_WITHOUT_GPU();
   auto gpu = cuda::CreateCudaBackend({});
@@ -290,50 +334,54 @@ TEST(CudaModelTest, DecodeWithCudaGraphsEqualsOpByOp) {
   WeightStore store;
   auto model = LlamaModel::FromWeights(c, &b, RandomBf16Source(b, store, rng, 0.08f));
   ASSERT_TRUE(model.ok()) << model.status();
-
-  auto run = [&](bool graphs) {
-    cuda::SetCudaGraphs(b, graphs);
-    std::vector<std::vector<float>> all;
-    auto cache = (*model)->NewCache(64, 16);
-    if (!cache.ok()) {
-      ADD_FAILURE() << cache.status();
-      return all;
-    }
-    Passes passes({{0, 1, 2, 3, 4}, {10, 11, 12, 13, 14}, {20, 21, 22, 23, 24}});
-    std::vector<int32_t> next(3);
-    for (int s = 0; s < 3; ++s) {  // prefill: prompts of 9, 14 and 5 tokens in one pass
-      std::vector<int32_t> prompt(s == 0 ? 9 : s == 1 ? 14 : 5);
-      for (size_t p = 0; p < prompt.size(); ++p) prompt[p] = (s * 37 + p * 11) % c.vocab_size;
-      passes.Add(s, prompt);
-      next[s] = (s * 5 + 3) % c.vocab_size;
-    }
-    std::vector<float> logits;
-    EXPECT_TRUE(passes.Run(**model, **cache, &logits).ok());
-    all.push_back(logits);
-    for (int step = 0; step < 30; ++step) {
-      // Sequence 1 sits out steps 10..19.
-      const std::vector<int> active =
-          step < 10 || step >= 20 ? std::vector<int>{0, 1, 2} : std::vector<int>{0, 2};
-      for (int s : active) passes.Add(s, {next[s]});
-      EXPECT_TRUE(passes.Run(**model, **cache, &logits).ok());
-      for (size_t i = 0; i < active.size(); ++i) next[active[i]] = Argmax(logits, i, c.vocab_size);
-      all.push_back(logits);
-    }
-    return all;
-  };
-  const std::vector<std::vector<float>> eager = run(false);
-  const std::vector<std::vector<float>> graphed = run(true);
-  ASSERT_EQ(eager.size(), graphed.size());
-  for (size_t i = 0; i < eager.size(); ++i) {
-    ASSERT_EQ(eager[i].size(), graphed[i].size());
-    ASSERT_EQ(NonFinite(eager[i].data(), eager[i].size()), 0) << "forward pass " << i;
-    EXPECT_EQ(0, std::memcmp(eager[i].data(), graphed[i].data(), eager[i].size() * sizeof(float)))
-        << "forward pass " << i << " differs with CUDA graphs";
-  }
+  cuda::SetCudaGraphs(b, false);
+  const std::vector<std::vector<float>> eager = DecodeRun(**model, c);
+  cuda::SetCudaGraphs(b, true);
+  const std::vector<std::vector<float>> graphed = DecodeRun(**model, c);
+  ExpectSameLogits(eager, graphed, "with CUDA graphs");
   const cuda::CudaGraphStats stats = cuda::GetCudaGraphStats(b);
   EXPECT_TRUE(stats.enabled) << stats.disabled_reason;
   EXPECT_GE(stats.graphs_captured, 1);
   EXPECT_GE(stats.steps_replayed, 20);
+}
+
+// Programmatic dependent launch (off by default, cuda::SetCudaPdl) changes when kernels start, never
+// what they compute: DecodeRun on a fresh backend with it on, op by op and with graphs, gives the
+// logits of a run without it, bit for bit.
+TEST(CudaModelTest, DecodeWithPdlEqualsWithout) {
+  SKIP_WITHOUT_GPU();
+  const LlamaConfig c = SmallLlama(/*vocab=*/320, /*layers=*/3, /*head_dim=*/32);
+  std::mt19937 rng(7);
+  WeightStore store;
+  auto run = [&](bool pdl, bool graphs) {
+    cuda::SetCudaPdl(pdl);
+    std::vector<std::vector<float>> out;
+    auto gpu = cuda::CreateCudaBackend({});
+    if (!gpu.ok()) {
+      ADD_FAILURE() << gpu.status();
+      return out;
+    }
+    cuda::SetCudaGraphs(**gpu, graphs);
+    auto model =
+        LlamaModel::FromWeights(c, gpu->get(), RandomBf16Source(**gpu, store, rng, 0.08f));
+    if (!model.ok()) {
+      ADD_FAILURE() << model.status();
+      return out;
+    }
+    out = DecodeRun(**model, c);
+    if (graphs) {
+      const cuda::CudaGraphStats stats = cuda::GetCudaGraphStats(**gpu);
+      EXPECT_TRUE(stats.enabled) << "pdl " << pdl << ": " << stats.disabled_reason;
+      EXPECT_GE(stats.steps_replayed, 20) << "pdl " << pdl;
+    }
+    return out;
+  };
+  const std::vector<std::vector<float>> plain = run(false, true);
+  const std::vector<std::vector<float>> pdl_eager = run(true, false);
+  const std::vector<std::vector<float>> pdl_graphs = run(true, true);
+  cuda::SetCudaPdl(false);
+  ExpectSameLogits(plain, pdl_eager, "with PDL, op by op");
+  ExpectSameLogits(plain, pdl_graphs, "with PDL and CUDA graphs");
 }
 
 // A random Llama (BF16 weights, head size 64, 4 query heads per kv head) on the GPU against the

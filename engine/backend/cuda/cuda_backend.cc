@@ -1292,4 +1292,6 @@ void SetCudaMatVecPersistent(Backend& backend, bool on) {
   if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetMatVecPersistent(on);
 }
 
+void SetCudaPdl(bool on) { SetPdl(on); }
+
 }  // namespace tessera::engine::cuda

@@ -84,6 +84,10 @@ void SetCudaGemmPrefill(Backend& backend, bool on);
 // Runs decode matvecs on a grid of resident blocks that loop over the rows (on) or one block per
 // few rows (off), for comparisons; TESSERA_CUDA_MATVEC_PERSISTENT=0 sets it off at creation.
 void SetCudaMatVecPersistent(Backend& backend, bool on);
+// Programmatic dependent launch for the decode step's kernels, for every CUDA backend of the
+// process (tests and benchmarks compare the two); TESSERA_CUDA_PDL=1 turns it on at start. Off by
+// default: not yet measured on a GPU.
+void SetCudaPdl(bool on);
 
 // Number of CUDA devices this process can use; 0 when there is no device or no driver (never
 // fails). `why`, when given, receives the CUDA error text in that case.

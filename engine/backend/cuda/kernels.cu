@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -33,7 +34,8 @@ int Blocks(int64_t n, int threads = kThreads) {
 // rows into L2) while this one finishes. Every kernel launched so calls PdlWait() before it reads
 // anything an earlier kernel wrote, in every thread (so its completion implies its predecessors'),
 // then PdlTrigger() to let its own successor be scheduled. Without PDL both are no-ops.
-// Off by default (not yet run on a GPU): TESSERA_CUDA_PDL=1 turns it on (read once per process).
+// Off by default (not yet run on a GPU): TESSERA_CUDA_PDL=1 turns it on (read at the first launch),
+// SetPdl switches it for the launches that follow (process-wide).
 __device__ __forceinline__ void PdlWait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -45,13 +47,25 @@ __device__ __forceinline__ void PdlTrigger() {
 #endif
 }
 
+// -1: not decided yet (TESSERA_CUDA_PDL read on first use); 0 off; 1 on.
+std::atomic<int> g_pdl{-1};
+
+}  // namespace
+
 bool PdlEnabled() {
-  static const bool enabled = [] {
+  int v = g_pdl.load(std::memory_order_relaxed);
+  if (v < 0) {
     const char* env = std::getenv("TESSERA_CUDA_PDL");
-    return env != nullptr && std::string(env) == "1";
-  }();
-  return enabled;
+    int expected = -1;
+    g_pdl.compare_exchange_strong(expected, env != nullptr && std::string(env) == "1" ? 1 : 0);
+    v = g_pdl.load(std::memory_order_relaxed);
+  }
+  return v == 1;
 }
+
+void SetPdl(bool on) { g_pdl.store(on ? 1 : 0, std::memory_order_relaxed); }
+
+namespace {
 
 // kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-serialization attribute
 // when PDL is on (the kernel must call PdlWait, see above).

@@ -35,6 +35,12 @@ cudaError_t LaunchDequantize(WType type, const void* w, int64_t row_bytes, int64
 cudaError_t LaunchConvertF32(const float* x, int64_t n, HalfKind kind, void* out,
                              cudaStream_t stream);
 
+// Programmatic dependent launch of the decode step's kernels (kernels.cu): process-wide, off unless
+// TESSERA_CUDA_PDL=1 or SetPdl(true). Graphs captured with it keep it when replayed; either way
+// results are the same.
+bool PdlEnabled();
+void SetPdl(bool on);
+
 // Whether LaunchMatVec handles this weight (type and shape).
 bool MatVecSupported(WType type, int64_t cols);
 // Warps sharing each output row of a matvec over `rows` rows on a device with `sm_count`
