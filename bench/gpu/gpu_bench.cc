@@ -602,6 +602,22 @@ int Main(int argc, char** argv) {
           buf);
     }
     {
+      // Programmatic dependent launch (off by default until measured): batch 1 and 128 streams.
+      engine::cuda::SetCudaPdl(true);
+      const int n_steps = quick ? 8 : 48;
+      const double sec = Decode(m, *cache, st, 1, ctx, n_steps);
+      const double bytes = m.WeightBytesPerStep() + m.KvBytesPerToken(ctx);
+      std::snprintf(buf, sizeof(buf), "%.1f tokens/s (%.2f ms), %.0f%% of the ceiling",
+                    n_steps / sec, sec / n_steps * 1e3, 100.0 * n_steps / sec / (bw * 1e9 / bytes));
+      row("decode batch 1, context 256, CUDA graphs + PDL (experimental)", buf);
+      const int streams = std::min(128, max_streams);
+      const double sec128 = Decode(m, *cache, st, streams, ctx, steps, /*top_k=*/true);
+      std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms per step)", streams * steps / sec128,
+                    sec128 / steps * 1e3);
+      row("decode aggregate, " + std::to_string(streams) + " streams + PDL (experimental)", buf);
+      engine::cuda::SetCudaPdl(false);
+    }
+    {
       // Batch 1 after the longest prompt: attention over max_prompt keys (split over blocks).
       const int n_steps = quick ? 8 : 32;
       const double sec = Decode(m, *pcache, pst, 1, max_prompt, n_steps);

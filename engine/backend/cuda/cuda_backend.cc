@@ -1074,6 +1074,9 @@ class CudaBackend final : public Backend {
       CUDA_OK(cudaEventRecord(arena_copied_, stream_));
       arena_in_flight_ = true;
     }
+    // Kernels launched with programmatic dependent launch make other graph edges: turning it on
+    // or off (SetCudaPdl) makes new step signatures, so no graph is replayed in the other mode.
+    sig_.Add(0, static_cast<uint8_t>(PdlEnabled() ? 1 : 0));
     cudaGraphExec_t exec = nullptr;
     GraphAction action = GraphAction::kEager;
     if (stats_.enabled && ops_.size() >= kMinGraphOps) action = graphs_.Decide(sig_.bytes(), &exec);
