@@ -131,6 +131,12 @@ class TimingBackend final : public Backend {
                absl::Span<const int32_t> slots) override {
     Time("WriteKv", [&] { b_.WriteKv(c, layer, k, v, slots); });
   }
+  void RopeWriteKv(Buffer& q, Buffer& k, const Buffer& v, absl::Span<const int32_t> pos,
+                   int heads, int kv_heads, int hd, const engine::RopeParams& p, KvCache& c,
+                   int layer, absl::Span<const int32_t> slots) override {
+    Time("RopeWriteKv",
+         [&] { b_.RopeWriteKv(q, k, v, pos, heads, kv_heads, hd, p, c, layer, slots); });
+  }
   void PagedAttention(const KvCache& c, int layer, const Buffer& q, const PagedAttentionBatch& bt,
                       int heads, float scale, Buffer& out) override {
     Time("PagedAttention", [&] { b_.PagedAttention(c, layer, q, bt, heads, scale, out); });
@@ -602,20 +608,31 @@ int Main(int argc, char** argv) {
           buf);
     }
     {
-      // Programmatic dependent launch (off by default until measured): batch 1 and 128 streams.
-      engine::cuda::SetCudaPdl(true);
+      // The paths that are off by default until measured: programmatic dependent launch and the
+      // fused RoPE + KV write, alone and together, at batch 1; both at 128 streams.
       const int n_steps = quick ? 8 : 48;
-      const double sec = Decode(m, *cache, st, 1, ctx, n_steps);
       const double bytes = m.WeightBytesPerStep() + m.KvBytesPerToken(ctx);
-      std::snprintf(buf, sizeof(buf), "%.1f tokens/s (%.2f ms), %.0f%% of the ceiling",
-                    n_steps / sec, sec / n_steps * 1e3, 100.0 * n_steps / sec / (bw * 1e9 / bytes));
-      row("decode batch 1, context 256, CUDA graphs + PDL (experimental)", buf);
+      for (const auto& [pdl, fused] : {std::pair<bool, bool>{true, false}, {false, true},
+                                       {true, true}}) {
+        engine::cuda::SetCudaPdl(pdl);
+        engine::cuda::SetCudaFusedRopeKv(**backend, fused);
+        const double sec = Decode(m, *cache, st, 1, ctx, n_steps);
+        std::snprintf(buf, sizeof(buf), "%.1f tokens/s (%.2f ms), %.0f%% of the ceiling",
+                      n_steps / sec, sec / n_steps * 1e3,
+                      100.0 * n_steps / sec / (bw * 1e9 / bytes));
+        row(std::string("decode batch 1, context 256, CUDA graphs") + (pdl ? " + PDL" : "") +
+                (fused ? " + fused RoPE/KV write" : "") + " (experimental)",
+            buf);
+      }
       const int streams = std::min(128, max_streams);
       const double sec128 = Decode(m, *cache, st, streams, ctx, steps, /*top_k=*/true);
       std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms per step)", streams * steps / sec128,
                     sec128 / steps * 1e3);
-      row("decode aggregate, " + std::to_string(streams) + " streams + PDL (experimental)", buf);
+      row("decode aggregate, " + std::to_string(streams) +
+              " streams + PDL + fused RoPE/KV write (experimental)",
+          buf);
       engine::cuda::SetCudaPdl(false);
+      engine::cuda::SetCudaFusedRopeKv(**backend, false);
     }
     {
       // Batch 1 after the longest prompt: attention over max_prompt keys (split over blocks).

@@ -9,9 +9,11 @@
 #                                 on a GPU machine without Bazel: run the test binaries and
 #                                 gpu_bench found in DIR (copied from bazel-bin, with the shared
 #                                 libraries they need in DIR/lib), from the repository root.
-#   bench/gpu/run.sh --pdl ...    also the GPU tests and a quick benchmark with
-#                                 TESSERA_CUDA_PDL=1 (programmatic dependent launch, off by
-#                                 default until measured)
+#   bench/gpu/run.sh --experimental ...
+#                                 also every GPU test with the paths that are off by default
+#                                 until measured turned on (TESSERA_CUDA_PDL=1,
+#                                 TESSERA_CUDA_FUSED_ROPE_KV=1); gpu_bench always times them
+#                                 in rows marked experimental
 #   bench/gpu/run.sh --ncu DIR ...
 #                                 after the benchmark, Nsight Compute over `gpu_bench --kernels`
 #                                 (per-kernel device times of decode steps) into DIR/ncu.csv,
@@ -31,16 +33,17 @@ cd "$(dirname "$0")/../.."
 BENCH_ARGS=()
 PREBUILT=""
 KEEP_GOING=0
-PDL=0
+EXPERIMENTAL=0
 NCU_DIR=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick|--profile) BENCH_ARGS+=("$1"); shift ;;
     --prebuilt) PREBUILT="${2:?--prebuilt needs a directory}"; shift 2 ;;
     --keep-going) KEEP_GOING=1; shift ;;
-    --pdl) PDL=1; shift ;;
+    --experimental) EXPERIMENTAL=1; shift ;;
     --ncu) NCU_DIR="${2:?--ncu needs a directory}"; shift 2 ;;
-    *) echo "usage: bench/gpu/run.sh [--quick] [--profile] [--keep-going] [--pdl] [--ncu DIR]" \
+    *) echo "usage: bench/gpu/run.sh [--quick] [--profile] [--keep-going] [--experimental]" \
+            "[--ncu DIR]" \
             "[--prebuilt DIR]" >&2
        exit 64 ;;
   esac
@@ -114,8 +117,8 @@ run_test() {
   return 1
 }
 
-# run_tests DIR: every test binary in DIR (again with TESSERA_CUDA_PDL=1 for --pdl); stops at the
-# first failure unless --keep-going.
+# run_tests DIR: every test binary in DIR (again with the experimental paths on for
+# --experimental); stops at the first failure unless --keep-going.
 run_tests() {
   local t
   for t in "${TESTS[@]}"; do
@@ -125,11 +128,11 @@ run_tests() {
       [[ $KEEP_GOING -eq 1 ]] || exit 1
     fi
   done
-  if [[ $PDL -eq 1 ]]; then
-    echo "== GPU tests with TESSERA_CUDA_PDL=1"
+  if [[ $EXPERIMENTAL -eq 1 ]]; then
+    echo "== GPU tests with TESSERA_CUDA_PDL=1 TESSERA_CUDA_FUSED_ROPE_KV=1"
     for t in "${TESTS[@]}"; do
-      if ! TESSERA_CUDA_PDL=1 run_test "$1/$t"; then
-        echo "bench/gpu/run.sh: $t failed with TESSERA_CUDA_PDL=1" >&2
+      if ! TESSERA_CUDA_PDL=1 TESSERA_CUDA_FUSED_ROPE_KV=1 run_test "$1/$t"; then
+        echo "bench/gpu/run.sh: $t failed with the experimental paths on" >&2
         FAILED=1
         [[ $KEEP_GOING -eq 1 ]] || exit 1
       fi
@@ -137,17 +140,12 @@ run_tests() {
   fi
 }
 
-# run_bench BINARY: the benchmark (and a quick one with TESSERA_CUDA_PDL=1 for --pdl); exit
-# status 1 afterwards when a test failed (--keep-going).
+# run_bench BINARY: the benchmark (and Nsight Compute for --ncu); exit status 1 afterwards when
+# a test failed (--keep-going).
 run_bench() {
   local rc=0
   "$1" "${BENCH_ARGS[@]}" || rc=$?
   [[ $rc -ne 0 ]] && exit "$rc"
-  if [[ $PDL -eq 1 ]]; then
-    echo "== benchmark with TESSERA_CUDA_PDL=1 (quick)"
-    TESSERA_CUDA_PDL=1 "$1" --quick || rc=$?
-    [[ $rc -ne 0 ]] && exit "$rc"
-  fi
   if [[ -n "$NCU_DIR" ]]; then
     local ncu
     ncu="$(command -v ncu || true)"

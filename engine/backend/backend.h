@@ -214,6 +214,18 @@ class Backend {
   virtual void WriteKv(KvCache& cache, int layer, const Buffer& k, const Buffer& v,
                        absl::Span<const int32_t> slots) = 0;
 
+  // A decoder layer's rotary step and cache write in one call: Rope(q, num_heads), Rope(k,
+  // num_kv_heads) at `positions`, then WriteKv(cache, layer, k, v, slots) (one slot per
+  // position). The CUDA backend can run it as one kernel; the results are the three ops'.
+  virtual void RopeWriteKv(Buffer& q, Buffer& k, const Buffer& v,
+                           absl::Span<const int32_t> positions, int num_heads, int num_kv_heads,
+                           int head_dim, const RopeParams& params, KvCache& cache, int layer,
+                           absl::Span<const int32_t> slots) {
+    Rope(q, positions, num_heads, head_dim, params);
+    Rope(k, positions, num_kv_heads, head_dim, params);
+    WriteKv(cache, layer, k, v, slots);
+  }
+
   // Causal grouped-query attention from the cache. q: [tokens, num_heads * head_dim];
   // out: same shape. Query head h reads kv head h / (num_heads / num_kv_heads).
   virtual void PagedAttention(const KvCache& cache, int layer, const Buffer& q,

@@ -393,9 +393,8 @@ void LlamaModel::ForwardLayers(const ForwardBatch& batch, const PagedAttentionBa
     const Weight* qkv[] = {L.wq.get(), L.wk.get(), L.wv.get()};
     Buffer* qkv_out[] = {ws.q.get(), ws.k.get(), ws.v.get()};
     b.MatMuls(qkv, *ws.h, n, qkv_out);
-    b.Rope(*ws.q, batch.token_pos, c.num_heads, c.head_dim, c.rope);
-    b.Rope(*ws.k, batch.token_pos, c.num_kv_heads, c.head_dim, c.rope);
-    b.WriteKv(cache, l, *ws.k, *ws.v, batch.slots);
+    b.RopeWriteKv(*ws.q, *ws.k, *ws.v, batch.token_pos, c.num_heads, c.num_kv_heads, c.head_dim,
+                  c.rope, cache, l, batch.slots);
     b.PagedAttention(cache, l, *ws.q, attn, c.num_heads, scale, *ws.attn);
     b.MatMul(*L.wo, *ws.attn, n, *ws.o);
     b.AddRmsNorm(*ws.o, n, c.dim, *ws.x, *L.ffn_norm, c.norm_eps, *ws.h);

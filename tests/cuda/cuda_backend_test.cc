@@ -665,6 +665,72 @@ TEST_F(CudaBackendTest, RopeMatchesCpu) {
   }
 }
 
+// RopeWriteKv fused into one kernel (SetCudaFusedRopeKv) against the three ops it replaces, on the
+// device: the rotated q and k and the cache contents (read back through attention over every
+// written key) identical bit for bit; and the separate ops against the CPU backend's.
+TEST_F(CudaBackendTest, FusedRopeWriteKvEqualsSeparateOps) {
+  std::mt19937 rng(21);
+  const std::vector<int32_t> positions = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 4095};
+  const int64_t t = positions.size();
+  std::vector<int32_t> slots(t);  // positions 0..10 of a sequence whose first block is block 2
+  for (int64_t i = 0; i < t; ++i) slots[i] = static_cast<int32_t>(32 + i);
+  for (RopeStyle style : {RopeStyle::kNormal, RopeStyle::kNeox}) {
+    for (int rotary_dim : {0, 32}) {
+      const int heads = 9, kv_heads = 3, head_dim = 64;  // 9 and 3: partly filled head groups
+      RopeParams p;
+      p.style = style;
+      p.rotary_dim = rotary_dim;
+      KvCacheShape shape;
+      shape.num_layers = 2;
+      shape.num_blocks = 4;
+      shape.block_size = 16;
+      shape.num_kv_heads = kv_heads;
+      shape.head_dim = head_dim;
+      const std::vector<float> q = RandomFloats(t * heads * head_dim, rng);
+      const std::vector<float> k = RandomFloats(t * kv_heads * head_dim, rng);
+      const std::vector<float> v = RandomFloats(t * kv_heads * head_dim, rng);
+      const std::string what = absl::StrCat(style == RopeStyle::kNeox ? "neox" : "normal",
+                                            " rotary_dim=", rotary_dim);
+      // Runs RopeWriteKv on `b` (fused or not) into layer 1 of a fresh cache; returns the rotated
+      // q, k and an attention readout of the cache.
+      auto run = [&](Backend& b, bool fused) {
+        cuda::SetCudaFusedRopeKv(b, fused);
+        auto cache = b.AllocKvCache(shape);
+        EXPECT_TRUE(cache.ok());
+        auto qb = Upload(b, q), kb = Upload(b, k), vb = Upload(b, v);
+        b.RopeWriteKv(*qb, *kb, *vb, positions, heads, kv_heads, head_dim, p, **cache, 1, slots);
+        // Attention of one query at position 10 reads every key written (slots 32..42).
+        const std::vector<int32_t> seq = {0}, pos = {10};
+        const std::vector<std::vector<int32_t>> tables = {{2}};
+        const std::vector<float> probe = RandomFloats(heads * head_dim, rng);
+        auto pb = Upload(b, probe);
+        auto out = Poisoned(b, heads * head_dim);
+        b.PagedAttention(**cache, 1, *pb, AttentionBatch(seq, pos, tables, 0), heads, 0.125f,
+                         *out);
+        return std::vector<std::vector<float>>{Download(b, *qb, q.size()),
+                                               Download(b, *kb, k.size()),
+                                               Download(b, *out, heads * head_dim)};
+      };
+      // The attention probes draw from rng: give each run the same draws.
+      const std::mt19937 saved = rng;
+      const auto separate = run(*gpu_, false);
+      rng = saved;
+      const auto fused = run(*gpu_, true);
+      rng = saved;
+      const auto cpu = run(*cpu_, false);
+      cuda::SetCudaFusedRopeKv(*gpu_, false);
+      for (int j = 0; j < 3; ++j) {
+        ASSERT_EQ(separate[j].size(), fused[j].size());
+        EXPECT_EQ(0, std::memcmp(separate[j].data(), fused[j].data(),
+                                 separate[j].size() * sizeof(float)))
+            << what << (j == 0 ? " q" : j == 1 ? " k" : " attention over the cache");
+        ExpectNear(separate[j], cpu[j], j < 2 ? 1e-5 : 2.2e-4, 0.0,
+                   absl::StrCat(what, " output ", j, " against the CPU"));
+      }
+    }
+  }
+}
+
 // Writes every position of three sequences into both caches (random block tables), then runs
 // attention for a few decode tokens (one block per token and head) and for a batch with prefill
 // chunks (query tiles sharing key loads), with and without a sliding window, for several head

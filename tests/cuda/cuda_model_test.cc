@@ -345,15 +345,16 @@ TEST(CudaModelTest, DecodeWithCudaGraphsEqualsOpByOp) {
   EXPECT_GE(stats.steps_replayed, 20);
 }
 
-// Programmatic dependent launch (off by default, cuda::SetCudaPdl) changes when kernels start, never
-// what they compute: DecodeRun on a fresh backend with it on, op by op and with graphs, gives the
-// logits of a run without it, bit for bit.
-TEST(CudaModelTest, DecodeWithPdlEqualsWithout) {
+// The decode paths that are off by default until measured on a GPU change how kernels are
+// launched or grouped, never what they compute: DecodeRun on fresh backends with programmatic
+// dependent launch (cuda::SetCudaPdl; op by op and with graphs), with RopeWriteKv fused
+// (cuda::SetCudaFusedRopeKv), and with both gives the logits of a run with neither, bit for bit.
+TEST(CudaModelTest, DecodeWithExperimentalPathsEqualsWithout) {
   SKIP_WITHOUT_GPU();
   const LlamaConfig c = SmallLlama(/*vocab=*/320, /*layers=*/3, /*head_dim=*/32);
   std::mt19937 rng(7);
   WeightStore store;
-  auto run = [&](bool pdl, bool graphs) {
+  auto run = [&](bool pdl, bool fused, bool graphs) {
     cuda::SetCudaPdl(pdl);
     std::vector<std::vector<float>> out;
     auto gpu = cuda::CreateCudaBackend({});
@@ -362,6 +363,7 @@ TEST(CudaModelTest, DecodeWithPdlEqualsWithout) {
       return out;
     }
     cuda::SetCudaGraphs(**gpu, graphs);
+    cuda::SetCudaFusedRopeKv(**gpu, fused);
     auto model =
         LlamaModel::FromWeights(c, gpu->get(), RandomBf16Source(**gpu, store, rng, 0.08f));
     if (!model.ok()) {
@@ -371,17 +373,22 @@ TEST(CudaModelTest, DecodeWithPdlEqualsWithout) {
     out = DecodeRun(**model, c);
     if (graphs) {
       const cuda::CudaGraphStats stats = cuda::GetCudaGraphStats(**gpu);
-      EXPECT_TRUE(stats.enabled) << "pdl " << pdl << ": " << stats.disabled_reason;
-      EXPECT_GE(stats.steps_replayed, 20) << "pdl " << pdl;
+      EXPECT_TRUE(stats.enabled) << "pdl " << pdl << " fused " << fused << ": "
+                                 << stats.disabled_reason;
+      EXPECT_GE(stats.steps_replayed, 20) << "pdl " << pdl << " fused " << fused;
     }
     return out;
   };
-  const std::vector<std::vector<float>> plain = run(false, true);
-  const std::vector<std::vector<float>> pdl_eager = run(true, false);
-  const std::vector<std::vector<float>> pdl_graphs = run(true, true);
+  const std::vector<std::vector<float>> plain = run(false, false, true);
+  const std::vector<std::vector<float>> pdl_eager = run(true, false, false);
+  const std::vector<std::vector<float>> pdl_graphs = run(true, false, true);
+  const std::vector<std::vector<float>> fused = run(false, true, true);
+  const std::vector<std::vector<float>> both = run(true, true, true);
   cuda::SetCudaPdl(false);
   ExpectSameLogits(plain, pdl_eager, "with PDL, op by op");
   ExpectSameLogits(plain, pdl_graphs, "with PDL and CUDA graphs");
+  ExpectSameLogits(plain, fused, "with RopeWriteKv fused");
+  ExpectSameLogits(plain, both, "with PDL and RopeWriteKv fused");
 }
 
 // A random Llama (BF16 weights, head size 64, 4 query heads per kv head) on the GPU against the

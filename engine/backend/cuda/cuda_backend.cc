@@ -318,6 +318,8 @@ class CudaBackend final : public Backend {
     gemm_prefill_ = gemm_env == nullptr || std::string(gemm_env) != "0";
     const char* persistent_env = std::getenv("TESSERA_CUDA_MATVEC_PERSISTENT");
     matvec_persistent_ = persistent_env == nullptr || std::string(persistent_env) != "0";
+    const char* fused_env = std::getenv("TESSERA_CUDA_FUSED_ROPE_KV");
+    fused_rope_kv_ = fused_env != nullptr && std::string(fused_env) == "1";
     free_guard_->Set([this] {
       auto lock = Enter();
       FlushRecorded();
@@ -715,6 +717,39 @@ class CudaBackend final : public Backend {
     Launch(rec, &LaunchWriteKv, static_cast<const float*>(k.data()),
            static_cast<const float*>(v.data()), DevMeta(rec, kSlots, slots), n, kd, c.k(layer),
            c.v(layer));
+  }
+
+  void RopeWriteKv(Buffer& q, Buffer& k, const Buffer& v, absl::Span<const int32_t> positions,
+                   int num_heads, int num_kv_heads, int head_dim, const RopeParams& params,
+                   KvCache& cache, int layer, absl::Span<const int32_t> slots) override {
+    if (!fused_rope_kv_) {
+      Backend::RopeWriteKv(q, k, v, positions, num_heads, num_kv_heads, head_dim, params, cache,
+                           layer, slots);
+      return;
+    }
+    const CudaKvCache& c = AsCuda(cache);
+    const int rd = params.rotary_dim == 0 ? head_dim : params.rotary_dim;
+    CU_CHECK(rd > 0 && rd <= head_dim && rd % 2 == 0);
+    CU_CHECK(layer >= 0 && layer < c.shape().num_layers);
+    const int64_t kd = c.kv_dim();
+    CU_CHECK(kd == int64_t{num_kv_heads} * head_dim && num_heads > 0);
+    const int64_t n = positions.size();
+    CU_CHECK(static_cast<int64_t>(slots.size()) == n);
+    CU_CHECK(q.size() >= n * num_heads * head_dim && k.size() >= n * kd && v.size() >= n * kd);
+    for (int32_t s : slots) CU_CHECK(s >= 0 && s < c.num_slots());
+    if (n == 0) return;
+    auto lock = Enter();
+    const bool rec = Record({positions.size(), slots.size()});
+    Launch(rec, &LaunchRopeWriteKv, q.data(), k.data(), static_cast<const float*>(v.data()),
+           DevMeta(rec, kPositions, positions), DevMeta(rec, kSlots, slots), n, num_heads,
+           num_kv_heads, head_dim, rd, params.style == RopeStyle::kNeox, params.theta,
+           params.freq_scale, c.k(layer), c.v(layer));
+  }
+
+  void SetFusedRopeKv(bool on) {
+    auto lock = Enter();
+    FlushRecorded();
+    fused_rope_kv_ = on;
   }
 
   void PagedAttention(const KvCache& cache, int layer, const Buffer& q,
@@ -1168,6 +1203,8 @@ class CudaBackend final : public Backend {
   bool gemm_prefill_ = true;
   // Matvecs on a resident grid (TESSERA_CUDA_MATVEC_PERSISTENT=0: one block per row group).
   bool matvec_persistent_ = true;
+  // RopeWriteKv as one kernel (TESSERA_CUDA_FUSED_ROPE_KV=1; off until measured on a GPU).
+  bool fused_rope_kv_ = false;
   const std::string device_name_;
   cudaStream_t stream_;
   void* cublas_;  // cublasHandle_t, bound to stream_
@@ -1293,6 +1330,10 @@ void SetCudaGemmPrefill(Backend& backend, bool on) {
 
 void SetCudaMatVecPersistent(Backend& backend, bool on) {
   if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetMatVecPersistent(on);
+}
+
+void SetCudaFusedRopeKv(Backend& backend, bool on) {
+  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetFusedRopeKv(on);
 }
 
 void SetCudaPdl(bool on) { SetPdl(on); }

@@ -84,6 +84,9 @@ void SetCudaGemmPrefill(Backend& backend, bool on);
 // Runs decode matvecs on a grid of resident blocks that loop over the rows (on) or one block per
 // few rows (off), for comparisons; TESSERA_CUDA_MATVEC_PERSISTENT=0 sets it off at creation.
 void SetCudaMatVecPersistent(Backend& backend, bool on);
+// RopeWriteKv (a layer's q/k rotation and cache write) as one kernel instead of three (off by
+// default: not yet measured on a GPU); TESSERA_CUDA_FUSED_ROPE_KV=1 sets it on at creation.
+void SetCudaFusedRopeKv(Backend& backend, bool on);
 // Programmatic dependent launch for the decode step's kernels, for every CUDA backend of the
 // process (tests and benchmarks compare the two); TESSERA_CUDA_PDL=1 turns it on at start. Off by
 // default: not yet measured on a GPU.

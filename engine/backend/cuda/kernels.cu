@@ -723,9 +723,47 @@ __global__ void LayerNormKernel(const float* x, int64_t dim, const float* gamma,
 // all loaded before any is stored (independent loads in flight, not one round trip per head).
 constexpr int kRopeHeads = 4;
 
+// The rotation of pair i at position p (already times freq_scale): angles in double, as the CPU
+// backend (a float angle at position 10^5 is off by ~10^-2).
+__device__ __forceinline__ void RopeCosSin(double p, int i, int rotary_dim, float theta, float* c,
+                                           float* s) {
+  const double inv_freq = pow(static_cast<double>(theta), -2.0 * i / rotary_dim);
+  double sd, cd;
+  sincos(p * inv_freq, &sd, &cd);
+  *c = static_cast<float>(cd);
+  *s = static_cast<float>(sd);
+}
+
+// Rotates elements a and b of `heads` (<= kRopeHeads) consecutive heads starting at `v`, all loads
+// before the stores, with the CPU's unfused float arithmetic (so RopeKernel and RopeWriteKvKernel
+// give the same bits); with `kc`, the rotated values also go there as F16 (the same offsets).
+__device__ __forceinline__ void RotateHeads(float* v, int heads, int head_dim, int a, int b,
+                                            float c, float s, uint16_t* kc) {
+  float x0[kRopeHeads], x1[kRopeHeads];
+#pragma unroll
+  for (int h = 0; h < kRopeHeads; ++h) {
+    if (h < heads) {
+      x0[h] = v[h * head_dim + a];
+      x1[h] = v[h * head_dim + b];
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < kRopeHeads; ++h) {
+    if (h < heads) {
+      const float y0 = __fsub_rn(__fmul_rn(x0[h], c), __fmul_rn(x1[h], s));
+      const float y1 = __fadd_rn(__fmul_rn(x0[h], s), __fmul_rn(x1[h], c));
+      v[h * head_dim + a] = y0;
+      v[h * head_dim + b] = y1;
+      if (kc != nullptr) {
+        kc[h * head_dim + a] = __half_as_ushort(__float2half_rn(y0));
+        kc[h * head_dim + b] = __half_as_ushort(__float2half_rn(y1));
+      }
+    }
+  }
+}
+
 // Block (t, y) rotates heads [y * kRopeHeads, (y + 1) * kRopeHeads) of token t; thread i handles
-// rotation pair i (and i + blockDim.x, ...). Angles in double, as the CPU backend (a float angle
-// at position 10^5 is off by ~10^-2).
+// rotation pair i (and i + blockDim.x, ...).
 __global__ void RopeKernel(float* x, const int32_t* positions, int num_heads, int head_dim,
                            int rotary_dim, bool neox, float theta, float freq_scale) {
   PdlWait();
@@ -735,28 +773,55 @@ __global__ void RopeKernel(float* x, const int32_t* positions, int num_heads, in
   const int half = rotary_dim / 2;
   const int64_t width = static_cast<int64_t>(num_heads) * head_dim;
   const double p = static_cast<double>(positions[t]) * static_cast<double>(freq_scale);
+  float* v = x + t * width + static_cast<int64_t>(h0) * head_dim;
+  const int heads = min(kRopeHeads, num_heads - h0);
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    const double inv_freq = pow(static_cast<double>(theta), -2.0 * i / rotary_dim);
-    double sd, cd;
-    sincos(p * inv_freq, &sd, &cd);
-    const float c = static_cast<float>(cd), s = static_cast<float>(sd);
-    const int a = neox ? i : 2 * i;
-    const int b = neox ? i + half : 2 * i + 1;
-    float* v = x + t * width + static_cast<int64_t>(h0) * head_dim;
-    float x0[kRopeHeads], x1[kRopeHeads];
-#pragma unroll
-    for (int h = 0; h < kRopeHeads; ++h) {
-      if (h0 + h < num_heads) {
-        x0[h] = v[h * head_dim + a];
-        x1[h] = v[h * head_dim + b];
-      }
+    float c, s;
+    RopeCosSin(p, i, rotary_dim, theta, &c, &s);
+    RotateHeads(v, heads, head_dim, neox ? i : 2 * i, neox ? i + half : 2 * i + 1, c, s, nullptr);
+  }
+}
+
+// Rope of q and k and the cache write of k and v for token t (RopeWriteKv): blocks y < qg rotate
+// q's head groups, the next kg blocks k's (also storing them, and k's unrotated dimensions, in the
+// cache at the token's slot), the last block stores v.
+__global__ void RopeWriteKvKernel(float* q, float* k, const float* v, const int32_t* positions,
+                                  const int32_t* slots, int num_heads, int num_kv_heads,
+                                  int head_dim, int rotary_dim, bool neox, float theta,
+                                  float freq_scale, uint16_t* kc, uint16_t* vc) {
+  PdlWait();
+  PdlTrigger();
+  const int64_t t = blockIdx.x;
+  const int y = blockIdx.y;
+  const int qg = (num_heads + kRopeHeads - 1) / kRopeHeads;
+  const int kg = (num_kv_heads + kRopeHeads - 1) / kRopeHeads;
+  const int64_t kv_dim = static_cast<int64_t>(num_kv_heads) * head_dim;
+  const int64_t slot_off = static_cast<int64_t>(slots[t]) * kv_dim;
+  if (y == qg + kg) {
+    for (int64_t d = threadIdx.x; d < kv_dim; d += blockDim.x) {
+      vc[slot_off + d] = __half_as_ushort(__float2half_rn(v[t * kv_dim + d]));
     }
-#pragma unroll
-    for (int h = 0; h < kRopeHeads; ++h) {
-      if (h0 + h < num_heads) {
-        v[h * head_dim + a] = x0[h] * c - x1[h] * s;
-        v[h * head_dim + b] = x0[h] * s + x1[h] * c;
-      }
+    return;
+  }
+  const bool is_k = y >= qg;
+  const int num = is_k ? num_kv_heads : num_heads;
+  const int h0 = (is_k ? y - qg : y) * kRopeHeads;
+  const int heads = min(kRopeHeads, num - h0);
+  float* row = (is_k ? k : q) + t * num * static_cast<int64_t>(head_dim) +
+               static_cast<int64_t>(h0) * head_dim;
+  uint16_t* cache = is_k ? kc + slot_off + static_cast<int64_t>(h0) * head_dim : nullptr;
+  const int half = rotary_dim / 2;
+  const double p = static_cast<double>(positions[t]) * static_cast<double>(freq_scale);
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    float c, s;
+    RopeCosSin(p, i, rotary_dim, theta, &c, &s);
+    RotateHeads(row, heads, head_dim, neox ? i : 2 * i, neox ? i + half : 2 * i + 1, c, s, cache);
+  }
+  if (is_k) {  // dimensions past rotary_dim go to the cache unrotated
+    const int rest = head_dim - rotary_dim;
+    for (int e = threadIdx.x; e < heads * rest; e += blockDim.x) {
+      const int off = (e / rest) * head_dim + rotary_dim + e % rest;
+      cache[off] = __half_as_ushort(__float2half_rn(row[off]));
     }
   }
 }
@@ -1774,6 +1839,23 @@ cudaError_t LaunchRope(float* x, const int32_t* positions, int64_t num_tokens, i
   if (grid.y > 65535) return cudaErrorInvalidValue;
   LaunchPdl(&RopeKernel, grid, threads, 0, stream, x, positions, num_heads, head_dim, rotary_dim,
             neox, theta, freq_scale);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchRopeWriteKv(float* q, float* k, const float* v, const int32_t* positions,
+                              const int32_t* slots, int64_t num_tokens, int num_heads,
+                              int num_kv_heads, int head_dim, int rotary_dim, bool neox,
+                              float theta, float freq_scale, uint16_t* kc, uint16_t* vc,
+                              cudaStream_t stream) {
+  if (num_tokens == 0) return cudaSuccess;
+  if (num_tokens > 0x7fffffff) return cudaErrorInvalidValue;
+  const int threads = std::min(256, std::max(32, (rotary_dim / 2 + 31) / 32 * 32));
+  const int groups = (num_heads + kRopeHeads - 1) / kRopeHeads +
+                     (num_kv_heads + kRopeHeads - 1) / kRopeHeads + 1;
+  if (groups > 65535) return cudaErrorInvalidValue;
+  const dim3 grid(static_cast<unsigned>(num_tokens), static_cast<unsigned>(groups));
+  LaunchPdl(&RopeWriteKvKernel, grid, threads, 0, stream, q, k, v, positions, slots, num_heads,
+            num_kv_heads, head_dim, rotary_dim, neox, theta, freq_scale, kc, vc);
   return cudaGetLastError();
 }
 

@@ -110,6 +110,14 @@ cudaError_t LaunchRope(float* x, const int32_t* positions, int64_t num_tokens, i
 cudaError_t LaunchWriteKv(const float* k, const float* v, const int32_t* slots, int64_t n,
                           int64_t kv_dim, uint16_t* kc, uint16_t* vc, cudaStream_t stream);
 
+// LaunchRope of q (num_heads) and k (num_kv_heads), then LaunchWriteKv of k and v (kv_dim =
+// num_kv_heads * head_dim), in one kernel with the same results bit for bit.
+cudaError_t LaunchRopeWriteKv(float* q, float* k, const float* v, const int32_t* positions,
+                              const int32_t* slots, int64_t num_tokens, int num_heads,
+                              int num_kv_heads, int head_dim, int rotary_dim, bool neox,
+                              float theta, float freq_scale, uint16_t* kc, uint16_t* vc,
+                              cudaStream_t stream);
+
 // Paged causal attention (see Backend::PagedAttention). tables: every sequence's block table
 // concatenated; table_start[s]: where sequence s's begins. One thread block per (token, head).
 struct PagedAttentionArgs {
