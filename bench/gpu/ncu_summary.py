@@ -10,10 +10,11 @@ then anywhere with Python 3:
 
     bench/gpu/ncu_summary.py DIR/ncu.csv
 
-`gpu_bench --kernels` profiles two op-by-op decode steps each at batch 1, 128 and 16 streams; every
-step starts with one embedding lookup (GetRowsKernel), which is how the steps are told apart. For
-each batch the kernels are grouped by name (template arguments kept) and listed by time per step,
-with their launch count, mean duration and grid sizes. Nsight Compute runs each kernel alone with
+`gpu_bench --kernels` profiles two op-by-op decode steps each at batch 1, 128 and 16 streams, then
+two passes of a bge-small embedding batch; every decode step starts with one embedding lookup
+(GetRowsKernel), which is how the steps are told apart, and what follows the last decode step is
+the embedding. For each part the kernels are grouped by name (template arguments kept) and listed
+by time per step (or pass), with their launch count, mean duration and grid sizes. Nsight Compute runs each kernel alone with
 cold caches at base clocks: the times are larger than in the benchmark and the gaps between
 kernels are not counted, but the proportions show where a step goes.
 
@@ -26,6 +27,7 @@ import io
 import sys
 
 BATCHES = ("batch 1", "128 streams", "16 streams")
+EMBED = "bge-small embedding, 64 x 128 tokens"
 STEPS_PER_BATCH = 2
 
 
@@ -55,9 +57,25 @@ def micros(row):
     return value * scale[unit]
 
 
+def group(name, part):
+    """(name, steps, total us per step, [(kernel, us per step, count per step, mean us, grids)])
+    of the rows of one part (STEPS_PER_BATCH steps or passes), largest first."""
+    kernels = collections.OrderedDict()
+    for r in part:
+        k = r["Kernel Name"].split("(")[0].strip()
+        entry = kernels.setdefault(k, [0.0, 0, set()])
+        entry[0] += micros(r)
+        entry[1] += 1
+        entry[2].add(r["Grid Size"])
+    listed = sorted(
+        ((k, t / STEPS_PER_BATCH, c / STEPS_PER_BATCH, t / c, sorted(g))
+         for k, (t, c, g) in kernels.items()),
+        key=lambda e: -e[1])
+    return (name, STEPS_PER_BATCH, sum(e[1] for e in listed), listed)
+
+
 def summarize(rows):
-    """[(batch name, steps, total us per step, [(name, us per step, count per step, mean us,
-    grids)])] for each batch whose steps are all present."""
+    """group() of each decode batch whose steps are all present, then of the embedding passes."""
     starts = [i for i, r in enumerate(rows) if "GetRowsKernel" in r["Kernel Name"]]
     out = []
     for b, name in enumerate(BATCHES):
@@ -66,26 +84,17 @@ def summarize(rows):
             break
         lo = starts[first]
         hi = starts[first + STEPS_PER_BATCH] if first + STEPS_PER_BATCH < len(starts) else len(rows)
-        kernels = collections.OrderedDict()
-        for r in rows[lo:hi]:
-            k = r["Kernel Name"].split("(")[0].strip()
-            entry = kernels.setdefault(k, [0.0, 0, set()])
-            entry[0] += micros(r)
-            entry[1] += 1
-            entry[2].add(r["Grid Size"])
-        listed = sorted(
-            ((k, t / STEPS_PER_BATCH, c / STEPS_PER_BATCH, t / c, sorted(g))
-             for k, (t, c, g) in kernels.items()),
-            key=lambda e: -e[1])
-        total = sum(e[1] for e in listed)
-        out.append((name, STEPS_PER_BATCH, total, listed))
+        out.append(group(name, rows[lo:hi]))
+    last = len(BATCHES) * STEPS_PER_BATCH
+    if len(starts) > last:  # the embedding passes
+        out.append(group(EMBED, rows[starts[last]:]))
     return out
 
 
 def render(summary):
     lines = []
     for name, steps, total, listed in summary:
-        lines.append("== %s: %.0f us of kernels per step (mean of %d steps)" % (name, total, steps))
+        lines.append("== %s: %.0f us of kernels per step or pass (mean of %d)" % (name, total, steps))
         for k, per_step, count, mean, grids in listed:
             lines.append("%9.1f us  %5.0fx %8.2f us  %s  grids %s" %
                          (per_step, count, mean, k, " ".join(grids[:3])))
@@ -121,6 +130,20 @@ def self_test():
         pass
     else:
         raise AssertionError("a file without the header must be an error")
+    # All six decode steps, then two embedding passes (each starting with two lookups).
+    header = SAMPLE.splitlines()[1]
+    lines = [header]
+    names = ["tessera::GetRowsKernel(int)", "tessera::AddKernel(int)"] * 6 + [
+        "tessera::GetRowsKernel(int)", "tessera::GetRowsKernel(int)", "tessera::LayerNormKernel(int)",
+        "tessera::GetRowsKernel(int)", "tessera::GetRowsKernel(int)", "tessera::LayerNormKernel(int)"]
+    for i, n in enumerate(names):
+        lines.append('"%d","1","gpu_bench","h","%s","1","13","(256, 1, 1)","(8, 1, 1)","0","9.0",'
+                     '"m","gpu__time_duration.sum","us","%d"' % (i, n, i + 1))
+    full = summarize(read_rows("\n".join(lines) + "\n"))
+    assert [part[0] for part in full] == list(BATCHES) + [EMBED], [part[0] for part in full]
+    embed = {k: per_step for k, per_step, _, _, _ in full[-1][3]}
+    assert embed["tessera::LayerNormKernel"] == (15 + 18) / 2, embed  # us 15 and 18, per pass
+    assert embed["tessera::GetRowsKernel"] == (13 + 14 + 16 + 17) / 2, embed
     print(render(summary))
     print("ncu_summary self-test passed")
 
