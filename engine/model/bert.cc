@@ -1,6 +1,8 @@
 #include "engine/model/bert.h"
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -184,7 +186,7 @@ absl::StatusOr<std::unique_ptr<BertModel>> BertModel::FromSafetensors(const Safe
   return model;
 }
 
-absl::StatusOr<std::vector<float>> BertModel::Encode(
+absl::StatusOr<std::unique_ptr<Buffer>> BertModel::Encode(
     const std::vector<std::vector<int32_t>>& sequences,
     const std::vector<std::vector<int32_t>>* type_ids, std::vector<int32_t>* starts) {
   const BertConfig& c = config_;
@@ -245,27 +247,35 @@ absl::StatusOr<std::vector<float>> BertModel::Encode(
     b.Add(*tmp, n * d, *x);
     b.LayerNorm(*x, n, d, *L.out_norm_w, *L.out_norm_b, c.norm_eps, *x);
   }
-  std::vector<float> hidden(n * d);
-  b.CopyToHost(*x, 0, n * d, hidden.data());
-  return hidden;
+  return x;
 }
 
 absl::StatusOr<std::vector<std::vector<float>>> BertModel::Embed(
     const std::vector<std::vector<int32_t>>& sequences) {
   std::vector<int32_t> starts;
-  ASSIGN_OR_RETURN(std::vector<float> hidden, Encode(sequences, nullptr, &starts));
+  ASSIGN_OR_RETURN(std::unique_ptr<Buffer> x, Encode(sequences, nullptr, &starts));
   const int d = config_.dim;
+  const int64_t m = static_cast<int64_t>(sequences.size());
+  Backend& b = *backend_;
   std::vector<std::vector<float>> out(sequences.size(), std::vector<float>(d, 0.0f));
-  for (size_t s = 0; s < sequences.size(); ++s) {
-    if (config_.pooling == Pooling::kCls) {
-      std::copy_n(hidden.begin() + int64_t{starts[s]} * d, d, out[s].begin());
-    } else {
-      const int len = starts[s + 1] - starts[s];
-      for (int t = starts[s]; t < starts[s + 1]; ++t) {
-        for (int i = 0; i < d; ++i) out[s][i] += hidden[int64_t{t} * d + i];
-      }
-      for (float& f : out[s]) f /= static_cast<float>(len);
+  if (config_.pooling == Pooling::kCls) {
+    // Each sequence's first token, gathered where the states are: m rows cross to the host.
+    auto cls = b.Alloc(m * d);
+    b.GatherRows(*x, absl::MakeConstSpan(starts.data(), m), d, *cls);
+    std::vector<float> host(m * d);
+    b.CopyToHost(*cls, 0, m * d, host.data());
+    for (int64_t s = 0; s < m; ++s) std::copy_n(host.begin() + s * d, d, out[s].begin());
+    return out;
+  }
+  const int64_t n = starts.back();
+  std::vector<float> hidden(n * d);
+  b.CopyToHost(*x, 0, n * d, hidden.data());
+  for (size_t s = 0; s < sequences.size(); ++s) {  // mean pooling
+    const int len = starts[s + 1] - starts[s];
+    for (int t = starts[s]; t < starts[s + 1]; ++t) {
+      for (int i = 0; i < d; ++i) out[s][i] += hidden[int64_t{t} * d + i];
     }
+    for (float& f : out[s]) f /= static_cast<float>(len);
   }
   return out;
 }
@@ -280,13 +290,11 @@ absl::StatusOr<std::vector<float>> BertModel::Score(
     return absl::InvalidArgumentError("type ids and sequences differ in count");
   }
   std::vector<int32_t> starts;
-  ASSIGN_OR_RETURN(std::vector<float> hidden, Encode(sequences, &type_ids, &starts));
+  ASSIGN_OR_RETURN(std::unique_ptr<Buffer> x, Encode(sequences, &type_ids, &starts));
   const int64_t d = config_.dim, m = static_cast<int64_t>(sequences.size());
   Backend& b = *backend_;
   auto cls = b.Alloc(m * d), pooled = b.Alloc(m * d), logit = b.Alloc(m);
-  for (int64_t s = 0; s < m; ++s) {
-    b.CopyFromHost(hidden.data() + int64_t{starts[s]} * d, d, *cls, s * d);
-  }
+  b.GatherRows(*x, absl::MakeConstSpan(starts.data(), m), d, *cls);  // first tokens, on device
   b.MatMul(*pooler_w_, *cls, m, *pooled, pooler_b_.get());
   std::vector<float> host(m * d);
   b.CopyToHost(*pooled, 0, m * d, host.data());

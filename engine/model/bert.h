@@ -62,10 +62,11 @@ class BertModel {
 
   BertModel(BertConfig config, Backend* backend) : config_(config), backend_(backend) {}
   absl::Status Validate() const;
-  // Runs the encoder; returns the final hidden states of every token on the host.
-  absl::StatusOr<std::vector<float>> Encode(const std::vector<std::vector<int32_t>>& sequences,
-                                            const std::vector<std::vector<int32_t>>* type_ids,
-                                            std::vector<int32_t>* starts);
+  // Runs the encoder; returns the final hidden states of every token ([tokens, dim], on the
+  // backend: poolings that need a few rows gather them there instead of copying all).
+  absl::StatusOr<std::unique_ptr<Buffer>> Encode(
+      const std::vector<std::vector<int32_t>>& sequences,
+      const std::vector<std::vector<int32_t>>* type_ids, std::vector<int32_t>* starts);
 
   BertConfig config_;
   Backend* backend_;
