@@ -553,8 +553,8 @@ class CudaBackend final : public Backend {
     const auto row_bytes = static_cast<int64_t>(w.row_bytes());
     if (n <= matvec_max && MatVecSupported(type, k)) {
       Launch(rec, &LaunchMatVec, type, w.data(), row_bytes, rows, k,
-             static_cast<const float*>(x.data()), n, b, y.data(), MatVecWarpsPerRow(rows, sm_count_),
-             matvec_persistent_);
+             static_cast<const float*>(x.data()), n, b, y.data(),
+             MatVecWarpsPerRow(rows, sm_count_), matvec_persistent_);
       return;
     }
     if (w.type() == DType::kF32) {
