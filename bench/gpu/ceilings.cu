@@ -29,6 +29,24 @@ __global__ void FillBf16(__nv_bfloat16* p, size_t n, uint32_t seed) {
     if (rc_ != 0) return rc_;                 \
   } while (0)
 
+// Runs `fn` `iters` times on the default stream between two events; *ms is the time between
+// them. Returns the error of waiting for the last run.
+template <typename Fn>
+cudaError_t TimeMs(int iters, Fn fn, float* ms) {
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaEventRecord(start);
+  for (int i = 0; i < iters; ++i) fn();
+  cudaEventRecord(stop);
+  const cudaError_t err = cudaEventSynchronize(stop);
+  *ms = 0;
+  cudaEventElapsedTime(ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return err;
+}
+
 }  // namespace
 
 int MeasureCopyBandwidth(size_t bytes, int iters, double* gb_per_s) {
@@ -38,20 +56,12 @@ int MeasureCopyBandwidth(size_t bytes, int iters, double* gb_per_s) {
     cudaFree(a);
     return e;
   }
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
   cudaMemset(a, 1, bytes);
   cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);  // warm-up
-  cudaEventRecord(start);
-  for (int i = 0; i < iters; ++i) cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
-  cudaEventRecord(stop);
-  const cudaError_t err = cudaEventSynchronize(stop);
   float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
+  const cudaError_t err = TimeMs(
+      iters, [&] { cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice); }, &ms);
   *gb_per_s = 2.0 * bytes * iters / (ms * 1e-3) / 1e9;
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   cudaFree(a);
   cudaFree(b);
   return err;
@@ -76,18 +86,9 @@ int MeasureBf16Gemm(int m, int n, int k, int iters, double* tflops) {
   for (int i = 0; i < 3; ++i) {
     if (cublasStatus_t st = gemm(); st != CUBLAS_STATUS_SUCCESS) return 1000 + st;
   }
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  cudaEventRecord(start);
-  for (int i = 0; i < iters; ++i) gemm();
-  cudaEventRecord(stop);
-  const cudaError_t err = cudaEventSynchronize(stop);
   float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
+  const cudaError_t err = TimeMs(iters, gemm, &ms);
   *tflops = 2.0 * m * n * static_cast<double>(k) * iters / (ms * 1e-3) / 1e12;
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   cublasDestroy(h);
   cudaFree(a);
   cudaFree(b);
