@@ -101,6 +101,10 @@ class TimingBackend final : public Backend {
                absl::Span<Buffer* const> y) override {
     Time("MatMuls", [&] { b_.MatMuls(w, x, n, y); });
   }
+  void MatMulSwiGlu(const Weight& wg, const Weight& wu, const Buffer& x, int64_t n, Buffer& g,
+                    Buffer& u) override {
+    Time("MatMulSwiGlu", [&] { b_.MatMulSwiGlu(wg, wu, x, n, g, u); });
+  }
   void Add(const Buffer& x, int64_t n, Buffer& y) override {
     Time("Add", [&] { b_.Add(x, n, y); });
   }
@@ -428,6 +432,32 @@ double BertEmbedPerSecond(Backend& b, const BertShape& s, const RandomPool& pool
   return batch * iters / total;
 }
 
+// The CUDA paths that are off by default until measured on a GPU.
+struct Experimental {
+  const char* name = "";
+  bool pdl = false, rope_kv = false, swiglu = false, async = false, merge = false;
+  void Apply(Backend& cuda) const {
+    engine::cuda::SetCudaPdl(pdl);
+    engine::cuda::SetCudaFusedRopeKv(cuda, rope_kv);
+    engine::cuda::SetCudaFusedSwiGlu(cuda, swiglu);
+    engine::cuda::SetCudaMatVecAsync(cuda, async);
+    engine::cuda::SetCudaFusedSplitMerge(cuda, merge);
+  }
+};
+
+// Seconds per call of `op` (queued back to back, 200 times after one warm-up), waiting on `out`.
+template <typename Op>
+double TimeOp(Backend& b, const Buffer& out, Op op) {
+  float f;
+  const int iters = 200;
+  op();
+  b.CopyToHost(out, 0, 1, &f);
+  const double t0 = Now();
+  for (int i = 0; i < iters; ++i) op();
+  b.CopyToHost(out, 0, 1, &f);
+  return (Now() - t0) / iters;
+}
+
 int Main(int argc, char** argv) {
   bool quick = false, profile = false, kernels = false;
   for (int i = 1; i < argc; ++i) {
@@ -584,23 +614,42 @@ int Main(int argc, char** argv) {
         auto y = b.Alloc(rows);
         std::vector<float> ones(cols, 0.5f);
         b.CopyFromHost(ones.data(), cols, *x);
-        for (bool persistent : {true, false}) {
-          engine::cuda::SetCudaMatVecPersistent(**backend, persistent);
-          float f;
-          const int iters = 200;
-          b.MatMul(*w, *x, 1, *y);
-          b.CopyToHost(*y, 0, 1, &f);
-          const double t0 = Now();
-          for (int i = 0; i < iters; ++i) b.MatMul(*w, *x, 1, *y);
-          b.CopyToHost(*y, 0, 1, &f);
-          const double sec = (Now() - t0) / iters;
+        // 0: the default, 1: one block per row group, 2: pipelined through shared memory.
+        for (int variant : {0, 1, 2}) {
+          engine::cuda::SetCudaMatVecPersistent(**backend, variant != 1);
+          engine::cuda::SetCudaMatVecAsync(**backend, variant == 2);
+          const double sec = TimeOp(b, *y, [&] { b.MatMul(*w, *x, 1, *y); });
           std::snprintf(buf, sizeof(buf), "%.1f us, %.0f GB/s of weights", sec * 1e6,
                         2.0 * rows * cols / sec / 1e9);
           row("profile matvec bf16 " + std::to_string(rows) + "x" + std::to_string(cols) +
-                  (persistent ? "" : ", a block per row group"),
+                  (variant == 1   ? ", a block per row group"
+                   : variant == 2 ? ", pipelined (experimental)"
+                                  : ""),
               buf);
         }
         engine::cuda::SetCudaMatVecPersistent(**backend, true);
+        engine::cuda::SetCudaMatVecAsync(**backend, false);
+      }
+      {
+        // A layer's gate/up projections and SwiGLU (2 x 14336 x 4096): two launches (MatMuls,
+        // SiluMul) or one (fused), with either matvec kernel.
+        const int64_t ffn = 14336, cols = 4096;
+        auto wg = pool.Load(b, ffn, cols), wu = pool.Load(b, ffn, cols);
+        auto x = b.Alloc(cols), g = b.Alloc(ffn), u = b.Alloc(ffn);
+        std::vector<float> half(cols, 0.5f);
+        b.CopyFromHost(half.data(), cols, *x);
+        for (int variant = 0; variant < 4; ++variant) {
+          engine::cuda::SetCudaFusedSwiGlu(**backend, variant & 1);
+          engine::cuda::SetCudaMatVecAsync(**backend, variant & 2);
+          const double sec = TimeOp(b, *g, [&] { b.MatMulSwiGlu(*wg, *wu, *x, 1, *g, *u); });
+          std::snprintf(buf, sizeof(buf), "%.1f us, %.0f GB/s of weights", sec * 1e6,
+                        2.0 * 2 * ffn * cols / sec / 1e9);
+          row(std::string("profile gate/up + SwiGLU bf16 2x14336x4096") +
+                  (variant & 1 ? ", fused" : "") + (variant & 2 ? ", pipelined" : "") +
+                  (variant ? " (experimental)" : ""),
+              buf);
+        }
+        Experimental{}.Apply(**backend);
       }
     }
     // Batch 1 op by op, then with CUDA graphs (the default), which the rest runs with.
@@ -619,31 +668,35 @@ int Main(int argc, char** argv) {
           buf);
     }
     {
-      // The paths that are off by default until measured: programmatic dependent launch and the
-      // fused RoPE + KV write, alone and together, at batch 1; both at 128 streams.
+      // The paths that are off by default until measured, one at a time and all together at
+      // batch 1, all together at 128 streams.
       const int n_steps = quick ? 8 : 48;
       const double bytes = m.WeightBytesPerStep() + m.KvBytesPerToken(ctx);
-      for (const auto& [pdl, fused] : {std::pair<bool, bool>{true, false}, {false, true},
-                                       {true, true}}) {
-        engine::cuda::SetCudaPdl(pdl);
-        engine::cuda::SetCudaFusedRopeKv(**backend, fused);
+      const std::vector<Experimental> configs = {
+          {" + PDL", true, false, false, false, false},
+          {" + fused RoPE/KV write", false, true, false, false, false},
+          {" + fused SwiGLU matvec", false, false, true, false, false},
+          {" + pipelined matvec", false, false, false, true, false},
+          {" + in-kernel split merge", false, false, false, false, true},
+          {" + PDL + fused RoPE/KV write", true, true, false, false, false},
+          {" + all five", true, true, true, true, true}};
+      for (const Experimental& e : configs) {
+        e.Apply(**backend);
         const double sec = Decode(m, *cache, st, 1, ctx, n_steps);
         std::snprintf(buf, sizeof(buf), "%.1f tokens/s (%.2f ms), %.0f%% of the ceiling",
                       n_steps / sec, sec / n_steps * 1e3,
                       100.0 * n_steps / sec / (bw * 1e9 / bytes));
-        row(std::string("decode batch 1, context 256, CUDA graphs") + (pdl ? " + PDL" : "") +
-                (fused ? " + fused RoPE/KV write" : "") + " (experimental)",
+        row(std::string("decode batch 1, context 256, CUDA graphs") + e.name + " (experimental)",
             buf);
       }
       const int streams = std::min(128, max_streams);
+      configs.back().Apply(**backend);
       const double sec128 = Decode(m, *cache, st, streams, ctx, steps, /*top_k=*/true);
       std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms per step)", streams * steps / sec128,
                     sec128 / steps * 1e3);
-      row("decode aggregate, " + std::to_string(streams) +
-              " streams + PDL + fused RoPE/KV write (experimental)",
+      row("decode aggregate, " + std::to_string(streams) + " streams + all five (experimental)",
           buf);
-      engine::cuda::SetCudaPdl(false);
-      engine::cuda::SetCudaFusedRopeKv(**backend, false);
+      Experimental{}.Apply(**backend);
     }
     {
       // Batch 1 after the longest prompt: attention over max_prompt keys (split over blocks).

@@ -11,9 +11,9 @@
 #                                 libraries they need in DIR/lib), from the repository root.
 #   bench/gpu/run.sh --experimental ...
 #                                 also every GPU test with the paths that are off by default
-#                                 until measured turned on (TESSERA_CUDA_PDL=1,
-#                                 TESSERA_CUDA_FUSED_ROPE_KV=1); gpu_bench always times them
-#                                 in rows marked experimental
+#                                 until measured turned on (EXPERIMENTAL below, each =1; a
+#                                 failure there is run again with each of them =0);
+#                                 gpu_bench always times them in rows marked experimental
 #   bench/gpu/run.sh --ncu DIR ...
 #                                 after the benchmark, Nsight Compute over `gpu_bench --kernels`
 #                                 (per-kernel device times of decode steps) into DIR/ncu.csv,
@@ -61,6 +61,11 @@ TESTS=(device_probe_test cuda_backend_test cuda_model_test)
 SWITCHES=(TESSERA_CUDA_GRAPHS TESSERA_CUDA_GROUPED_DECODE TESSERA_CUDA_GEMM_PREFILL
           TESSERA_CUDA_MATVEC_PERSISTENT)
 
+# The paths that are off by default until measured on a GPU (each turned on by =1).
+EXPERIMENTAL_PATHS=(TESSERA_CUDA_PDL TESSERA_CUDA_FUSED_ROPE_KV TESSERA_CUDA_FUSED_SWIGLU
+                    TESSERA_CUDA_MATVEC_ASYNC TESSERA_CUDA_FUSED_SPLIT_MERGE)
+IN_EXPERIMENTAL=0
+
 LIMIT="${TESSERA_GPU_TEST_TIMEOUT:-300}"
 FAILED=0
 
@@ -100,8 +105,9 @@ run_test() {
        "again with newer paths turned off:" >&2
   local args=(--gtest_brief=1)
   [[ -n "$filter" ]] && args+=("--gtest_filter=$filter")
-  local v
-  for v in "${SWITCHES[@]}"; do
+  local v switches=("${SWITCHES[@]}")
+  [[ $IN_EXPERIMENTAL -eq 1 ]] && switches+=("${EXPERIMENTAL_PATHS[@]}")
+  for v in "${switches[@]}"; do
     if env "$v=0" timeout "$LIMIT" "$bin" "${args[@]}" >/dev/null 2>&1; then
       echo "  $v=0: passes" >&2
     else
@@ -129,14 +135,19 @@ run_tests() {
     fi
   done
   if [[ $EXPERIMENTAL -eq 1 ]]; then
-    echo "== GPU tests with TESSERA_CUDA_PDL=1 TESSERA_CUDA_FUSED_ROPE_KV=1"
+    local v
+    for v in "${EXPERIMENTAL_PATHS[@]}"; do export "$v=1"; done
+    IN_EXPERIMENTAL=1
+    echo "== GPU tests with ${EXPERIMENTAL_PATHS[*]/%/=1}"
     for t in "${TESTS[@]}"; do
-      if ! TESSERA_CUDA_PDL=1 TESSERA_CUDA_FUSED_ROPE_KV=1 run_test "$1/$t"; then
+      if ! run_test "$1/$t"; then
         echo "bench/gpu/run.sh: $t failed with the experimental paths on" >&2
         FAILED=1
         [[ $KEEP_GOING -eq 1 ]] || exit 1
       fi
     done
+    for v in "${EXPERIMENTAL_PATHS[@]}"; do unset "$v"; done
+    IN_EXPERIMENTAL=0
   fi
 }
 

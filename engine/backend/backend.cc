@@ -49,6 +49,14 @@ void Backend::MatMuls(absl::Span<const Weight* const> w, const Buffer& x, int64_
   for (size_t j = 0; j < w.size(); ++j) MatMul(*w[j], x, n, *y[j]);
 }
 
+void Backend::MatMulSwiGlu(const Weight& w_gate, const Weight& w_up, const Buffer& x, int64_t n,
+                           Buffer& gate, Buffer& up) {
+  const Weight* w[] = {&w_gate, &w_up};
+  Buffer* y[] = {&gate, &up};
+  MatMuls(w, x, n, y);
+  SiluMul(gate, up, n * w_gate.rows());
+}
+
 void CheckTopKRequest(const Buffer& logits, int64_t rows, int64_t cols, const TopKRequest& r) {
   const char* bad = nullptr;
   if (r.k < 1 || r.k > kMaxTopK) {

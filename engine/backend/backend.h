@@ -180,6 +180,13 @@ class Backend {
   virtual void MatMuls(absl::Span<const Weight* const> w, const Buffer& x, int64_t n,
                        absl::Span<Buffer* const> y);
 
+  // The first half of a SwiGLU feed-forward: gate[i, r] = silu(x[i] . w_gate[r]) * (x[i] .
+  // w_up[r]) for n rows (both weights [ffn, cols], same type). `up` is scratch of gate's size (it
+  // may hold x * w_up^T afterwards). Default: MatMuls of both, then SiluMul; a device backend may
+  // run it as one launch with the same results.
+  virtual void MatMulSwiGlu(const Weight& w_gate, const Weight& w_up, const Buffer& x, int64_t n,
+                            Buffer& gate, Buffer& up);
+
   // Elementwise over the first n floats: y += x; y *= x.
   virtual void Add(const Buffer& x, int64_t n, Buffer& y) = 0;
   // y[i, :] += row[:] for each of n rows of width row.cols() (a bias or position row).

@@ -398,10 +398,7 @@ void LlamaModel::ForwardLayers(const ForwardBatch& batch, const PagedAttentionBa
     b.PagedAttention(cache, l, *ws.q, attn, c.num_heads, scale, *ws.attn);
     b.MatMul(*L.wo, *ws.attn, n, *ws.o);
     b.AddRmsNorm(*ws.o, n, c.dim, *ws.x, *L.ffn_norm, c.norm_eps, *ws.h);
-    const Weight* gate_up[] = {L.w_gate.get(), L.w_up.get()};
-    Buffer* gate_up_out[] = {ws.gate.get(), ws.up.get()};
-    b.MatMuls(gate_up, *ws.h, n, gate_up_out);
-    b.SiluMul(*ws.gate, *ws.up, n * c.ffn_dim);
+    b.MatMulSwiGlu(*L.w_gate, *L.w_up, *ws.h, n, *ws.gate, *ws.up);
     b.MatMul(*L.w_down, *ws.gate, n, *ws.o);
     // The residual add, fused with the next layer's attention norm.
     if (l + 1 < c.num_layers) {

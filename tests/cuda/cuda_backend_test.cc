@@ -137,6 +137,13 @@ class CudaBackendTest : public ::testing::Test {
     return Load(b, DType::kF32, 1, v.size(), v.data());
   }
 
+  // Expects every element written (no NaN poison left) and finite.
+  static void ExpectAllFinite(const std::vector<float>& v, const std::string& what) {
+    const auto bad = std::find_if(v.begin(), v.end(), [](float f) { return !std::isfinite(f); });
+    EXPECT_TRUE(bad == v.end()) << what << ": element " << (bad - v.begin()) << " of " << v.size()
+                                << " is " << (bad == v.end() ? 0.0f : *bad);
+  }
+
   // Expects |got[i] - want[i]| <= abs + rel * scale[i] (scale empty: |want[i]|).
   static void ExpectNear(const std::vector<float>& got, const std::vector<float>& want, double abs,
                          double rel, const std::string& what,
@@ -186,6 +193,27 @@ class CudaBackendTest : public ::testing::Test {
       cpu_->WriteKv(*twin.cpu, layer, *kc, *vc, slots);
     }
     return twin;
+  }
+
+  // Two sequences for long-context decode (8 kv heads of 128; 4000 keys in blocks 7.., 100 keys
+  // in blocks 0..6) written into `layer` of both caches.
+  struct LongContext {
+    KvCacheShape shape;
+    std::vector<std::vector<int32_t>> tables;
+    TwinCaches caches;
+  };
+  LongContext FillLongContext(int layer, std::mt19937& rng) {
+    LongContext lc;
+    lc.shape.num_layers = layer + 1;
+    lc.shape.num_blocks = 260;
+    lc.shape.block_size = 16;
+    lc.shape.num_kv_heads = 8;
+    lc.shape.head_dim = 128;
+    lc.tables.resize(2);
+    for (int b = 0; b < 250; ++b) lc.tables[0].push_back(b + 7);
+    for (int b = 0; b < 7; ++b) lc.tables[1].push_back(b);  // 100 keys: 7 blocks
+    lc.caches = FillTwinCaches(lc.shape, layer, {4000, 100}, lc.tables, rng, -2, 2);
+    return lc;
   }
 
   // TopK of the same logits on both backends: the same k, candidates, ids and counts exactly (the
@@ -553,6 +581,123 @@ TEST_F(CudaBackendTest, MatMulsMatchCpu) {
   }
 }
 
+// Weights of `type` on the GPU with their bytes (kept for the test's lifetime).
+struct GpuWeights {
+  std::vector<std::vector<uint8_t>> data;
+  std::vector<std::unique_ptr<Weight>> w;
+};
+
+// The shared-memory pipelined matvec (SetCudaMatVecAsync) against the default kernel: the same
+// bits for MatMul and MatMuls, F16 and BF16, one and two rows, rows shared by 4, 2 and 1 warps,
+// rows whose units end mid-stage (cols 264, 4104) or give some warps nothing (cols 8), on a
+// resident grid and with one block per row group.
+TEST_F(CudaBackendTest, AsyncMatVecEqualsDefault) {
+  std::mt19937 rng(23);
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {
+      {1027, 256}, {5001, 264}, {9003, 4104}, {300, 8}};
+  for (DType type : {DType::kBF16, DType::kF16}) {
+    for (const auto& [rows, cols] : shapes) {
+      const std::vector<int64_t> part_rows = {rows, rows / 4 + 1, rows / 4};
+      GpuWeights g;
+      for (int64_t r : part_rows) {
+        g.data.push_back(RandomWeight(type, r, cols, rng));
+        g.w.push_back(Load(*gpu_, type, r, cols, g.data.back().data()));
+      }
+      for (int64_t n : {1, 2}) {
+        const std::vector<float> x = RandomFloats(n * cols, rng);
+        auto xg = Upload(*gpu_, x);
+        for (bool persistent : {true, false}) {
+          cuda::SetCudaMatVecPersistent(*gpu_, persistent);
+          // [async][part]: MatMul of part 0, then MatMuls of all three parts.
+          std::vector<std::vector<float>> out[2];
+          for (int async = 0; async < 2; ++async) {
+            cuda::SetCudaMatVecAsync(*gpu_, async == 1);
+            auto y = Poisoned(*gpu_, n * rows);
+            gpu_->MatMul(*g.w[0], *xg, n, *y);
+            out[async].push_back(Download(*gpu_, *y, n * rows));
+            std::vector<std::unique_ptr<Buffer>> ys;
+            std::vector<Buffer*> yp;
+            std::vector<const Weight*> wp;
+            for (size_t j = 0; j < part_rows.size(); ++j) {
+              ys.push_back(Poisoned(*gpu_, n * part_rows[j]));
+              yp.push_back(ys.back().get());
+              wp.push_back(g.w[j].get());
+            }
+            gpu_->MatMuls(wp, *xg, n, yp);
+            for (size_t j = 0; j < part_rows.size(); ++j) {
+              out[async].push_back(Download(*gpu_, *ys[j], n * part_rows[j]));
+            }
+          }
+          cuda::SetCudaMatVecAsync(*gpu_, false);
+          const std::string what = absl::StrCat(std::string(DTypeName(type)), " ", rows, "x", cols,
+                                                " n=", n, persistent ? "" : " one block per group");
+          for (size_t j = 0; j < out[0].size(); ++j) {
+            ASSERT_EQ(out[0][j].size(), out[1][j].size());
+            EXPECT_EQ(0, std::memcmp(out[0][j].data(), out[1][j].data(),
+                                     out[0][j].size() * sizeof(float)))
+                << what << (j == 0 ? " MatMul" : " MatMuls part ") << (j == 0 ? 0 : j - 1);
+            ExpectAllFinite(out[1][j], what + " output " + std::to_string(j));
+          }
+        }
+        cuda::SetCudaMatVecPersistent(*gpu_, true);
+      }
+    }
+  }
+}
+
+// MatMulSwiGlu fused into one matvec launch (SetCudaFusedSwiGlu) against MatMuls then SiluMul:
+// the same bits for gate/up pairs whose rows are shared by 4, 2 and 1 warps on an H100/H200, for
+// F32, F16, BF16 (also through the pipelined kernel) and Q8_0 (up to 5 rows), and the unfused
+// path's values against the CPU's.
+TEST_F(CudaBackendTest, FusedSwiGluEqualsMatMulsThenSiluMul) {
+  std::mt19937 rng(24);
+  const int64_t cols = 256;
+  for (int64_t rows : {int64_t{1000}, int64_t{3000}, int64_t{5003}}) {
+    for (DType type : {DType::kBF16, DType::kF16, DType::kQ8_0, DType::kF32}) {
+      const std::vector<uint8_t> gate = RandomWeight(type, rows, cols, rng);
+      const std::vector<uint8_t> up = RandomWeight(type, rows, cols, rng);
+      auto gg = Load(*gpu_, type, rows, cols, gate.data());
+      auto ug = Load(*gpu_, type, rows, cols, up.data());
+      auto gc = Load(*cpu_, type, rows, cols, gate.data());
+      auto uc = Load(*cpu_, type, rows, cols, up.data());
+      const bool half = type == DType::kBF16 || type == DType::kF16;
+      for (int64_t n : {1, 2, 5}) {
+        const std::vector<float> x = RandomFloats(n * cols, rng);
+        auto xg = Upload(*gpu_, x), xc = Upload(*cpu_, x);
+        // fused: 0 off, 1 on, 2 on with the pipelined matvec (16-bit weights).
+        std::vector<std::vector<float>> out;
+        for (int fused = 0; fused < (half ? 3 : 2); ++fused) {
+          cuda::SetCudaFusedSwiGlu(*gpu_, fused > 0);
+          cuda::SetCudaMatVecAsync(*gpu_, fused == 2);
+          auto yg = Poisoned(*gpu_, n * rows), scratch = Poisoned(*gpu_, n * rows);
+          gpu_->MatMulSwiGlu(*gg, *ug, *xg, n, *yg, *scratch);
+          out.push_back(Download(*gpu_, *yg, n * rows));
+        }
+        cuda::SetCudaFusedSwiGlu(*gpu_, false);
+        cuda::SetCudaMatVecAsync(*gpu_, false);
+        const std::string what =
+            absl::StrCat("SwiGLU ", std::string(DTypeName(type)), " rows=", rows, " n=", n);
+        for (size_t f = 1; f < out.size(); ++f) {
+          EXPECT_EQ(0, std::memcmp(out[0].data(), out[f].data(), out[0].size() * sizeof(float)))
+              << what << (f == 1 ? " fused" : " fused, pipelined matvec");
+        }
+        // Against the CPU: silu(g) * u with g and u each within the MatMul tolerance (a loose
+        // bound: |silu'| <= 1.1, values of order 10).
+        auto yc = Poisoned(*cpu_, n * rows), sc = Poisoned(*cpu_, n * rows);
+        cpu_->MatMulSwiGlu(*gc, *uc, *xc, n, *yc, *sc);
+        const double rel = type == DType::kF32 ? 1e-5 : type == DType::kQ8_0 ? 1e-2 : 8e-3;
+        const std::vector<float> gf = Dequantized(type, gate, rows, cols),
+                                 uf = Dequantized(type, up, rows, cols);
+        const std::vector<double> gs = AbsDotScale(x, gf, n, rows, cols),
+                                  us = AbsDotScale(x, uf, n, rows, cols);
+        std::vector<double> scale(gs.size());
+        for (size_t i = 0; i < scale.size(); ++i) scale[i] = 2.2 * (gs[i] + 1) * (us[i] + 1);
+        ExpectNear(out[0], Download(*cpu_, *yc, n * rows), 1e-5, rel, what + " vs cpu", scale);
+      }
+    }
+  }
+}
+
 // The fused residual add and norm: the same bits as Add then RmsNorm on the device, and the CPU's
 // values within the norms' tolerance.
 TEST_F(CudaBackendTest, AddRmsNormEqualsAddThenRmsNorm) {
@@ -857,17 +1002,9 @@ TEST_F(CudaBackendTest, LongPrefillRunsThroughCublasMatchCpu) {
 TEST_F(CudaBackendTest, LongContextDecodeSplitsMatchCpu) {
   std::mt19937 rng(16);
   for (int num_heads : {8, 32}) {
-    KvCacheShape shape;
-    shape.num_layers = 1;
-    shape.num_blocks = 260;
-    shape.block_size = 16;
-    shape.num_kv_heads = 8;
-    shape.head_dim = 128;
-    const std::vector<int> lengths = {4000, 100};
-    std::vector<std::vector<int32_t>> tables(2);
-    for (int b = 0; b < 250; ++b) tables[0].push_back(b + 7);
-    for (int b = 0; b < 7; ++b) tables[1].push_back(b);  // 100 keys: 7 blocks
-    TwinCaches caches = FillTwinCaches(shape, 0, lengths, tables, rng, -2, 2);
+    const LongContext lc = FillLongContext(0, rng);
+    const TwinCaches& caches = lc.caches;
+    const auto& tables = lc.tables;
     ASSERT_TRUE(caches.gpu && caches.cpu);
     // The splits follow the longest context: the 10-key token leaves most of its splits empty.
     const std::vector<int32_t> seq = {0, 1, 1}, pos = {3999, 99, 9};
@@ -882,6 +1019,63 @@ TEST_F(CudaBackendTest, LongContextDecodeSplitsMatchCpu) {
       cpu_->PagedAttention(*caches.cpu, 0, *qc, batch, num_heads, scale, *oc);
       ExpectNear(Download(*gpu_, *og, tokens * width), Download(*cpu_, *oc, tokens * width),
                  2.2e-4, 0.0, absl::StrCat("split decode heads=", num_heads, " window=", window));
+    }
+  }
+}
+
+// Decode splits merged by the last block of each (token, kv head) (SetCudaFusedSplitMerge)
+// against the second merge kernel: the same bits, again on a second call (the counters reset
+// themselves), and in recorded steps replayed as CUDA graphs.
+TEST_F(CudaBackendTest, FusedSplitMergeEqualsMergeKernel) {
+  std::mt19937 rng(25);
+  const LongContext lc = FillLongContext(1, rng);
+  const TwinCaches& caches = lc.caches;
+  const auto& tables = lc.tables;
+  ASSERT_TRUE(caches.gpu);
+  for (int num_heads : {8, 32}) {
+    // One token (the most splits) and three.
+    for (const auto& [seq, pos] :
+         {std::pair<std::vector<int32_t>, std::vector<int32_t>>{{0}, {3999}},
+          {{0, 1, 1}, {3999, 99, 9}}}) {
+      const int64_t tokens = seq.size(), width = int64_t{num_heads} * 128;
+      const std::vector<float> q = RandomFloats(tokens * width, rng, -2, 2);
+      auto qg = Upload(*gpu_, q);
+      for (int window : {0, 1000}) {
+        const PagedAttentionBatch batch = AttentionBatch(seq, pos, tables, window);
+        const float scale = 1.0f / std::sqrt(128.0f);
+        // One output buffer (a recorded step is replayed only with the same pointers), poisoned
+        // before each call.
+        auto out = gpu_->Alloc(tokens * width);
+        const std::vector<float> poison(tokens * width, kNaN);
+        auto attend = [&](bool fused, bool step) {
+          cuda::SetCudaFusedSplitMerge(*gpu_, fused);
+          gpu_->CopyFromHost(poison.data(), poison.size(), *out);
+          if (step) {
+            StepScope scope(*gpu_);
+            gpu_->PagedAttention(*caches.gpu, 1, *qg, batch, num_heads, scale, *out);
+          } else {
+            gpu_->PagedAttention(*caches.gpu, 1, *qg, batch, num_heads, scale, *out);
+          }
+          return Download(*gpu_, *out, tokens * width);
+        };
+        const std::vector<float> want = attend(false, false);
+        const std::string what =
+            absl::StrCat("heads=", num_heads, " tokens=", tokens, " window=", window);
+        ExpectAllFinite(want, what);
+        for (int call = 0; call < 2; ++call) {
+          const std::vector<float> got = attend(true, false);
+          EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+              << what << " call " << call;
+        }
+        const int64_t replayed = cuda::GetCudaGraphStats(*gpu_).steps_replayed;
+        for (int call = 0; call < 4; ++call) {  // seen, captured, replayed twice
+          const std::vector<float> got = attend(true, true);
+          EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+              << what << " recorded step " << call;
+        }
+        EXPECT_GE(cuda::GetCudaGraphStats(*gpu_).steps_replayed, replayed + 2) << what;
+        cuda::SetCudaFusedSplitMerge(*gpu_, false);
+      }
     }
   }
 }

@@ -348,22 +348,30 @@ TEST(CudaModelTest, DecodeWithCudaGraphsEqualsOpByOp) {
 // The decode paths that are off by default until measured on a GPU change how kernels are
 // launched or grouped, never what they compute: DecodeRun on fresh backends with programmatic
 // dependent launch (cuda::SetCudaPdl; op by op and with graphs), with RopeWriteKv fused
-// (cuda::SetCudaFusedRopeKv), and with both gives the logits of a run with neither, bit for bit.
+// (cuda::SetCudaFusedRopeKv), with the SwiGLU matvec fused, the pipelined matvec and the split
+// merge in the attention kernel (SetCudaFusedSwiGlu, SetCudaMatVecAsync, SetCudaFusedSplitMerge),
+// and with all of them gives the logits of a run with none, bit for bit.
 TEST(CudaModelTest, DecodeWithExperimentalPathsEqualsWithout) {
   SKIP_WITHOUT_GPU();
   const LlamaConfig c = SmallLlama(/*vocab=*/320, /*layers=*/3, /*head_dim=*/32);
   std::mt19937 rng(7);
   WeightStore store;
-  auto run = [&](bool pdl, bool fused, bool graphs) {
-    cuda::SetCudaPdl(pdl);
+  struct Paths {
+    bool pdl = false, rope_kv = false, kernels = false, graphs = true;
+  };
+  auto run = [&](Paths p) {
+    cuda::SetCudaPdl(p.pdl);
     std::vector<std::vector<float>> out;
     auto gpu = cuda::CreateCudaBackend({});
     if (!gpu.ok()) {
       ADD_FAILURE() << gpu.status();
       return out;
     }
-    cuda::SetCudaGraphs(**gpu, graphs);
-    cuda::SetCudaFusedRopeKv(**gpu, fused);
+    cuda::SetCudaGraphs(**gpu, p.graphs);
+    cuda::SetCudaFusedRopeKv(**gpu, p.rope_kv);
+    cuda::SetCudaFusedSwiGlu(**gpu, p.kernels);
+    cuda::SetCudaMatVecAsync(**gpu, p.kernels);
+    cuda::SetCudaFusedSplitMerge(**gpu, p.kernels);
     auto model =
         LlamaModel::FromWeights(c, gpu->get(), RandomBf16Source(**gpu, store, rng, 0.08f));
     if (!model.ok()) {
@@ -371,24 +379,26 @@ TEST(CudaModelTest, DecodeWithExperimentalPathsEqualsWithout) {
       return out;
     }
     out = DecodeRun(**model, c);
-    if (graphs) {
+    const std::string what = absl::StrCat("pdl ", p.pdl, " rope/kv ", p.rope_kv, " kernels ",
+                                          p.kernels);
+    if (p.graphs) {
       const cuda::CudaGraphStats stats = cuda::GetCudaGraphStats(**gpu);
-      EXPECT_TRUE(stats.enabled) << "pdl " << pdl << " fused " << fused << ": "
-                                 << stats.disabled_reason;
-      EXPECT_GE(stats.steps_replayed, 20) << "pdl " << pdl << " fused " << fused;
+      EXPECT_TRUE(stats.enabled) << what << ": " << stats.disabled_reason;
+      EXPECT_GE(stats.steps_replayed, 20) << what;
     }
     return out;
   };
-  const std::vector<std::vector<float>> plain = run(false, false, true);
-  const std::vector<std::vector<float>> pdl_eager = run(true, false, false);
-  const std::vector<std::vector<float>> pdl_graphs = run(true, false, true);
-  const std::vector<std::vector<float>> fused = run(false, true, true);
-  const std::vector<std::vector<float>> both = run(true, true, true);
+  const std::vector<std::vector<float>> plain = run({});
+  ExpectSameLogits(plain, run({.pdl = true, .graphs = false}), "with PDL, op by op");
+  ExpectSameLogits(plain, run({.pdl = true}), "with PDL and CUDA graphs");
+  ExpectSameLogits(plain, run({.rope_kv = true}), "with RopeWriteKv fused");
+  ExpectSameLogits(plain, run({.kernels = true, .graphs = false}),
+                   "with the fused SwiGLU, pipelined matvec and in-kernel split merge, op by op");
+  ExpectSameLogits(plain, run({.kernels = true}),
+                   "with the fused SwiGLU, pipelined matvec and in-kernel split merge");
+  ExpectSameLogits(plain, run({.pdl = true, .rope_kv = true, .kernels = true}),
+                   "with every experimental path");
   cuda::SetCudaPdl(false);
-  ExpectSameLogits(plain, pdl_eager, "with PDL, op by op");
-  ExpectSameLogits(plain, pdl_graphs, "with PDL and CUDA graphs");
-  ExpectSameLogits(plain, fused, "with RopeWriteKv fused");
-  ExpectSameLogits(plain, both, "with PDL and RopeWriteKv fused");
 }
 
 // A random Llama (BF16 weights, head size 64, 4 query heads per kv head) on the GPU against the

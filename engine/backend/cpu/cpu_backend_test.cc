@@ -263,7 +263,7 @@ TEST_P(CpuBackendTest, TopKPenalisesThenRanksEachRow) {
   EXPECT_EQ(after[2], -2.0f);
 }
 
-TEST_P(CpuBackendTest, MatMulsAndAddRmsNormEqualTheirParts) {
+TEST_P(CpuBackendTest, MatMulsSwiGluAndAddRmsNormEqualTheirParts) {
   const int64_t cols = 128, n = 3;
   auto a = MakeWeight(*backend_, DType::kF16, 40, cols, rng_);
   auto b = MakeWeight(*backend_, DType::kF16, 24, cols, rng_);
@@ -280,6 +280,19 @@ TEST_P(CpuBackendTest, MatMulsAndAddRmsNormEqualTheirParts) {
   backend_->MatMul(*b->weight, *xb, n, *zb);
   EXPECT_EQ(Download(*backend_, *ya, n * 40), Download(*backend_, *za, n * 40));
   EXPECT_EQ(Download(*backend_, *yb, n * 24), Download(*backend_, *zb, n * 24));
+
+  // MatMulSwiGlu: gate = silu(x * gate^T) * (x * up^T), the bits of the two MatMuls and SiluMul.
+  auto up = MakeWeight(*backend_, DType::kF16, 40, cols, rng_);
+  auto g1 = Poisoned(*backend_, n * 40), u1 = Poisoned(*backend_, n * 40);
+  auto g2 = Poisoned(*backend_, n * 40), u2 = Poisoned(*backend_, n * 40);
+  backend_->MatMulSwiGlu(*a->weight, *up->weight, *xb, n, *g1, *u1);
+  backend_->MatMul(*a->weight, *xb, n, *g2);
+  backend_->MatMul(*up->weight, *xb, n, *u2);
+  backend_->SiluMul(*g2, *u2, n * 40);
+  const std::vector<float> fused = Download(*backend_, *g1, n * 40);
+  EXPECT_EQ(fused, Download(*backend_, *g2, n * 40));
+  EXPECT_FALSE(std::isnan(fused[0]));
+  EXPECT_NE(fused, Download(*backend_, *ya, n * 40));  // not just the gate projection
 
   std::vector<float> w(cols, 1.25f), o(n * cols, 0.5f);
   auto wt = backend_->LoadWeight({DType::kF32, 1, cols, w.data()});

@@ -58,6 +58,8 @@ namespace {
 // Activation rows up to which MatMul uses the fused one-warp-per-row kernel rather than cuBLAS.
 constexpr int64_t kMatVecMaxRowsFloat = 2;  // measured on H200: cuBLAS wins from 3 rows
 constexpr int64_t kMatVecMaxRowsQuant = 8;
+// Activation rows the shared-memory pipelined matvec takes (kernels.h, MatVecMultiArgs::async).
+constexpr int64_t kMatVecAsyncMaxRows = 2;
 
 // A cache of cudaMalloc'd blocks by rounded size. Freed blocks are kept for reuse; ops on the
 // backend's one stream are ordered, so a block released by one op can be handed to the next.
@@ -247,6 +249,17 @@ class Scratch {
 
 WType ToWType(DType t) { return static_cast<WType>(static_cast<int>(t)); }
 
+// Whether environment variable `name` is "1" (the switches of paths that are off by default).
+bool EnvIsOne(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::string(v) == "1";
+}
+
+// LaunchMatVecMulti with its arguments by value (a recorded op keeps them).
+cudaError_t LaunchMatVecMultiFn(WType type, MatVecMultiArgs a, cudaStream_t stream) {
+  return LaunchMatVecMulti(type, a, stream);
+}
+
 enum Meta { kIds, kPositions, kSlots, kTokSeq, kTokPos, kTables, kTableStart, kSeqStarts, kSeqOf,
             kTileFirst, kTileCount, kGather, kTopKParams, kTopKPenalised, kTopKStarts, kNumMeta };
 
@@ -318,8 +331,10 @@ class CudaBackend final : public Backend {
     gemm_prefill_ = gemm_env == nullptr || std::string(gemm_env) != "0";
     const char* persistent_env = std::getenv("TESSERA_CUDA_MATVEC_PERSISTENT");
     matvec_persistent_ = persistent_env == nullptr || std::string(persistent_env) != "0";
-    const char* fused_env = std::getenv("TESSERA_CUDA_FUSED_ROPE_KV");
-    fused_rope_kv_ = fused_env != nullptr && std::string(fused_env) == "1";
+    fused_rope_kv_ = EnvIsOne("TESSERA_CUDA_FUSED_ROPE_KV");
+    fused_swiglu_ = EnvIsOne("TESSERA_CUDA_FUSED_SWIGLU");
+    matvec_async_ = EnvIsOne("TESSERA_CUDA_MATVEC_ASYNC");
+    fused_split_merge_ = EnvIsOne("TESSERA_CUDA_FUSED_SPLIT_MERGE");
     free_guard_->Set([this] {
       auto lock = Enter();
       FlushRecorded();
@@ -351,22 +366,28 @@ class CudaBackend final : public Backend {
     return stats_;
   }
 
-  void SetGroupedDecode(bool on) {
+  // The switches of the paths that can be compared (tests and benchmarks): from the next op on.
+  enum class Path {
+    kGroupedDecode,
+    kGemmPrefill,
+    kMatVecPersistent,
+    kFusedRopeKv,
+    kFusedSwiGlu,
+    kMatVecAsync,
+    kFusedSplitMerge
+  };
+  void SetPath(Path path, bool on) {
     auto lock = Enter();
     FlushRecorded();
-    grouped_decode_ = on;
-  }
-
-  void SetGemmPrefill(bool on) {
-    auto lock = Enter();
-    FlushRecorded();
-    gemm_prefill_ = on;
-  }
-
-  void SetMatVecPersistent(bool on) {
-    auto lock = Enter();
-    FlushRecorded();
-    matvec_persistent_ = on;
+    switch (path) {
+      case Path::kGroupedDecode: grouped_decode_ = on; break;
+      case Path::kGemmPrefill: gemm_prefill_ = on; break;
+      case Path::kMatVecPersistent: matvec_persistent_ = on; break;
+      case Path::kFusedRopeKv: fused_rope_kv_ = on; break;
+      case Path::kFusedSwiGlu: fused_swiglu_ = on; break;
+      case Path::kMatVecAsync: matvec_async_ = on; break;
+      case Path::kFusedSplitMerge: fused_split_merge_ = on; break;
+    }
   }
 
   void SetGraphs(bool on) {
@@ -552,6 +573,15 @@ class CudaBackend final : public Backend {
     const bool rec = Record({});
     const auto row_bytes = static_cast<int64_t>(w.row_bytes());
     if (n <= matvec_max && MatVecSupported(type, k)) {
+      if (matvec_async_ && bias == nullptr && IsHalf(w.type()) && n <= kMatVecAsyncMaxRows) {
+        // The shared-memory pipelined kernel serves one matrix as a multi-part launch of one.
+        MatVecMultiArgs a = MatVecArgsFor(k, x, n, rows);
+        a.num_parts = 1;
+        a.async = 1;
+        a.parts[0] = MatVecPartFor(w, y, a.warps_per_row);
+        Launch(rec, &LaunchMatVecMultiFn, type, a);
+        return;
+      }
       Launch(rec, &LaunchMatVec, type, w.data(), row_bytes, rows, k,
              static_cast<const float*>(x.data()), n, b, y.data(),
              MatVecWarpsPerRow(rows, sm_count_), matvec_persistent_);
@@ -585,45 +615,28 @@ class CudaBackend final : public Backend {
                absl::Span<Buffer* const> ys) override {
     CU_CHECK(ws.size() == ys.size());
     if (ws.empty() || n == 0) return;
-    // One launch when every weight is a matvec of the same type and width; else one MatMul each.
-    const DType type = ws[0]->type();
-    const int64_t k = ws[0]->cols();
-    const bool is_float = type == DType::kF32 || type == DType::kF16 || type == DType::kBF16;
-    bool fuse = ws.size() <= static_cast<size_t>(kMaxMatVecParts) &&
-                n <= (is_float ? kMatVecMaxRowsFloat : kMatVecMaxRowsQuant) &&
-                MatVecSupported(ToWType(type), k) && x.size() >= n * k;
-    int64_t total_rows = 0;
-    for (size_t j = 0; j < ws.size() && fuse; ++j) {
-      fuse = ws[j]->type() == type && ws[j]->cols() == k && ys[j]->size() >= n * ws[j]->rows();
-      total_rows += ws[j]->rows();
-    }
-    if (!fuse) {
+    MatVecMultiArgs a;
+    if (!PlanMatVecMulti(ws, x, n, ys, &a)) {
       for (size_t j = 0; j < ws.size(); ++j) MatMul(*ws[j], x, n, *ys[j], nullptr);
       return;
     }
+    LaunchMatVecMultiOp(ws[0]->type(), a);
+  }
+
+  void MatMulSwiGlu(const Weight& w_gate, const Weight& w_up, const Buffer& x, int64_t n,
+                    Buffer& gate, Buffer& up) override {
+    const Weight* ws[] = {&w_gate, &w_up};
+    Buffer* ys[] = {&gate, &up};
     MatVecMultiArgs a;
-    std::memset(static_cast<void*>(&a), 0, sizeof(a));  // the struct is part of the signature
-    a.cols = k;
-    a.x = x.data();
-    a.n = static_cast<int>(n);
-    a.num_parts = static_cast<int>(ws.size());
-    a.warps_per_row = MatVecWarpsPerRow(total_rows, sm_count_);
-    a.persistent = matvec_persistent_ ? 1 : 0;
-    const int64_t rows_per_block = kMatVecWarpsPerBlock / a.warps_per_row;
-    for (size_t j = 0; j < ws.size(); ++j) {
-      const CudaWeight& w = AsCuda(*ws[j]);
-      MatVecPart& part = a.parts[j];
-      part.w = w.data();
-      part.row_bytes = static_cast<int64_t>(w.row_bytes());
-      part.rows = w.rows();
-      part.blocks = (w.rows() + rows_per_block - 1) / rows_per_block;
-      part.y = ys[j]->data();
+    // Fused: one matvec launch in which each warp reads its part of a gate row and of the same up
+    // row (planned as the two-part launch it replaces, so the sums are the same).
+    if (fused_swiglu_ && n > 0 && w_gate.rows() == w_up.rows() &&
+        PlanMatVecMulti(ws, x, n, ys, &a)) {
+      a.swiglu = 1;
+      LaunchMatVecMultiOp(w_gate.type(), a);
+      return;
     }
-    auto lock = Enter();
-    const bool rec = Record({});
-    Launch(rec, +[](WType t, MatVecMultiArgs args, cudaStream_t st) {
-      return LaunchMatVecMulti(t, args, st);
-    }, ToWType(type), a);
+    Backend::MatMulSwiGlu(w_gate, w_up, x, n, gate, up);
   }
 
   void AddRmsNorm(const Buffer& o, int64_t n, int64_t dim, Buffer& x, const Weight& weight,
@@ -746,12 +759,6 @@ class CudaBackend final : public Backend {
            params.freq_scale, c.k(layer), c.v(layer));
   }
 
-  void SetFusedRopeKv(bool on) {
-    auto lock = Enter();
-    FlushRecorded();
-    fused_rope_kv_ = on;
-  }
-
   void PagedAttention(const KvCache& cache, int layer, const Buffer& q,
                       const PagedAttentionBatch& batch, int num_heads, float scale,
                       Buffer& out) override {
@@ -848,6 +855,13 @@ class CudaBackend final : public Backend {
                          split_scratch_, static_cast<size_t>(tokens) * num_heads * splits *
                                              (s.head_dim + 2) * sizeof(float)))
                    : nullptr;
+    // Splits merged in the attention kernel: its per-(token, kv head) counters.
+    auto* split_done =
+        splits > 1 && fused_split_merge_
+            ? static_cast<unsigned int*>(ZeroedScratchFor(
+                  split_done_scratch_,
+                  static_cast<size_t>(tokens) * s.num_kv_heads * sizeof(unsigned int)))
+            : nullptr;
     const bool rec = Record({static_cast<size_t>(tokens), static_cast<size_t>(tokens), flat.size(),
                              starts.size(), tiled ? tile_first.size() : 0,
                              tiled ? tile_count.size() : 0});
@@ -874,8 +888,9 @@ class CudaBackend final : public Backend {
     a.heads_per_block = 1;
     a.grouped = grouped ? 1 : 0;
     a.splits = splits;
-    a.unused = 0;
     a.partial = partial;
+    a.merge_in_kernel = split_done != nullptr ? 1 : 0;
+    a.split_done = split_done;
     if (tiled && !tile_first.empty()) {
       a.heads_per_block = hpb;
       a.num_tiles = tile_first.size();
@@ -957,6 +972,67 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  static bool IsHalf(DType t) { return t == DType::kF16 || t == DType::kBF16; }
+
+  // The arguments shared by every part of a decode matvec launch over `total_rows` rows.
+  MatVecMultiArgs MatVecArgsFor(int64_t cols, const Buffer& x, int64_t n,
+                                int64_t total_rows) const {
+    MatVecMultiArgs a;
+    std::memset(static_cast<void*>(&a), 0, sizeof(a));  // the struct is part of the signature
+    a.cols = cols;
+    a.x = x.data();
+    a.n = static_cast<int>(n);
+    a.warps_per_row = MatVecWarpsPerRow(total_rows, sm_count_);
+    a.persistent = matvec_persistent_ ? 1 : 0;
+    a.async = 0;
+    a.swiglu = 0;
+    return a;
+  }
+
+  static MatVecPart MatVecPartFor(const CudaWeight& w, Buffer& y, int warps_per_row) {
+    const int64_t rows_per_block = kMatVecWarpsPerBlock / warps_per_row;
+    MatVecPart part;
+    part.w = w.data();
+    part.row_bytes = static_cast<int64_t>(w.row_bytes());
+    part.rows = w.rows();
+    part.blocks = (w.rows() + rows_per_block - 1) / rows_per_block;
+    part.y = y.data();
+    return part;
+  }
+
+  // One matvec launch for several weights over the same input: false unless every weight is a
+  // matvec of the same type and width (and n is a decode's few rows). With the shared-memory
+  // pipeline on (SetMatVecAsync), 16-bit weights use it.
+  bool PlanMatVecMulti(absl::Span<const Weight* const> ws, const Buffer& x, int64_t n,
+                       absl::Span<Buffer* const> ys, MatVecMultiArgs* out) const {
+    const DType type = ws[0]->type();
+    const int64_t k = ws[0]->cols();
+    const bool is_float = type == DType::kF32 || IsHalf(type);
+    bool fuse = ws.size() <= static_cast<size_t>(kMaxMatVecParts) &&
+                n <= (is_float ? kMatVecMaxRowsFloat : kMatVecMaxRowsQuant) &&
+                MatVecSupported(ToWType(type), k) && x.size() >= n * k;
+    int64_t total_rows = 0;
+    for (size_t j = 0; j < ws.size() && fuse; ++j) {
+      fuse = ws[j]->type() == type && ws[j]->cols() == k && ys[j]->size() >= n * ws[j]->rows();
+      total_rows += ws[j]->rows();
+    }
+    if (!fuse) return false;
+    MatVecMultiArgs a = MatVecArgsFor(k, x, n, total_rows);
+    a.num_parts = static_cast<int>(ws.size());
+    a.async = matvec_async_ && IsHalf(type) && n <= kMatVecAsyncMaxRows ? 1 : 0;
+    for (size_t j = 0; j < ws.size(); ++j) {
+      a.parts[j] = MatVecPartFor(AsCuda(*ws[j]), *ys[j], a.warps_per_row);
+    }
+    *out = a;
+    return true;
+  }
+
+  void LaunchMatVecMultiOp(DType type, const MatVecMultiArgs& a) {
+    auto lock = Enter();
+    const bool rec = Record({});
+    Launch(rec, &LaunchMatVecMultiFn, ToWType(type), a);
+  }
+
   // Attention of a long query run on the tensor cores: its keys and values gathered from the
   // paged cache into contiguous F16, its queries rounded to F16, then per kv head and chunk of
   // queries one batched GEMM for the scores of the group's query heads, a masked softmax to F16
@@ -1082,6 +1158,16 @@ class CudaBackend final : public Backend {
     return scratch.Get(bytes);
   }
 
+  // ScratchFor whose memory is zero when (re)allocated, on the stream before any op after it
+  // (counters that the kernels using them leave at zero).
+  void* ZeroedScratchFor(Scratch& scratch, size_t bytes) {
+    if (bytes <= scratch.capacity()) return scratch.Get(bytes);
+    FlushRecorded();
+    void* p = scratch.Get(bytes);
+    CUDA_OK(cudaMemsetAsync(p, 0, scratch.capacity(), stream_));
+    return p;
+  }
+
   // Issues `fn(args..., stream)` now, or records it (with its arguments as its signature). fn is
   // a launcher of kernels.h or a captureless lambda; every argument is a plain value, so two
   // recorded steps with equal signatures launch the same kernels with the same arguments.
@@ -1205,6 +1291,14 @@ class CudaBackend final : public Backend {
   bool matvec_persistent_ = true;
   // RopeWriteKv as one kernel (TESSERA_CUDA_FUSED_ROPE_KV=1; off until measured on a GPU).
   bool fused_rope_kv_ = false;
+  // MatMulSwiGlu as one matvec launch (TESSERA_CUDA_FUSED_SWIGLU=1; off until measured).
+  bool fused_swiglu_ = false;
+  // Decode matvecs of 16-bit weights through the shared-memory pipeline
+  // (TESSERA_CUDA_MATVEC_ASYNC=1; off until measured).
+  bool matvec_async_ = false;
+  // Grouped decode splits merged by the last block of each (token, kv head) instead of a second
+  // kernel (TESSERA_CUDA_FUSED_SPLIT_MERGE=1; off until measured).
+  bool fused_split_merge_ = false;
   const std::string device_name_;
   cudaStream_t stream_;
   void* cublas_;  // cublasHandle_t, bound to stream_
@@ -1222,6 +1316,7 @@ class CudaBackend final : public Backend {
   Scratch topk_scratch_ ABSL_GUARDED_BY(mu_);
   Scratch attn_scratch_ ABSL_GUARDED_BY(mu_);   // GemmAttention
   Scratch split_scratch_ ABSL_GUARDED_BY(mu_);  // grouped decode splits
+  Scratch split_done_scratch_ ABSL_GUARDED_BY(mu_);  // their per-(token, kv head) counters
 
   // The open step (between BeginStep and EndStep, by step_thread_) and whether its ops are
   // being recorded.
@@ -1320,20 +1415,40 @@ void SetCudaGraphs(Backend& backend, bool on) {
   if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetGraphs(on);
 }
 
+namespace {
+
+void SetPathOf(Backend& backend, CudaBackend::Path path, bool on) {
+  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetPath(path, on);
+}
+
+}  // namespace
+
 void SetCudaGroupedDecode(Backend& backend, bool on) {
-  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetGroupedDecode(on);
+  SetPathOf(backend, CudaBackend::Path::kGroupedDecode, on);
 }
 
 void SetCudaGemmPrefill(Backend& backend, bool on) {
-  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetGemmPrefill(on);
+  SetPathOf(backend, CudaBackend::Path::kGemmPrefill, on);
 }
 
 void SetCudaMatVecPersistent(Backend& backend, bool on) {
-  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetMatVecPersistent(on);
+  SetPathOf(backend, CudaBackend::Path::kMatVecPersistent, on);
 }
 
 void SetCudaFusedRopeKv(Backend& backend, bool on) {
-  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) cuda->SetFusedRopeKv(on);
+  SetPathOf(backend, CudaBackend::Path::kFusedRopeKv, on);
+}
+
+void SetCudaFusedSwiGlu(Backend& backend, bool on) {
+  SetPathOf(backend, CudaBackend::Path::kFusedSwiGlu, on);
+}
+
+void SetCudaMatVecAsync(Backend& backend, bool on) {
+  SetPathOf(backend, CudaBackend::Path::kMatVecAsync, on);
+}
+
+void SetCudaFusedSplitMerge(Backend& backend, bool on) {
+  SetPathOf(backend, CudaBackend::Path::kFusedSplitMerge, on);
 }
 
 void SetCudaPdl(bool on) { SetPdl(on); }

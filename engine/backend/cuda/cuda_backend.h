@@ -35,8 +35,13 @@
 // masked softmax whose probabilities are F16 (TESSERA_CUDA_GEMM_PREFILL=0: the tiled kernel);
 // shorter runs use query tiles through shared memory.
 //
-// TESSERA_CUDA_PDL=1 (process-wide, off by default, not yet measured) launches the decode step's
-// kernels with programmatic dependent launch (engine/backend/cuda/kernels.cu).
+// Paths off by default until measured on a GPU, each with the same results bit for bit:
+// TESSERA_CUDA_PDL=1 (process-wide) launches the decode step's kernels with programmatic
+// dependent launch (engine/backend/cuda/kernels.cu); TESSERA_CUDA_FUSED_ROPE_KV=1,
+// TESSERA_CUDA_FUSED_SWIGLU=1 and TESSERA_CUDA_FUSED_SPLIT_MERGE=1 fuse a decode layer's RoPE and
+// KV write, its gate/up projections and SwiGLU, and its attention's split merge;
+// TESSERA_CUDA_MATVEC_ASYNC=1 stages the matvecs' bytes in flight through shared memory (the
+// setters below switch them per backend).
 //
 // Thread-safety: ops may be called from several threads (the models of one engine share the
 // backend); a mutex serialises them. Errors: bad shapes are caller bugs and abort with a message,
@@ -87,6 +92,18 @@ void SetCudaMatVecPersistent(Backend& backend, bool on);
 // RopeWriteKv (a layer's q/k rotation and cache write) as one kernel instead of three (off by
 // default: not yet measured on a GPU); TESSERA_CUDA_FUSED_ROPE_KV=1 sets it on at creation.
 void SetCudaFusedRopeKv(Backend& backend, bool on);
+// Backend::MatMulSwiGlu (a layer's gate and up projections and SwiGLU) as one matvec launch
+// instead of a launch and a SiluMul (off by default: not yet measured on a GPU);
+// TESSERA_CUDA_FUSED_SWIGLU=1 sets it on at creation.
+void SetCudaFusedSwiGlu(Backend& backend, bool on);
+// Decode matvecs of F16/BF16 weights with their bytes in flight staged through shared memory
+// (cp.async), several times as many as the registers hold; the same results bit for bit (off by
+// default: not yet measured on a GPU); TESSERA_CUDA_MATVEC_ASYNC=1 sets it on at creation.
+void SetCudaMatVecAsync(Backend& backend, bool on);
+// Grouped decode attention with its key splits merged by the last block of each (token, kv
+// head) instead of a second kernel (off by default: not yet measured on a GPU);
+// TESSERA_CUDA_FUSED_SPLIT_MERGE=1 sets it on at creation.
+void SetCudaFusedSplitMerge(Backend& backend, bool on);
 // Programmatic dependent launch for the decode step's kernels, for every CUDA backend of the
 // process (tests and benchmarks compare the two); TESSERA_CUDA_PDL=1 turns it on at start. Off by
 // default: not yet measured on a GPU.

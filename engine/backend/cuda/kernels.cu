@@ -2,6 +2,7 @@
 // match the CPU backend's arithmetic closely; the one written for bandwidth is MatVec (decode).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_pipeline.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -277,125 +278,176 @@ __device__ __forceinline__ float WarpSum(float v) {
 }
 
 constexpr int kMatVecWarps = kMatVecWarpsPerBlock;
+// Units of 16-bit weights each lane has in flight before any arithmetic (4 x 16 bytes; 8 measured
+// no faster on an H200).
+constexpr int kMatVecInFlight = 4;
+// MatVecAsyncKernel: groups of kMatVecInFlight units per lane in flight through shared memory
+// (kMatVecStages - 1 of them per warp), and the blocks per multiprocessor its shared-memory
+// carveout is sized for: 5 x 33 KB (about 120 KB in flight), leaving about 60 KB of an H100/H200
+// multiprocessor's 256 KB to L1 for the activations (a 14336-float row is 56 KB).
+constexpr int kMatVecStages = 4;
+constexpr int kMatVecAsyncBlocksPerSm = 5;
 
-// W warps share each output row (W = 1, 2 or 4), each summing its own contiguous part of the
-// row's units; the block's 4 warps cover 4 / W rows. Small matrices (the k and v projections) get
-// W > 1 so that enough warps stream their bytes; the result then sums the W partial sums in warp
-// order (deterministic for a given matrix shape).
-// Block `block` of a matvec launch (every thread of the block calls it).
+// silu(g) * u (SwiGLU), one formula for SiluMulKernel and the fused gate/up matvec (same bits).
+__device__ __forceinline__ float SiluMulValue(float g, float u) {
+  return g / (1.0f + expf(-g)) * u;
+}
+
+// Adds the products of weight unit u (values v) with the n inputs to acc.
+template <WType T, int N>
+__device__ __forceinline__ void MatVecAccumulate(const float* __restrict__ x, int64_t cols, int n,
+                                                 int64_t u, const float* v, float* acc) {
+  constexpr int U = kUnit<T>;
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    if (i < n) {
+      const float4* xp = reinterpret_cast<const float4*>(x + i * cols + u * U);
+      float s = 0.0f;
+#pragma unroll
+      for (int e = 0; e < U / 4; ++e) {
+        const float4 xv = xp[e];
+        s += v[4 * e] * xv.x + v[4 * e + 1] * xv.y + v[4 * e + 2] * xv.z + v[4 * e + 3] * xv.w;
+      }
+      acc[i] += s;
+    }
+  }
+}
+
+// The lane's share of a weight row's dot products with the n inputs over units [u_begin, u_end):
+// lane l adds units u_begin + l, + 32, + 64, ... in that order. Every matvec kernel sums the same
+// products in this order (MatVecAsyncKernel reads the units through shared memory), so they agree
+// bit for bit.
+template <WType T, int N>
+__device__ __forceinline__ void MatVecLaneDot(const uint8_t* __restrict__ row, int64_t u_begin,
+                                              int64_t u_end, int64_t cols,
+                                              const float* __restrict__ x, int n, float* acc) {
+  constexpr int U = kUnit<T>;
+  const int lane = threadIdx.x % 32;
+  if constexpr (T == WType::kF16 || T == WType::kBF16) {
+    // 16-bit weights stay packed (4 registers a unit) until used: R units in flight cost 4R
+    // registers, not 8R.
+    constexpr int R = kMatVecInFlight;
+    const uint4* row16 = reinterpret_cast<const uint4*>(row);
+    for (int64_t u0 = u_begin + lane; u0 < u_end; u0 += 32 * R) {
+      uint4 raw[R];
+#pragma unroll
+      for (int j = 0; j < R; ++j) {
+        if (u0 + 32 * j < u_end) raw[j] = __ldg(row16 + u0 + 32 * j);
+      }
+#pragma unroll
+      for (int j = 0; j < R; ++j) {
+        const int64_t u = u0 + 32 * j;
+        if (u >= u_end) break;
+        float v[8];
+        Unpack16<T>(raw[j], v);
+        MatVecAccumulate<T, N>(x, cols, n, u, v, acc);
+      }
+    }
+  } else {
+    // F32: 4 units (32 bytes each) in flight; quantized: one block at a time.
+    constexpr int R = U == 8 ? 4 : 1;
+    for (int64_t u0 = u_begin + lane; u0 < u_end; u0 += 32 * R) {
+      float v[R][U];
+#pragma unroll
+      for (int j = 0; j < R; ++j) {
+        if (u0 + 32 * j < u_end) LoadUnit<T>(row, u0 + 32 * j, v[j]);
+      }
+#pragma unroll
+      for (int j = 0; j < R; ++j) {
+        const int64_t u = u0 + 32 * j;
+        if (u >= u_end) break;
+        MatVecAccumulate<T, N>(x, cols, n, u, v[j], acc);
+      }
+    }
+  }
+}
+
+// Sums each lane's acc over its warp, then over the W warps that share a row (W = 1, 2 or 4, in
+// warp order, through shared memory), and writes the rows of the block's warps: y[i * rows + r] =
+// sum (+ bias[r]), or with kSwiGlu (acc: the gate row's sums, acc_up: the up row's)
+// y[i * rows + r] = silu(gate sum) * up sum, the bits of the two matvecs then SiluMul. Every
+// thread of the block calls it (it synchronises the block when W > 1).
+template <int N, int W, bool kSwiGlu>
+__device__ __forceinline__ void MatVecFinish(float* acc, float* acc_up, int64_t r, int64_t rows,
+                                             int n, const float* __restrict__ bias,
+                                             float* __restrict__ y) {
+  __shared__ float s_part[kSwiGlu ? 2 : 1][kMatVecWarps][N];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    acc[i] = WarpSum(acc[i]);
+    if constexpr (kSwiGlu) acc_up[i] = WarpSum(acc_up[i]);
+  }
+  if constexpr (W > 1) {
+    __syncthreads();  // the previous row group's sums have been read
+    if (lane == 0) {
+#pragma unroll
+      for (int i = 0; i < N; ++i) {
+        s_part[0][warp][i] = acc[i];
+        if constexpr (kSwiGlu) s_part[kSwiGlu ? 1 : 0][warp][i] = acc_up[i];
+      }
+    }
+    __syncthreads();
+    if (warp % W == 0) {
+#pragma unroll
+      for (int i = 0; i < N; ++i) {
+        float total = s_part[0][warp][i];
+#pragma unroll
+        for (int p = 1; p < W; ++p) total += s_part[0][warp + p][i];
+        acc[i] = total;
+        if constexpr (kSwiGlu) {
+          float up = s_part[kSwiGlu ? 1 : 0][warp][i];
+#pragma unroll
+          for (int p = 1; p < W; ++p) up += s_part[kSwiGlu ? 1 : 0][warp + p][i];
+          acc_up[i] = up;
+        }
+      }
+    }
+  }
+  if (r >= rows || warp % W != 0 || lane != 0) return;
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    if (i < n) {
+      if constexpr (kSwiGlu) {
+        // "+ 0.0f": the unfused matvecs add their absent bias as 0 (which turns -0 into +0).
+        y[i * rows + r] = SiluMulValue(acc[i] + 0.0f, acc_up[i] + 0.0f);
+      } else {
+        y[i * rows + r] = acc[i] + (bias != nullptr ? bias[r] : 0.0f);
+      }
+    }
+  }
+}
+
+// Block `block` of a single-matrix matvec: its 4 warps cover 4 / W rows, W warps per row, each
+// over its contiguous part of the row's units. Small matrices (the k and v projections) get W > 1
+// so that enough warps stream their bytes.
 template <WType T, int N, int W>
 __device__ __forceinline__ void MatVecBlock(int64_t block, const uint8_t* __restrict__ w,
                                             int64_t row_bytes, int64_t rows, int64_t cols,
                                             const float* __restrict__ x, int n,
                                             const float* __restrict__ bias,
                                             float* __restrict__ y) {
-  constexpr int U = kUnit<T>;
-  __shared__ float s_part[kMatVecWarps][N];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
   const int64_t r = block * (kMatVecWarps / W) + warp / W;
   const int part = warp % W;
   float acc[N];
 #pragma unroll
   for (int i = 0; i < N; ++i) acc[i] = 0.0f;
   if (r < rows) {
-    const uint8_t* row = w + r * row_bytes;
-    const int64_t units = cols / U;
-    const int64_t u_begin = part * units / W, u_end = (part + 1) * units / W;
-    // Float types: 4 units (16 or 32 bytes each) loaded per lane before any arithmetic, so that
-    // enough bytes are in flight to cover memory latency (one row per warp is not much; 8 units
-    // measured no faster on an H200).
-    constexpr int R = U == 8 ? 4 : 1;
-    // Adds unit u's products (values v) to acc.
-    auto accumulate = [&](int64_t u, const float* v) {
-#pragma unroll
-      for (int i = 0; i < N; ++i) {
-        if (i < n) {
-          const float4* xp = reinterpret_cast<const float4*>(x + i * cols + u * U);
-          float s = 0.0f;
-#pragma unroll
-          for (int e = 0; e < U / 4; ++e) {
-            const float4 xv = xp[e];
-            s += v[4 * e] * xv.x + v[4 * e + 1] * xv.y + v[4 * e + 2] * xv.z + v[4 * e + 3] * xv.w;
-          }
-          acc[i] += s;
-        }
-      }
-    };
-    if constexpr (T == WType::kF16 || T == WType::kBF16) {
-      // 16-bit weights stay packed (4 registers a unit) until used: R units in flight cost 4R
-      // registers, not 8R.
-      const uint4* row16 = reinterpret_cast<const uint4*>(row);
-      for (int64_t u0 = u_begin + lane; u0 < u_end; u0 += 32 * R) {
-        uint4 raw[R];
-#pragma unroll
-        for (int j = 0; j < R; ++j) {
-          if (u0 + 32 * j < u_end) raw[j] = __ldg(row16 + u0 + 32 * j);
-        }
-#pragma unroll
-        for (int j = 0; j < R; ++j) {
-          const int64_t u = u0 + 32 * j;
-          if (u >= u_end) break;
-          float v[8];
-          Unpack16<T>(raw[j], v);
-          accumulate(u, v);
-        }
-      }
-    } else {
-      for (int64_t u0 = u_begin + lane; u0 < u_end; u0 += 32 * R) {
-        float v[R][U];
-#pragma unroll
-        for (int j = 0; j < R; ++j) {
-          if (u0 + 32 * j < u_end) LoadUnit<T>(row, u0 + 32 * j, v[j]);
-        }
-#pragma unroll
-        for (int j = 0; j < R; ++j) {
-          const int64_t u = u0 + 32 * j;
-          if (u >= u_end) break;
-          accumulate(u, v[j]);
-        }
-      }
-    }
+    const int64_t units = cols / kUnit<T>;
+    MatVecLaneDot<T, N>(w + r * row_bytes, part * units / W, (part + 1) * units / W, cols, x, n,
+                        acc);
   }
-#pragma unroll
-  for (int i = 0; i < N; ++i) acc[i] = WarpSum(acc[i]);
-  if constexpr (W == 1) {
-    if (r < rows && lane == 0) {
-#pragma unroll
-      for (int i = 0; i < N; ++i) {
-        if (i < n) y[i * rows + r] = acc[i] + (bias != nullptr ? bias[r] : 0.0f);
-      }
-    }
-  } else {
-    __syncthreads();  // the previous row group's sums (grid-stride loop) have been read
-    if (lane == 0) {
-#pragma unroll
-      for (int i = 0; i < N; ++i) s_part[warp][i] = acc[i];
-    }
-    __syncthreads();
-    if (r < rows && part == 0 && lane == 0) {
-#pragma unroll
-      for (int i = 0; i < N; ++i) {
-        if (i < n) {
-          float total = s_part[warp][i];
-#pragma unroll
-          for (int p = 1; p < W; ++p) total += s_part[warp + p][i];
-          y[i * rows + r] = total + (bias != nullptr ? bias[r] : 0.0f);
-        }
-      }
-    }
-  }
+  MatVecFinish<N, W, false>(acc, nullptr, r, rows, n, bias, y);
 }
 
-// Asks L2 for the weight bytes block `block`'s warps read first (their part of their row): the
-// weights do not depend on earlier kernels, so this runs before PdlWait, while the kernel before
-// finishes.
+// Asks L2 for the bytes of a warp's part `part` (of W) of weight row r: the weights do not depend
+// on earlier kernels, so this runs before PdlWait, while the kernel before finishes.
 template <int W>
-__device__ __forceinline__ void MatVecPrefetch(int64_t block, const uint8_t* w, int64_t row_bytes,
-                                               int64_t rows) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t r = block * (kMatVecWarps / W) + warp / W;
+__device__ __forceinline__ void MatVecPrefetch(const uint8_t* w, int64_t row_bytes, int64_t r,
+                                               int64_t rows, int part) {
+  const int lane = threadIdx.x % 32;
   if (r >= rows) return;
-  const int part = warp % W;
   const uint8_t* begin = w + r * row_bytes + part * row_bytes / W;
   const int64_t bytes = row_bytes / W;
   for (int64_t off = int64_t{lane} * 128; off < bytes; off += 32 * 128) {
@@ -411,7 +463,11 @@ __global__ void __launch_bounds__(kMatVecWarps * 32)
     MatVecKernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t rows, int64_t cols,
                  const float* __restrict__ x, int n, const float* __restrict__ bias,
                  float* __restrict__ y, int64_t total) {
-  if (blockIdx.x < total) MatVecPrefetch<W>(blockIdx.x, w, row_bytes, rows);
+  if (blockIdx.x < total) {
+    const int warp = threadIdx.x / 32;
+    MatVecPrefetch<W>(w, row_bytes, int64_t{blockIdx.x} * (kMatVecWarps / W) + warp / W, rows,
+                      warp % W);
+  }
   PdlWait();
   PdlTrigger();
   for (int64_t b = blockIdx.x; b < total; b += gridDim.x) {
@@ -419,41 +475,149 @@ __global__ void __launch_bounds__(kMatVecWarps * 32)
   }
 }
 
-// Several matrices over one input in one launch: blocks [0, parts[0].blocks) serve part 0, the
-// next parts[1].blocks part 1, and so on.
-template <WType T, int N, int W>
+// What one warp of block b of a multi-part launch computes: its part `seg` (of W) of row r of
+// matrix p. Blocks [0, parts[0].blocks) serve matrix 0, the next parts[1].blocks matrix 1, and so
+// on, 4 / W rows a block. With kSwiGlu (two matrices of equal rows, gate and up) the blocks cover
+// the gate's rows and each warp also computes the same part of the same up row.
+struct MatVecTask {
+  int p;
+  int seg;
+  int64_t r;
+};
+
+template <int W>
+__device__ __forceinline__ MatVecTask MatVecTaskOf(const MatVecMultiArgs& a, int64_t b, int warp) {
+  int p = 0;
+  while (p + 1 < a.num_parts && b >= a.parts[p].blocks) {
+    b -= a.parts[p].blocks;
+    ++p;
+  }
+  return MatVecTask{p, warp % W, b * (kMatVecWarps / W) + warp / W};
+}
+
+// Several matrices over one input in one launch (see MatVecTaskOf).
+template <WType T, int N, int W, bool kSwiGlu>
 __global__ void __launch_bounds__(kMatVecWarps * 32)
     MatVecMultiKernel(const __grid_constant__ MatVecMultiArgs a, int64_t total) {  // a: in place
+  const int warp = threadIdx.x / 32;
   if (blockIdx.x < total) {
-    int64_t b = blockIdx.x;
-    int p = 0;
-    while (p + 1 < a.num_parts && b >= a.parts[p].blocks) {
-      b -= a.parts[p].blocks;
-      ++p;
-    }
-    MatVecPrefetch<W>(b, static_cast<const uint8_t*>(a.parts[p].w), a.parts[p].row_bytes,
-                      a.parts[p].rows);
+    const MatVecTask t = MatVecTaskOf<W>(a, blockIdx.x, warp);
+    MatVecPrefetch<W>(static_cast<const uint8_t*>(a.parts[t.p].w), a.parts[t.p].row_bytes, t.r,
+                      a.parts[t.p].rows, t.seg);
   }
   PdlWait();
   PdlTrigger();
-  for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
-    int64_t b = blk;
-    int p = 0;
-    while (p + 1 < a.num_parts && b >= a.parts[p].blocks) {
-      b -= a.parts[p].blocks;
-      ++p;
+  const int64_t units = a.cols / kUnit<T>;
+  for (int64_t b = blockIdx.x; b < total; b += gridDim.x) {
+    const MatVecTask t = MatVecTaskOf<W>(a, b, warp);
+    const MatVecPart& part = a.parts[t.p];
+    const int64_t u_begin = t.seg * units / W, u_end = (t.seg + 1) * units / W;
+    float acc[N], acc_up[N];
+#pragma unroll
+    for (int i = 0; i < N; ++i) acc[i] = acc_up[i] = 0.0f;
+    if (t.r < part.rows) {
+      MatVecLaneDot<T, N>(static_cast<const uint8_t*>(part.w) + t.r * part.row_bytes, u_begin,
+                          u_end, a.cols, a.x, a.n, acc);
+      if constexpr (kSwiGlu) {
+        MatVecLaneDot<T, N>(static_cast<const uint8_t*>(a.parts[1].w) + t.r * a.parts[1].row_bytes,
+                            u_begin, u_end, a.cols, a.x, a.n, acc_up);
+      }
     }
-    const MatVecPart& part = a.parts[p];
-    MatVecBlock<T, N, W>(b, static_cast<const uint8_t*>(part.w), part.row_bytes, part.rows, a.cols,
-                         a.x, a.n, nullptr, part.y);
+    MatVecFinish<N, W, kSwiGlu>(acc, acc_up, t.r, part.rows, a.n, nullptr, part.y);
   }
+}
+
+// MatVecMultiKernel for 16-bit weights with the weight bytes in flight held in shared memory
+// instead of registers (cp.async): each warp keeps kMatVecStages - 1 groups of kMatVecInFlight
+// units per lane on their way while it sums the oldest, across the rows of its grid-stride loop,
+// so a resident grid has several times the bytes in flight of MatVecMultiKernel (its registers
+// cap it at 4 units a lane). Each lane copies and then reads back only its own units, in
+// MatVecLaneDot's order: the results are MatVecMultiKernel's, bit for bit.
+template <WType T, int N, int W, bool kSwiGlu>
+__global__ void __launch_bounds__(kMatVecWarps * 32)
+    MatVecAsyncKernel(const __grid_constant__ MatVecMultiArgs a, int64_t total) {
+  static_assert(T == WType::kF16 || T == WType::kBF16, "16-bit weights only");
+  constexpr int R = kMatVecInFlight, S = kMatVecStages;
+  constexpr int64_t kPerStage = 32 * R;  // units a warp copies per stage
+  constexpr int kMats = kSwiGlu ? 2 : 1;  // rows a warp reads per task: gate then up
+  __shared__ uint4 ring[kMatVecWarps][S][kPerStage];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t units = a.cols / 8;
+  const int seg = warp % W;  // the same part of every row the warp reads
+  const int64_t u_begin = seg * units / W, u_end = (seg + 1) * units / W;
+  const int64_t row_stages = (u_end - u_begin + kPerStage - 1) / kPerStage;
+  const int64_t per_row = row_stages > 0 ? row_stages : 1;
+  const int64_t per_task = kMats * per_row;
+  const int64_t iters =
+      blockIdx.x < total ? (total - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+  const int64_t stages = iters * per_task;
+  // Stage q: task q / per_task of the warp (its grid-stride iteration), in it matrix
+  // (q % per_task) / per_row (with kSwiGlu: 0 gate, 1 up) and that row's (q % per_row)-th
+  // kPerStage units, into slot q % S; one commit group per stage (empty past the end, so the
+  // count of groups to wait for stays the same).
+  auto issue = [&](int64_t q) {
+    if (q < stages) {
+      const MatVecTask t = MatVecTaskOf<W>(a, blockIdx.x + (q / per_task) * gridDim.x, warp);
+      const MatVecPart& part = a.parts[kSwiGlu ? (q % per_task) / per_row : t.p];
+      if (t.r < part.rows) {
+        const uint4* row16 = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(part.w) +
+                                                            t.r * part.row_bytes);
+        const int64_t u0 = u_begin + (q % per_row) * kPerStage + lane;
+#pragma unroll
+        for (int j = 0; j < R; ++j) {
+          if (u0 + 32 * j < u_end) {
+            __pipeline_memcpy_async(&ring[warp][q % S][lane + 32 * j], row16 + u0 + 32 * j,
+                                    sizeof(uint4));
+          }
+        }
+      }
+    }
+    __pipeline_commit();
+  };
+  // The weights do not depend on earlier kernels: the first stages start before PdlWait.
+  for (int64_t q = 0; q < S - 1; ++q) issue(q);
+  PdlWait();
+  PdlTrigger();
+  int64_t q = 0;
+  for (int64_t k = 0; k < iters; ++k) {
+    const MatVecTask t = MatVecTaskOf<W>(a, blockIdx.x + k * gridDim.x, warp);
+    const MatVecPart& part = a.parts[t.p];
+    float acc[kMats][N];
+#pragma unroll
+    for (int m = 0; m < kMats; ++m) {
+#pragma unroll
+      for (int i = 0; i < N; ++i) acc[m][i] = 0.0f;
+    }
+#pragma unroll
+    for (int m = 0; m < kMats; ++m) {
+      for (int64_t s = 0; s < per_row; ++s, ++q) {
+        issue(q + S - 1);  // into the slot the lane finished reading one stage ago
+        __pipeline_wait_prior(S - 1);  // stage q has landed (this lane's copies)
+        __syncwarp();  // also a compiler barrier: the reads below stay after the wait
+        if (t.r < part.rows) {
+          const int64_t u0 = u_begin + s * kPerStage + lane;
+#pragma unroll
+          for (int j = 0; j < R; ++j) {
+            const int64_t u = u0 + 32 * j;
+            if (u >= u_end) break;
+            float v[8];
+            Unpack16<T>(ring[warp][q % S][lane + 32 * j], v);
+            MatVecAccumulate<T, N>(a.x, a.cols, a.n, u, v, acc[m]);
+          }
+        }
+      }
+    }
+    MatVecFinish<N, W, kSwiGlu>(acc[0], acc[kMats - 1], t.r, part.rows, a.n, nullptr, part.y);
+  }
+  __pipeline_wait_prior(0);
 }
 
 // The grid for `total` blocks of `kernel`: all of them, or (persistent) at most as many as the
 // device holds resident at once (occupancy per multiprocessor times multiprocessors, looked up
-// once per kernel and device).
-int64_t MatVecGrid(const void* kernel, int64_t total, bool persistent) {
-  if (!persistent) return total;
+// once per kernel and device). `smem_blocks` > 0 (kernels with large static shared memory): first
+// asks for a shared-memory carveout that holds that many blocks per multiprocessor, leaving the
+// rest to L1, where the matvecs read their activations from.
+int64_t MatVecGrid(const void* kernel, int64_t total, bool persistent, int smem_blocks = 0) {
   static std::mutex mu;
   static std::map<std::pair<const void*, int>, int64_t>* resident =
       new std::map<std::pair<const void*, int>, int64_t>();
@@ -462,6 +626,21 @@ int64_t MatVecGrid(const void* kernel, int64_t total, bool persistent) {
   std::lock_guard<std::mutex> lock(mu);
   auto it = resident->find({kernel, device});
   if (it == resident->end()) {
+    if (smem_blocks > 0) {
+      cudaFuncAttributes attr;
+      int per_sm_smem = 0;
+      if (cudaFuncGetAttributes(&attr, kernel) == cudaSuccess &&
+          cudaDeviceGetAttribute(&per_sm_smem, cudaDevAttrMaxSharedMemoryPerMultiprocessor,
+                                 device) == cudaSuccess &&
+          per_sm_smem > 0) {
+        // + 1 KB: the shared memory the system reserves per block.
+        const int64_t want = int64_t{smem_blocks} * (attr.sharedSizeBytes + 1024);
+        const int percent =
+            static_cast<int>(std::min<int64_t>(100, (100 * want + per_sm_smem - 1) / per_sm_smem));
+        cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, percent);
+      }
+      cudaGetLastError();  // a refused hint is not an error of the launch that follows
+    }
     int per_sm = 0, sms = 0;
     if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kMatVecWarps * 32, 0) !=
             cudaSuccess ||
@@ -475,6 +654,7 @@ int64_t MatVecGrid(const void* kernel, int64_t total, bool persistent) {
       it = resident->emplace(std::make_pair(kernel, device), int64_t{per_sm} * sms).first;
     }
   }
+  if (!persistent) return total;
   return it->second > 0 ? std::min(total, it->second) : total;
 }
 
@@ -504,38 +684,60 @@ void LaunchMatVecN(int wpr, int64_t rows, const uint8_t* wp, int64_t row_bytes, 
   }
 }
 
-template <WType T, int N, int W>
-void LaunchMatVecMultiW(const MatVecMultiArgs& a, int64_t total, cudaStream_t stream) {
-  const auto kernel = &MatVecMultiKernel<T, N, W>;
+template <WType T, int N, int W, bool kSwiGlu>
+void LaunchMatVecMultiK(const MatVecMultiArgs& a, int64_t total, cudaStream_t stream) {
+  if constexpr ((T == WType::kF16 || T == WType::kBF16) && N <= 2) {
+    if (a.async != 0) {
+      const auto kernel = &MatVecAsyncKernel<T, N, W, kSwiGlu>;
+      const auto grid = static_cast<unsigned>(MatVecGrid(reinterpret_cast<const void*>(kernel),
+                                                         total, a.persistent != 0,
+                                                         kMatVecAsyncBlocksPerSm));
+      LaunchPdl(kernel, grid, kMatVecWarps * 32, 0, stream, a, total);
+      return;
+    }
+  }
+  const auto kernel = &MatVecMultiKernel<T, N, W, kSwiGlu>;
   const auto grid = static_cast<unsigned>(
       MatVecGrid(reinterpret_cast<const void*>(kernel), total, a.persistent != 0));
   LaunchPdl(kernel, grid, kMatVecWarps * 32, 0, stream, a, total);
 }
 
-template <WType T, int N>
-void LaunchMatVecMultiN(const MatVecMultiArgs& a, int64_t blocks, cudaStream_t stream) {
-  if (a.warps_per_row == 1) {
-    LaunchMatVecMultiW<T, N, 1>(a, blocks, stream);
-  } else if (a.warps_per_row == 2) {
-    LaunchMatVecMultiW<T, N, 2>(a, blocks, stream);
+template <WType T, int N, int W>
+void LaunchMatVecMultiW(const MatVecMultiArgs& a, cudaStream_t stream) {
+  int64_t total = 0;
+  for (int p = 0; p < a.num_parts; ++p) total += a.parts[p].blocks;
+  if (a.swiglu != 0) {
+    total = a.parts[0].blocks;  // the up rows ride along with the gate rows
+    LaunchMatVecMultiK<T, N, W, true>(a, total, stream);
   } else {
-    LaunchMatVecMultiW<T, N, 4>(a, blocks, stream);
+    LaunchMatVecMultiK<T, N, W, false>(a, total, stream);
+  }
+}
+
+template <WType T, int N>
+void LaunchMatVecMultiN(const MatVecMultiArgs& a, cudaStream_t stream) {
+  if (a.warps_per_row == 1) {
+    LaunchMatVecMultiW<T, N, 1>(a, stream);
+  } else if (a.warps_per_row == 2) {
+    LaunchMatVecMultiW<T, N, 2>(a, stream);
+  } else {
+    LaunchMatVecMultiW<T, N, 4>(a, stream);
   }
 }
 
 template <WType T>
 cudaError_t MatVecMultiTyped(const MatVecMultiArgs& a, cudaStream_t stream) {
-  int64_t blocks = 0;
-  for (int p = 0; p < a.num_parts; ++p) blocks += a.parts[p].blocks;
-  if (blocks == 0) return cudaSuccess;
+  int64_t rows = 0;
+  for (int p = 0; p < a.num_parts; ++p) rows += a.parts[p].rows;
+  if (rows == 0) return cudaSuccess;
   if (a.n == 1) {
-    LaunchMatVecMultiN<T, 1>(a, blocks, stream);
+    LaunchMatVecMultiN<T, 1>(a, stream);
   } else if (a.n == 2) {
-    LaunchMatVecMultiN<T, 2>(a, blocks, stream);
+    LaunchMatVecMultiN<T, 2>(a, stream);
   } else if (a.n <= 4) {
-    LaunchMatVecMultiN<T, 4>(a, blocks, stream);
+    LaunchMatVecMultiN<T, 4>(a, stream);
   } else {
-    LaunchMatVecMultiN<T, 8>(a, blocks, stream);
+    LaunchMatVecMultiN<T, 8>(a, stream);
   }
   return cudaGetLastError();
 }
@@ -587,8 +789,7 @@ __global__ void SiluMulKernel(float* gate, const float* up, int64_t n) {
   PdlTrigger();
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + expf(-g)) * up[i];
+    gate[i] = SiluMulValue(gate[i], up[i]);
   }
 }
 
@@ -978,6 +1179,25 @@ __device__ __forceinline__ void MergeSoftmax(float& m, float& l, float* acc, flo
   m = mn;
 }
 
+// Element d of the merged output of one (token, query head) from its `splits` split states at
+// `part` ([split][head_dim + 2]: max, sum, then the unnormalised head_dim values), read through L2
+// (__ldcg: another block may have written them in this kernel).
+__device__ __forceinline__ float MergeSplitsAt(const float* part, int splits, int head_dim, int d) {
+  float mx = -INFINITY;
+  for (int z = 0; z < splits; ++z) mx = fmaxf(mx, __ldcg(part + z * (head_dim + 2)));
+  float total = 0.0f, o = 0.0f;
+  for (int z = 0; z < splits; ++z) {
+    const float* pz = part + z * (head_dim + 2);
+    const float l = __ldcg(pz + 1);
+    if (l > 0.0f) {
+      const float c = expf(__ldcg(pz) - mx);
+      total += l * c;
+      o += __ldcg(pz + 2 + d) * c;
+    }
+  }
+  return o / total;
+}
+
 // L lanes read one key row (8 halves each: head_dim = 8 * L), so a warp reads 32 / L keys at a
 // time; each lane keeps the softmax state of the G query heads for its 8 dimensions over the
 // keys it read; lanes, then warps, merge their states at the end.
@@ -1116,6 +1336,26 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) GroupedDecodeKernel(PagedAt
       }
     }
   }
+  if (a.splits == 1 || a.merge_in_kernel == 0) return;
+  // The last of the token's splits to finish merges them (SplitMergeKernel's arithmetic), one
+  // launch fewer: every block publishes its state, then counts itself in. (A launch that dies
+  // part way leaves counters set; the backend treats any device error as fatal.)
+  __shared__ int s_last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned int* done = a.split_done + t * a.num_kv_heads + kvh;
+    s_last = atomicAdd(done, 1u) == static_cast<unsigned int>(a.splits - 1);
+    if (s_last) atomicExch(done, 0u);  // ready for the next launch (the stream runs them in order)
+  }
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  for (int idx = threadIdx.x; idx < G * HD; idx += blockDim.x) {
+    const int g = idx / HD, d = idx % HD;
+    const int64_t th = t * a.num_heads + kvh * G + g;
+    a.out[th * HD + d] = MergeSplitsAt(a.partial + th * a.splits * (HD + 2), a.splits, HD, d);
+  }
 }
 
 // Merges the splits of the grouped decode kernel: one block per (token, query head), one thread
@@ -1127,19 +1367,9 @@ __global__ void SplitMergeKernel(const float* partial, int splits, int head_dim,
   const int64_t t = blockIdx.x;
   const int h = blockIdx.y;
   const float* part = partial + (t * num_heads + h) * splits * (head_dim + 2);
-  float mx = -INFINITY;
-  for (int z = 0; z < splits; ++z) mx = fmaxf(mx, part[z * (head_dim + 2)]);
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    float total = 0.0f, o = 0.0f;
-    for (int z = 0; z < splits; ++z) {
-      const float* pz = part + z * (head_dim + 2);
-      if (pz[1] > 0.0f) {
-        const float c = expf(pz[0] - mx);
-        total += pz[1] * c;
-        o += pz[2 + d] * c;
-      }
-    }
-    out[(t * num_heads + h) * static_cast<int64_t>(head_dim) + d] = o / total;
+    out[(t * num_heads + h) * static_cast<int64_t>(head_dim) + d] =
+        MergeSplitsAt(part, splits, head_dim, d);
   }
 }
 
@@ -1164,11 +1394,12 @@ cudaError_t LaunchGroupedDecodeSplits(const PagedAttentionArgs& a, cudaStream_t 
 
 template <int L>
 cudaError_t LaunchGroupedDecode(const PagedAttentionArgs& a, cudaStream_t stream) {
-  if (a.splits < 1 || a.splits > 65535 || (a.splits > 1 && a.partial == nullptr)) {
+  if (a.splits < 1 || a.splits > 65535 || (a.splits > 1 && a.partial == nullptr) ||
+      (a.splits > 1 && a.merge_in_kernel != 0 && a.split_done == nullptr)) {
     return cudaErrorInvalidValue;
   }
   if (cudaError_t err = LaunchGroupedDecodeSplits<L>(a, stream); err != cudaSuccess) return err;
-  if (a.splits == 1) return cudaSuccess;
+  if (a.splits == 1 || a.merge_in_kernel != 0) return cudaSuccess;
   const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads));
   LaunchPdl(&SplitMergeKernel, grid, 8 * L, 0, stream, a.partial, a.splits, 8 * L, a.num_heads,
             a.out);
@@ -1761,6 +1992,13 @@ cudaError_t LaunchMatVecMulti(WType type, const MatVecMultiArgs& a, cudaStream_t
   if (a.n < 1 || a.n > 8 || a.num_parts < 1 || a.num_parts > kMaxMatVecParts ||
       !MatVecSupported(type, a.cols) ||
       (a.warps_per_row != 1 && a.warps_per_row != 2 && a.warps_per_row != 4)) {
+    return cudaErrorInvalidValue;
+  }
+  if (a.swiglu != 0 && (a.num_parts != 2 || a.parts[0].rows != a.parts[1].rows ||
+                        a.parts[0].row_bytes != a.parts[1].row_bytes)) {
+    return cudaErrorInvalidValue;
+  }
+  if (a.async != 0 && (a.n > 2 || (type != WType::kF16 && type != WType::kBF16))) {
     return cudaErrorInvalidValue;
   }
   switch (type) {

@@ -76,8 +76,16 @@ struct MatVecMultiArgs {
   int warps_per_row = 1;  // MatVecWarpsPerRow(sum of the parts' rows)
   int persistent = 1;     // as LaunchMatVec's (an int: the struct stays free of padding, it is
                           // part of a step's signature)
+  // 1: two parts of equal shape, gate and up of a SwiGLU feed-forward (each warp reads its part
+  // of a gate row, then of the same up row): parts[0].y[i * rows + r] = silu(gate row r . x_i) *
+  // (up row r . x_i), the bits of the two matvecs (warps_per_row for both parts' rows) then
+  // LaunchSiluMul. parts[1].y is not written.
+  int swiglu = 0;
+  // 1 (F16/BF16 weights, n <= 2): the weight bytes in flight go through shared memory (cp.async),
+  // several times as many as the registers hold; the same results bit for bit.
+  int async = 0;
 };
-static_assert(sizeof(MatVecMultiArgs) == kMaxMatVecParts * 40 + 8 + 8 + 4 * 4,
+static_assert(sizeof(MatVecMultiArgs) == kMaxMatVecParts * 40 + 8 + 8 + 6 * 4,
               "MatVecMultiArgs must stay free of padding");
 cudaError_t LaunchMatVecMulti(WType type, const MatVecMultiArgs& a, cudaStream_t stream);
 
@@ -155,11 +163,15 @@ struct PagedAttentionArgs {
   // tokens), whose unnormalised states ([token][query head][split][head_dim + 2] floats) go to
   // `partial` and are merged by a second kernel. 1: no split.
   int splits = 1;
-  int unused = 0;  // keeps the struct free of padding
+  // With splits > 1: the last block of each (token, kv head) to finish merges the splits itself
+  // (no second kernel), counting in split_done[token * num_kv_heads + kv head], which must be
+  // zero before the launch and is zero again after it.
+  int merge_in_kernel = 0;
   float* partial = nullptr;
+  unsigned int* split_done = nullptr;
 };
 // No padding bytes: the CUDA backend uses the struct's bytes as part of a step's signature.
-static_assert(sizeof(PagedAttentionArgs) == 8 * 8 + 8 + 6 * 4 + 2 * 8 + 8 + 2 * 4 + 2 * 4 + 8,
+static_assert(sizeof(PagedAttentionArgs) == 8 * 8 + 8 + 6 * 4 + 2 * 8 + 8 + 2 * 4 + 2 * 4 + 2 * 8,
               "PagedAttentionArgs must stay free of padding");
 // Grouped decode splits a token's keys (in powers of two, at most kDecodeMaxSplits) while the
 // grid stays within one block per multiprocessor and each split keeps kDecodeMinSplitKeys keys
