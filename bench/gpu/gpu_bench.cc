@@ -472,8 +472,9 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: gpu_bench [--quick] [--profile] [--kernels]\n"
                    "  --kernels: only op-by-op decode steps (two each at batch 1, 128 and 16\n"
-                   "             streams, 7B shapes) and two bge-small embedding passes inside\n"
-                   "             profiler ranges, for\n"
+                   "             streams, and at batch 1 with the experimental paths on; 7B\n"
+                   "             shapes) and two bge-small embedding passes inside profiler\n"
+                   "             ranges, for\n"
                    "             ncu --profile-from-start off (per-kernel device times)\n");
       return 64;
     }
@@ -524,13 +525,22 @@ int Main(int argc, char** argv) {
     ProfilerRange(true);
     Decode(m, *cache, st, 16, 256, 0, /*top_k=*/true);
     ProfilerRange(false);
+    // Batch 1 with every path that is off by default (warmed up outside the range).
+    const Experimental all{"", true, true, true, true, true};
+    all.Apply(**backend);
+    Decode(m, *cache, st, 1, 256, 0);
+    ProfilerRange(true);
+    Decode(m, *cache, st, 1, 256, 0);
+    ProfilerRange(false);
+    Experimental{}.Apply(**backend);
     // Two passes of a bge-small embedding batch (64 sequences of 128 tokens, f16 weights).
     const RandomPool bert_pool(DType::kF16, size_t{30522} * 384);
     ProfilerRange(true);
     BertEmbedPerSecond(b, BertShape{"bge-small", 384, 12, 12, 1536}, bert_pool, 64, 128, 1);
     ProfilerRange(false);
     std::printf("profiled: 2 decode steps at batch 1, 2 at 128 streams, 2 at 16 (context 256), "
-                "2 bge-small embedding passes (64 x 128 tokens)\n");
+                "2 at batch 1 with the experimental paths on, 2 bge-small embedding passes "
+                "(64 x 128 tokens)\n");
     return 0;
   }
 

@@ -10,8 +10,9 @@ then anywhere with Python 3:
 
     bench/gpu/ncu_summary.py DIR/ncu.csv
 
-`gpu_bench --kernels` profiles two op-by-op decode steps each at batch 1, 128 and 16 streams, then
-two passes of a bge-small embedding batch; every decode step starts with one embedding lookup
+`gpu_bench --kernels` profiles two op-by-op decode steps each at batch 1, 128 and 16 streams, and
+at batch 1 with the experimental paths on (PDL, fused RoPE/KV write, fused SwiGLU, pipelined
+matvec, split merge in the attention kernel), then two passes of a bge-small embedding batch; every decode step starts with one embedding lookup
 (GetRowsKernel), which is how the steps are told apart, and what follows the last decode step is
 the embedding. For each part the kernels are grouped by name (template arguments kept) and listed
 by time per step (or pass), with their launch count, mean duration and grid sizes. Nsight Compute runs each kernel alone with
@@ -26,7 +27,7 @@ import csv
 import io
 import sys
 
-BATCHES = ("batch 1", "128 streams", "16 streams")
+BATCHES = ("batch 1", "128 streams", "16 streams", "batch 1, all experimental paths on")
 EMBED = "bge-small embedding, 64 x 128 tokens"
 STEPS_PER_BATCH = 2
 
@@ -130,10 +131,11 @@ def self_test():
         pass
     else:
         raise AssertionError("a file without the header must be an error")
-    # All six decode steps, then two embedding passes (each starting with two lookups).
+    # Every decode step, then two embedding passes (each starting with two lookups).
     header = SAMPLE.splitlines()[1]
     lines = [header]
-    names = ["tessera::GetRowsKernel(int)", "tessera::AddKernel(int)"] * 6 + [
+    decode_steps = len(BATCHES) * STEPS_PER_BATCH
+    names = ["tessera::GetRowsKernel(int)", "tessera::AddKernel(int)"] * decode_steps + [
         "tessera::GetRowsKernel(int)", "tessera::GetRowsKernel(int)", "tessera::LayerNormKernel(int)",
         "tessera::GetRowsKernel(int)", "tessera::GetRowsKernel(int)", "tessera::LayerNormKernel(int)"]
     for i, n in enumerate(names):
@@ -142,8 +144,10 @@ def self_test():
     full = summarize(read_rows("\n".join(lines) + "\n"))
     assert [part[0] for part in full] == list(BATCHES) + [EMBED], [part[0] for part in full]
     embed = {k: per_step for k, per_step, _, _, _ in full[-1][3]}
-    assert embed["tessera::LayerNormKernel"] == (15 + 18) / 2, embed  # us 15 and 18, per pass
-    assert embed["tessera::GetRowsKernel"] == (13 + 14 + 16 + 17) / 2, embed
+    first = 2 * decode_steps + 1  # the embedding rows' durations (us) are their row numbers
+    assert embed["tessera::LayerNormKernel"] == ((first + 2) + (first + 5)) / 2, embed
+    lookups = first + (first + 1) + (first + 3) + (first + 4)
+    assert embed["tessera::GetRowsKernel"] == lookups / 2, embed
     print(render(summary))
     print("ncu_summary self-test passed")
 
