@@ -756,9 +756,16 @@ int Main(int argc, char** argv) {
     RandomPool pool(DType::kF16, size_t{30522} * 768);
     for (const BertShape& s : {BertShape{"bge-small", 384, 12, 12, 1536},
                                BertShape{"bge-base", 768, 12, 12, 3072}}) {
-      const double eps = BertEmbedPerSecond(b, s, pool, 64, 128, quick ? 2 : 5);
-      std::snprintf(buf, sizeof(buf), "%.0f embeddings/s", eps);
-      row(std::string("embed: ") + s.name + " shapes, f16, 64 x 128 tokens", buf);
+      // The default attention kernel, then the tiled one (off by default until measured).
+      for (bool tiled : {false, true}) {
+        engine::cuda::SetCudaTiledDenseAttention(**backend, tiled);
+        const double eps = BertEmbedPerSecond(b, s, pool, 64, 128, quick ? 2 : 5);
+        std::snprintf(buf, sizeof(buf), "%.0f embeddings/s", eps);
+        row(std::string("embed: ") + s.name + " shapes, f16, 64 x 128 tokens" +
+                (tiled ? ", tiled attention (experimental)" : ""),
+            buf);
+      }
+      engine::cuda::SetCudaTiledDenseAttention(**backend, false);
     }
   }
 

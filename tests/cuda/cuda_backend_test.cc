@@ -1080,9 +1080,12 @@ TEST_F(CudaBackendTest, FusedSplitMergeEqualsMergeKernel) {
   }
 }
 
+// Both kernels (one block per token and head; SetCudaTiledDenseAttention: 16 tokens per block,
+// tiles straddling sequences, an empty sequence, a one-token one, a last tile of 13 tokens; head
+// sizes 30 (scalar key loads) to 256).
 TEST_F(CudaBackendTest, DenseAttentionMatchesCpu) {
   std::mt19937 rng(8);
-  for (int head_dim : {32, 64, 80}) {
+  for (int head_dim : {30, 32, 64, 80, 256}) {
     const int heads = 4;
     const std::vector<int32_t> starts = {0, 1, 8, 28, 28, 157};
     const int64_t tokens = starts.back(), width = int64_t{heads} * head_dim;
@@ -1091,12 +1094,18 @@ TEST_F(CudaBackendTest, DenseAttentionMatchesCpu) {
     const std::vector<float> v = RandomFloats(tokens * width, rng, -2, 2);
     auto qg = Upload(*gpu_, q), kg = Upload(*gpu_, k), vg = Upload(*gpu_, v);
     auto qc = Upload(*cpu_, q), kc = Upload(*cpu_, k), vc = Upload(*cpu_, v);
-    auto og = Poisoned(*gpu_, tokens * width), oc = Poisoned(*cpu_, tokens * width);
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-    gpu_->DenseAttention(*qg, *kg, *vg, starts, heads, head_dim, scale, *og);
+    auto oc = Poisoned(*cpu_, tokens * width);
     cpu_->DenseAttention(*qc, *kc, *vc, starts, heads, head_dim, scale, *oc);
-    ExpectNear(Download(*gpu_, *og, tokens * width), Download(*cpu_, *oc, tokens * width),
-               2e-5 + 2e-4, 0.0, absl::StrCat("DenseAttention head_dim=", head_dim));
+    const std::vector<float> want = Download(*cpu_, *oc, tokens * width);
+    for (bool tiled : {false, true}) {
+      cuda::SetCudaTiledDenseAttention(*gpu_, tiled);
+      auto og = Poisoned(*gpu_, tokens * width);
+      gpu_->DenseAttention(*qg, *kg, *vg, starts, heads, head_dim, scale, *og);
+      ExpectNear(Download(*gpu_, *og, tokens * width), want, 2e-5 + 2e-4, 0.0,
+                 absl::StrCat("DenseAttention head_dim=", head_dim, tiled ? " tiled" : ""));
+    }
+    cuda::SetCudaTiledDenseAttention(*gpu_, false);
   }
 }
 

@@ -335,6 +335,7 @@ class CudaBackend final : public Backend {
     fused_swiglu_ = EnvIsOne("TESSERA_CUDA_FUSED_SWIGLU");
     matvec_async_ = EnvIsOne("TESSERA_CUDA_MATVEC_ASYNC");
     fused_split_merge_ = EnvIsOne("TESSERA_CUDA_FUSED_SPLIT_MERGE");
+    tiled_dense_attention_ = EnvIsOne("TESSERA_CUDA_TILED_DENSE_ATTENTION");
     free_guard_->Set([this] {
       auto lock = Enter();
       FlushRecorded();
@@ -374,7 +375,8 @@ class CudaBackend final : public Backend {
     kFusedRopeKv,
     kFusedSwiGlu,
     kMatVecAsync,
-    kFusedSplitMerge
+    kFusedSplitMerge,
+    kTiledDenseAttention
   };
   void SetPath(Path path, bool on) {
     auto lock = Enter();
@@ -387,6 +389,7 @@ class CudaBackend final : public Backend {
       case Path::kFusedSwiGlu: fused_swiglu_ = on; break;
       case Path::kMatVecAsync: matvec_async_ = on; break;
       case Path::kFusedSplitMerge: fused_split_merge_ = on; break;
+      case Path::kTiledDenseAttention: tiled_dense_attention_ = on; break;
     }
   }
 
@@ -968,7 +971,7 @@ class CudaBackend final : public Backend {
     Launch(rec, &LaunchDenseAttention, static_cast<const float*>(q.data()),
            static_cast<const float*>(k.data()), static_cast<const float*>(v.data()),
            DevMeta(rec, kSeqStarts, seq_starts), DevMeta(rec, kSeqOf, seq_of), tokens, num_heads,
-           head_dim, scale, out.data());
+           head_dim, scale, out.data(), tiled_dense_attention_);
   }
 
  private:
@@ -1299,6 +1302,9 @@ class CudaBackend final : public Backend {
   // Grouped decode splits merged by the last block of each (token, kv head) instead of a second
   // kernel (TESSERA_CUDA_FUSED_SPLIT_MERGE=1; off until measured).
   bool fused_split_merge_ = false;
+  // DenseAttention (encoders) through query tiles sharing key loads
+  // (TESSERA_CUDA_TILED_DENSE_ATTENTION=1; off until measured).
+  bool tiled_dense_attention_ = false;
   const std::string device_name_;
   cudaStream_t stream_;
   void* cublas_;  // cublasHandle_t, bound to stream_
@@ -1449,6 +1455,10 @@ void SetCudaMatVecAsync(Backend& backend, bool on) {
 
 void SetCudaFusedSplitMerge(Backend& backend, bool on) {
   SetPathOf(backend, CudaBackend::Path::kFusedSplitMerge, on);
+}
+
+void SetCudaTiledDenseAttention(Backend& backend, bool on) {
+  SetPathOf(backend, CudaBackend::Path::kTiledDenseAttention, on);
 }
 
 void SetCudaPdl(bool on) { SetPdl(on); }

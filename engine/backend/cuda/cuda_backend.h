@@ -104,6 +104,11 @@ void SetCudaMatVecAsync(Backend& backend, bool on);
 // head) instead of a second kernel (off by default: not yet measured on a GPU);
 // TESSERA_CUDA_FUSED_SPLIT_MERGE=1 sets it on at creation.
 void SetCudaFusedSplitMerge(Backend& backend, bool on);
+// DenseAttention (encoders: BERT embeddings and reranking) with one block per 16 tokens and head,
+// loading each key and value once for the 16 queries, instead of one block per token and head
+// (off by default: not yet measured on a GPU); TESSERA_CUDA_TILED_DENSE_ATTENTION=1 sets it on at
+// creation.
+void SetCudaTiledDenseAttention(Backend& backend, bool on);
 // Programmatic dependent launch for the decode step's kernels, for every CUDA backend of the
 // process (tests and benchmarks compare the two); TESSERA_CUDA_PDL=1 turns it on at start. Off by
 // default: not yet measured on a GPU.

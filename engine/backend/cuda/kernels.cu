@@ -1415,50 +1415,36 @@ size_t TiledSharedBytes(int head_dim) {
                           static_cast<size_t>(kTileK) * head_dim);
 }
 
-// One block per (query tile, head group): its queries are the (token, head) pairs of the tile's
-// tokens and the group's heads, all reading the same sequence and kv head. Keys and values of
-// the tile's key range pass through shared memory 32 at a time (each warp loads whole key rows,
-// 16 bytes per lane); warp w owns queries w, w + 4, ...; within a key tile lane j scores key j,
-// the softmax is updated online once per tile, and each lane accumulates its own dimensions of
-// the output.
-template <int HPL>
-__global__ void __launch_bounds__(kAttnWarps * 32) PagedAttentionTiledKernel(PagedAttentionArgs a) {
-  extern __shared__ float smem[];
-  const int hd = a.head_dim;
+// The attention of one block's query tile: nq queries, query qi being head h0 + qi % hpb of token
+// first + qi / hpb (q and out rows `width` floats apart), each attending to the keys whose
+// positions are in its range(qi) = [start, pos]; the keys of [kmin, kmax] (the union) pass through
+// shared memory 32 at a time, load_key(p, skr, svr) writing key p's head_dim keys and values (as
+// floats) into skr and svr, each warp loading whole key rows. Warp w owns queries w, w + 4, ...;
+// within a key tile lane j scores key j, the softmax is updated online once per tile, and each
+// lane accumulates its own dimensions of the output.
+template <int HPL, typename Range, typename LoadKey>
+__device__ __forceinline__ void TiledAttend(float* smem, const float* q, float* out, int64_t width,
+                                            int64_t first, int nq, int hpb, int h0, int hd,
+                                            float scale, int kmin, int kmax, Range range,
+                                            LoadKey load_key) {
   float* sq = smem;                                  // [kAttentionTileQueries][hd]
   float* sk = sq + kAttentionTileQueries * hd;       // [kTileK][hd + 1] (padded: no bank conflicts)
   float* sv = sk + kTileK * (hd + 1);                // [kTileK][hd]
-  const int first = a.tile_first[blockIdx.x];
-  const int hpb = a.heads_per_block;
-  const int nq = a.tile_count[blockIdx.x] * hpb;
-  const int h0 = blockIdx.y * hpb;
-  const int group = a.num_heads / a.num_kv_heads;
-  const int64_t kd = static_cast<int64_t>(a.num_kv_heads) * hd;
-  const int64_t head_off = static_cast<int64_t>(h0 / group) * hd;
-  const int64_t width = static_cast<int64_t>(a.num_heads) * hd;
-  const int32_t* table = a.tables + a.table_start[a.token_seq[first]];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const bool vec = hd % 8 == 0;
-
   for (int e = threadIdx.x; e < nq * hd; e += blockDim.x) {
     const int qi = e / hd, d = e % hd;
     const int64_t t = first + qi / hpb;
     const int h = h0 + qi % hpb;
-    sq[qi * hd + d] = a.q[t * width + static_cast<int64_t>(h) * hd + d];
-  }
-  int kmin = 0x7fffffff, kmax = -1;
-  for (int i = 0; i < a.tile_count[blockIdx.x]; ++i) {
-    const int pos = a.token_pos[first + i];
-    kmin = min(kmin, a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0);
-    kmax = max(kmax, pos);
+    sq[qi * hd + d] = q[t * width + static_cast<int64_t>(h) * hd + d];
   }
   float m[kQueriesPerWarp], l[kQueriesPerWarp], acc[kQueriesPerWarp][HPL];
   int qpos[kQueriesPerWarp], qstart[kQueriesPerWarp];
 #pragma unroll
   for (int r = 0; r < kQueriesPerWarp; ++r) {
     const int qi = warp + kAttnWarps * r;
-    qpos[r] = qi < nq ? a.token_pos[first + qi / hpb] : -1;
-    qstart[r] = a.sliding_window > 0 ? max(0, qpos[r] - a.sliding_window + 1) : 0;
+    qpos[r] = -1;
+    qstart[r] = 0;
+    if (qi < nq) range(qi, &qstart[r], &qpos[r]);
     m[r] = -INFINITY;
     l[r] = 0.0f;
 #pragma unroll
@@ -1474,29 +1460,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32) PagedAttentionTiledKernel(Pag
         for (int d = lane; d < hd; d += 32) skr[d] = svr[d] = 0.0f;
         continue;
       }
-      const int64_t base =
-          (static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size) * kd +
-          head_off;
-      if (vec) {
-        for (int c = lane; c < hd / 8; c += 32) {
-          const uint4 kr = __ldg(reinterpret_cast<const uint4*>(a.kc + base) + c);
-          const uint4 vr = __ldg(reinterpret_cast<const uint4*>(a.vc + base) + c);
-          const uint32_t kw[4] = {kr.x, kr.y, kr.z, kr.w};
-          const uint32_t vw[4] = {vr.x, vr.y, vr.z, vr.w};
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            skr[8 * c + 2 * e] = H2F(static_cast<uint16_t>(kw[e] & 0xFFFF));
-            skr[8 * c + 2 * e + 1] = H2F(static_cast<uint16_t>(kw[e] >> 16));
-            svr[8 * c + 2 * e] = H2F(static_cast<uint16_t>(vw[e] & 0xFFFF));
-            svr[8 * c + 2 * e + 1] = H2F(static_cast<uint16_t>(vw[e] >> 16));
-          }
-        }
-      } else {
-        for (int d = lane; d < hd; d += 32) {
-          skr[d] = H2F(a.kc[base + d]);
-          svr[d] = H2F(a.vc[base + d]);
-        }
-      }
+      load_key(p, skr, svr);
     }
     __syncthreads();
 #pragma unroll
@@ -1512,7 +1476,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32) PagedAttentionTiledKernel(Pag
         const float* qv = sq + qi * hd;
         const float* kv = sk + lane * (hd + 1);
         for (int d = 0; d < hd; ++d) dot += qv[d] * kv[d];
-        s = dot * a.scale;
+        s = dot * scale;
       }
       float tile_max = s;
 #pragma unroll
@@ -1541,7 +1505,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32) PagedAttentionTiledKernel(Pag
     if (qi >= nq) continue;
     const int64_t t = first + qi / hpb;
     const int h = h0 + qi % hpb;
-    float* o = a.out + t * width + static_cast<int64_t>(h) * hd;
+    float* o = out + t * width + static_cast<int64_t>(h) * hd;
 #pragma unroll
     for (int i = 0; i < HPL; ++i) {
       const int d = lane + 32 * i;
@@ -1550,27 +1514,135 @@ __global__ void __launch_bounds__(kAttnWarps * 32) PagedAttentionTiledKernel(Pag
   }
 }
 
-// Raises the tiled kernel's dynamic shared memory limit to what head_dim 32 * HPL needs, once
-// per device (not at every launch: the launch may be being captured into a graph).
+// One block per (query tile, head group) of paged attention: its queries are the (token, head)
+// pairs of the tile's tokens and the group's heads, all reading the same sequence and kv head,
+// whose F16 keys and values TiledAttend loads from the cache (16 bytes per lane).
 template <int HPL>
-cudaError_t EnsureTiledSharedMemory() {
+__global__ void __launch_bounds__(kAttnWarps * 32) PagedAttentionTiledKernel(PagedAttentionArgs a) {
+  extern __shared__ float smem[];
+  const int hd = a.head_dim;
+  const int first = a.tile_first[blockIdx.x];
+  const int hpb = a.heads_per_block;
+  const int nq = a.tile_count[blockIdx.x] * hpb;
+  const int h0 = blockIdx.y * hpb;
+  const int group = a.num_heads / a.num_kv_heads;
+  const int64_t kd = static_cast<int64_t>(a.num_kv_heads) * hd;
+  const int64_t head_off = static_cast<int64_t>(h0 / group) * hd;
+  const int64_t width = static_cast<int64_t>(a.num_heads) * hd;
+  const int32_t* table = a.tables + a.table_start[a.token_seq[first]];
+  const int lane = threadIdx.x % 32;
+  const bool vec = hd % 8 == 0;
+  int kmin = 0x7fffffff, kmax = -1;
+  for (int i = 0; i < a.tile_count[blockIdx.x]; ++i) {
+    const int pos = a.token_pos[first + i];
+    kmin = min(kmin, a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0);
+    kmax = max(kmax, pos);
+  }
+  auto range = [&](int qi, int* start, int* pos) {
+    *pos = a.token_pos[first + qi / hpb];
+    *start = a.sliding_window > 0 ? max(0, *pos - a.sliding_window + 1) : 0;
+  };
+  auto load_key = [&](int p, float* skr, float* svr) {
+    const int64_t base =
+        (static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size) * kd +
+        head_off;
+    if (vec) {
+      for (int c = lane; c < hd / 8; c += 32) {
+        const uint4 kr = __ldg(reinterpret_cast<const uint4*>(a.kc + base) + c);
+        const uint4 vr = __ldg(reinterpret_cast<const uint4*>(a.vc + base) + c);
+        const uint32_t kw[4] = {kr.x, kr.y, kr.z, kr.w};
+        const uint32_t vw[4] = {vr.x, vr.y, vr.z, vr.w};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          skr[8 * c + 2 * e] = H2F(static_cast<uint16_t>(kw[e] & 0xFFFF));
+          skr[8 * c + 2 * e + 1] = H2F(static_cast<uint16_t>(kw[e] >> 16));
+          svr[8 * c + 2 * e] = H2F(static_cast<uint16_t>(vw[e] & 0xFFFF));
+          svr[8 * c + 2 * e + 1] = H2F(static_cast<uint16_t>(vw[e] >> 16));
+        }
+      }
+    } else {
+      for (int d = lane; d < hd; d += 32) {
+        skr[d] = H2F(a.kc[base + d]);
+        svr[d] = H2F(a.vc[base + d]);
+      }
+    }
+  };
+  TiledAttend<HPL>(smem, a.q, a.out, width, first, nq, hpb, h0, hd, a.scale, kmin, kmax, range,
+                   load_key);
+}
+
+// Dense (encoder) attention tiled the same way: one block per (16 consecutive tokens, head),
+// whose queries attend to every token of their own sequence (tiles may straddle sequences: the
+// keys of the union pass through shared memory, each query scoring only its own). Keys and values
+// are the F32 k and v rows, 16 bytes per lane when head_dim % 4 == 0.
+template <int HPL>
+__global__ void __launch_bounds__(kAttnWarps * 32)
+    DenseAttentionTiledKernel(const float* q, const float* k, const float* v,
+                              const int32_t* seq_starts, const int32_t* seq_of, int64_t num_tokens,
+                              int num_heads, int head_dim, float scale, float* out) {
+  extern __shared__ float smem[];
+  const int hd = head_dim;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kAttentionTileQueries;
+  const int64_t left = num_tokens - first;
+  const int nq = left < kAttentionTileQueries ? static_cast<int>(left) : kAttentionTileQueries;
+  const int h = blockIdx.y;
+  const int64_t width = static_cast<int64_t>(num_heads) * hd;
+  const int64_t head_off = static_cast<int64_t>(h) * hd;
+  const int lane = threadIdx.x % 32;
+  // Token positions are token indices: query t sees [seq start, seq end - 1] of its sequence.
+  auto range = [&](int qi, int* start, int* pos) {
+    const int s = seq_of[first + qi];
+    *start = seq_starts[s];
+    *pos = seq_starts[s + 1] - 1;
+  };
+  int kmin, kmax, unused;
+  range(0, &kmin, &unused);
+  range(nq - 1, &unused, &kmax);
+  auto load_key = [&](int p, float* skr, float* svr) {
+    const float* kr = k + p * width + head_off;
+    const float* vr = v + p * width + head_off;
+    if (hd % 4 == 0) {
+      for (int c = lane; c < hd / 4; c += 32) {
+        const float4 k4 = __ldg(reinterpret_cast<const float4*>(kr) + c);
+        const float4 v4 = __ldg(reinterpret_cast<const float4*>(vr) + c);
+        skr[4 * c] = k4.x; skr[4 * c + 1] = k4.y; skr[4 * c + 2] = k4.z; skr[4 * c + 3] = k4.w;
+        svr[4 * c] = v4.x; svr[4 * c + 1] = v4.y; svr[4 * c + 2] = v4.z; svr[4 * c + 3] = v4.w;
+      }
+    } else {
+      for (int d = lane; d < hd; d += 32) {
+        skr[d] = kr[d];
+        svr[d] = vr[d];
+      }
+    }
+  };
+  TiledAttend<HPL>(smem, q, out, width, first, nq, 1, h, hd, scale, kmin, kmax, range, load_key);
+}
+
+// Raises a tiled kernel's dynamic shared memory limit to what head_dim 32 * HPL needs, once per
+// kernel and device (not at every launch: the launch may be being captured into a graph).
+template <int HPL>
+cudaError_t EnsureTiledSharedMemory(const void* kernel) {
   static std::mutex mu;
-  static std::set<int> done;
+  static std::set<std::pair<const void*, int>> done;
   int device = 0;
   if (cudaError_t err = cudaGetDevice(&device); err != cudaSuccess) return err;
   std::lock_guard<std::mutex> lock(mu);
-  if (done.count(device) != 0) return cudaSuccess;
-  const cudaError_t err = cudaFuncSetAttribute(PagedAttentionTiledKernel<HPL>,
+  if (done.count({kernel, device}) != 0) return cudaSuccess;
+  const cudaError_t err = cudaFuncSetAttribute(kernel,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                static_cast<int>(TiledSharedBytes(32 * HPL)));
-  if (err == cudaSuccess) done.insert(device);
+  if (err == cudaSuccess) done.insert({kernel, device});
   return err;
 }
 
 template <int HPL>
 cudaError_t LaunchTiled(const PagedAttentionArgs& a, cudaStream_t stream) {
   const size_t bytes = TiledSharedBytes(a.head_dim);
-  if (cudaError_t err = EnsureTiledSharedMemory<HPL>(); err != cudaSuccess) return err;
+  if (cudaError_t err = EnsureTiledSharedMemory<HPL>(
+          reinterpret_cast<const void*>(&PagedAttentionTiledKernel<HPL>));
+      err != cudaSuccess) {
+    return err;
+  }
   const dim3 grid(static_cast<unsigned>(a.num_tiles),
                   static_cast<unsigned>(a.num_heads / a.heads_per_block));
   PagedAttentionTiledKernel<HPL><<<grid, kAttnWarps * 32, bytes, stream>>>(a);
@@ -2141,27 +2213,54 @@ cudaError_t LaunchPagedAttention(const PagedAttentionArgs& a, cudaStream_t strea
   return cudaGetLastError();
 }
 
+namespace {
+
+template <int HPL>
+cudaError_t LaunchDenseAttentionHpl(const float* q, const float* k, const float* v,
+                                    const int32_t* seq_starts, const int32_t* seq_of,
+                                    int64_t num_tokens, int num_heads, int head_dim, float scale,
+                                    float* out, bool tiled, cudaStream_t stream) {
+  if (!tiled) {
+    const dim3 grid(static_cast<unsigned>(num_tokens), static_cast<unsigned>(num_heads));
+    DenseAttentionKernel<HPL><<<grid, kAttnWarps * 32, 0, stream>>>(
+        q, k, v, seq_starts, seq_of, num_heads, head_dim, scale, out);
+    return cudaGetLastError();
+  }
+  if (num_tokens > 0x7fffffff - kTileK) return cudaErrorInvalidValue;  // key tiles stay in int
+  const auto kernel = &DenseAttentionTiledKernel<HPL>;
+  if (cudaError_t err = EnsureTiledSharedMemory<HPL>(reinterpret_cast<const void*>(kernel));
+      err != cudaSuccess) {
+    return err;
+  }
+  const dim3 grid(
+      static_cast<unsigned>((num_tokens + kAttentionTileQueries - 1) / kAttentionTileQueries),
+      static_cast<unsigned>(num_heads));
+  kernel<<<grid, kAttnWarps * 32, TiledSharedBytes(head_dim), stream>>>(
+      q, k, v, seq_starts, seq_of, num_tokens, num_heads, head_dim, scale, out);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
 cudaError_t LaunchDenseAttention(const float* q, const float* k, const float* v,
                                  const int32_t* seq_starts, const int32_t* seq_of,
                                  int64_t num_tokens, int num_heads, int head_dim, float scale,
-                                 float* out, cudaStream_t stream) {
+                                 float* out, bool tiled, cudaStream_t stream) {
   if (num_tokens == 0) return cudaSuccess;
   if (head_dim <= 0 || head_dim > kMaxHeadDim || num_heads > 65535 || num_tokens > 0x7fffffff) {
     return cudaErrorInvalidValue;
   }
-  const dim3 grid(static_cast<unsigned>(num_tokens), static_cast<unsigned>(num_heads));
   const int hpl = (head_dim + 31) / 32;
   if (hpl <= 2) {
-    DenseAttentionKernel<2><<<grid, kAttnWarps * 32, 0, stream>>>(q, k, v, seq_starts, seq_of,
-                                                                  num_heads, head_dim, scale, out);
-  } else if (hpl <= 4) {
-    DenseAttentionKernel<4><<<grid, kAttnWarps * 32, 0, stream>>>(q, k, v, seq_starts, seq_of,
-                                                                  num_heads, head_dim, scale, out);
-  } else {
-    DenseAttentionKernel<8><<<grid, kAttnWarps * 32, 0, stream>>>(q, k, v, seq_starts, seq_of,
-                                                                  num_heads, head_dim, scale, out);
+    return LaunchDenseAttentionHpl<2>(q, k, v, seq_starts, seq_of, num_tokens, num_heads, head_dim,
+                                      scale, out, tiled, stream);
   }
-  return cudaGetLastError();
+  if (hpl <= 4) {
+    return LaunchDenseAttentionHpl<4>(q, k, v, seq_starts, seq_of, num_tokens, num_heads, head_dim,
+                                      scale, out, tiled, stream);
+  }
+  return LaunchDenseAttentionHpl<8>(q, k, v, seq_starts, seq_of, num_tokens, num_heads, head_dim,
+                                    scale, out, tiled, stream);
 }
 
 }  // namespace tessera::engine::cuda

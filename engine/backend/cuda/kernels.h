@@ -185,11 +185,13 @@ inline constexpr int kAttentionTileQueries = 16;
 cudaError_t LaunchPagedAttention(const PagedAttentionArgs& a, cudaStream_t stream);
 
 // Bidirectional attention within sequences (see Backend::DenseAttention); seq_of[t]: the
-// sequence of token t; seq_starts on the device.
+// sequence of token t; seq_starts on the device. One block per (token, head) whose warps split
+// the keys, or (tiled) one per (16 consecutive tokens, head) that loads each key and value once
+// for all 16 queries through shared memory.
 cudaError_t LaunchDenseAttention(const float* q, const float* k, const float* v,
                                  const int32_t* seq_starts, const int32_t* seq_of,
                                  int64_t num_tokens, int num_heads, int head_dim, float scale,
-                                 float* out, cudaStream_t stream);
+                                 float* out, bool tiled, cudaStream_t stream);
 
 // ---- prefill attention through cuBLAS (long runs of one sequence's tokens) ----
 
