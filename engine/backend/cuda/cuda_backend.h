@@ -37,7 +37,7 @@
 //
 // Paths off by default until measured on a GPU, each with the same results bit for bit:
 // TESSERA_CUDA_PDL=1 (process-wide) launches the decode step's kernels with programmatic
-// dependent launch (engine/backend/cuda/kernels.cu); TESSERA_CUDA_FUSED_ROPE_KV=1,
+// dependent launch (engine/backend/cuda/common.cuh); TESSERA_CUDA_FUSED_ROPE_KV=1,
 // TESSERA_CUDA_FUSED_SWIGLU=1 and TESSERA_CUDA_FUSED_SPLIT_MERGE=1 fuse a decode layer's RoPE and
 // KV write, its gate/up projections and SwiGLU, and its attention's split merge;
 // TESSERA_CUDA_MATVEC_ASYNC=1 stages the matvecs' bytes in flight through shared memory (the

@@ -1,4 +1,5 @@
-// Launchers for the CUDA backend's kernels (kernels.cu). Private to engine/backend/cuda: the
+// Launchers for the CUDA backend's kernels (kernels.cu, matvec.cu, attention.cu, topk.cu; device
+// helpers they share in common.cuh). Private to engine/backend/cuda: the
 // CudaBackend (cuda_backend.cc, plain C++) calls these with device pointers; every launcher
 // enqueues on `stream` and returns the launch error (cudaSuccess when fine), never waits.
 //
@@ -35,7 +36,7 @@ cudaError_t LaunchDequantize(WType type, const void* w, int64_t row_bytes, int64
 cudaError_t LaunchConvertF32(const float* x, int64_t n, HalfKind kind, void* out,
                              cudaStream_t stream);
 
-// Programmatic dependent launch of the decode step's kernels (kernels.cu): process-wide, off unless
+// Programmatic dependent launch of the decode step's kernels (common.cuh): process-wide, off unless
 // TESSERA_CUDA_PDL=1 or SetPdl(true). Graphs captured with it keep it when replayed; either way
 // results are the same.
 bool PdlEnabled();
