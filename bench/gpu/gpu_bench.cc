@@ -445,6 +445,8 @@ struct Experimental {
   }
 };
 
+const Experimental kAllExperimental{" + all five", true, true, true, true, true};
+
 // Seconds per call of `op` (queued back to back, 200 times after one warm-up), waiting on `out`.
 template <typename Op>
 double TimeOp(Backend& b, const Buffer& out, Op op) {
@@ -459,7 +461,7 @@ double TimeOp(Backend& b, const Buffer& out, Op op) {
 }
 
 int Main(int argc, char** argv) {
-  bool quick = false, profile = false, kernels = false;
+  bool quick = false, profile = false, kernels = false, experimental = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--quick") {
@@ -468,14 +470,19 @@ int Main(int argc, char** argv) {
       profile = true;
     } else if (arg == "--kernels") {
       kernels = true;
+    } else if (arg == "--experimental") {
+      experimental = true;
     } else {
       std::fprintf(stderr,
-                   "usage: gpu_bench [--quick] [--profile] [--kernels]\n"
-                   "  --kernels: only op-by-op decode steps (two each at batch 1, 128 and 16\n"
-                   "             streams, and at batch 1 with the experimental paths on; 7B\n"
-                   "             shapes) and two bge-small embedding passes inside profiler\n"
-                   "             ranges, for\n"
-                   "             ncu --profile-from-start off (per-kernel device times)\n");
+                   "usage: gpu_bench [--quick] [--profile] [--kernels] [--experimental]\n"
+                   "  --kernels:      only op-by-op decode steps (two each at batch 1, 128 and 16\n"
+                   "                  streams, 7B shapes) and two bge-small embedding passes\n"
+                   "                  inside profiler ranges, for ncu --profile-from-start off\n"
+                   "                  (per-kernel device times)\n"
+                   "  --experimental: only the rows of the paths that are off by default (with\n"
+                   "                  --kernels: two batch-1 steps with all of them on), next\n"
+                   "                  to the default where it helps; a separate run, so that a\n"
+                   "                  fault in one of them costs none of the default rows\n");
       return 64;
     }
   }
@@ -513,6 +520,18 @@ int Main(int argc, char** argv) {
     const Streams st(128, 256 + 64 + 16);
     auto cache = m.NewCache(128 * st.blocks_per_seq, st.block_size);
     engine::cuda::SetCudaGraphs(**backend, false);  // every kernel launched (and seen) on its own
+    if (experimental) {
+      // Batch 1 with every path that is off by default (warmed up outside the range).
+      kAllExperimental.Apply(**backend);
+      Decode(m, *cache, st, 1, 256, 0);
+      ProfilerRange(true);
+      Decode(m, *cache, st, 1, 256, 0);
+      ProfilerRange(false);
+      Experimental{}.Apply(**backend);
+      std::printf("profiled: 2 decode steps at batch 1 (context 256) with the experimental "
+                  "paths on\n");
+      return 0;
+    }
     Decode(m, *cache, st, 1, 256, 0);
     Decode(m, *cache, st, 128, 256, 0, /*top_k=*/true);
     Decode(m, *cache, st, 16, 256, 0, /*top_k=*/true);
@@ -525,22 +544,13 @@ int Main(int argc, char** argv) {
     ProfilerRange(true);
     Decode(m, *cache, st, 16, 256, 0, /*top_k=*/true);
     ProfilerRange(false);
-    // Batch 1 with every path that is off by default (warmed up outside the range).
-    const Experimental all{"", true, true, true, true, true};
-    all.Apply(**backend);
-    Decode(m, *cache, st, 1, 256, 0);
-    ProfilerRange(true);
-    Decode(m, *cache, st, 1, 256, 0);
-    ProfilerRange(false);
-    Experimental{}.Apply(**backend);
     // Two passes of a bge-small embedding batch (64 sequences of 128 tokens, f16 weights).
     const RandomPool bert_pool(DType::kF16, size_t{30522} * 384);
     ProfilerRange(true);
     BertEmbedPerSecond(b, BertShape{"bge-small", 384, 12, 12, 1536}, bert_pool, 64, 128, 1);
     ProfilerRange(false);
     std::printf("profiled: 2 decode steps at batch 1, 2 at 128 streams, 2 at 16 (context 256), "
-                "2 at batch 1 with the experimental paths on, 2 bge-small embedding passes "
-                "(64 x 128 tokens)\n");
+                "2 bge-small embedding passes (64 x 128 tokens)\n");
     return 0;
   }
 
@@ -574,13 +584,14 @@ int Main(int argc, char** argv) {
 
     std::vector<int> prompts = {512, 2048};
     if (!quick) prompts.push_back(8192);
+    if (experimental) prompts.clear();
     for (int len : prompts) {
       Prefill(m, *pcache, pst, len);  // warm-up
       const double sec = Prefill(m, *pcache, pst, len);
       std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms)", len / sec, sec * 1e3);
       row("prefill: one " + std::to_string(len) + "-token prompt", buf);
     }
-    {
+    if (!experimental) {
       // The same 2048 tokens with the tiled attention kernel instead of cuBLAS (comparison).
       engine::cuda::SetCudaGemmPrefill(**backend, false);
       Prefill(m, *pcache, pst, 2048);
@@ -589,7 +600,7 @@ int Main(int argc, char** argv) {
       std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms)", 2048 / sec, sec * 1e3);
       row("prefill: one 2048-token prompt, tiled attention", buf);
     }
-    if (profile) {
+    if (profile && !experimental) {
       // Per-op wall time (each op waited for) of one 2048-token prefill and one 128-stream step.
       timing.enabled = true;
       Prefill(m, *pcache, pst, 2048);
@@ -615,8 +626,11 @@ int Main(int argc, char** argv) {
         row("profile decode 1 stream: " + op, buf);
       }
       timing.totals.clear();
+    }
+    if (profile) {
       // The decode matvecs of one layer alone, back to back (no per-op waits): weight bytes per
-      // second, on a resident grid (the default) and with one block per row group.
+      // second, on a resident grid (the default) and with one block per row group; with
+      // --experimental the default and the pipelined kernel.
       for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{28672, 4096},
                                        {6144, 4096}, {4096, 4096}, {4096, 14336}}) {
         auto w = pool.Load(b, rows, cols);
@@ -625,7 +639,7 @@ int Main(int argc, char** argv) {
         std::vector<float> ones(cols, 0.5f);
         b.CopyFromHost(ones.data(), cols, *x);
         // 0: the default, 1: one block per row group, 2: pipelined through shared memory.
-        for (int variant : {0, 1, 2}) {
+        for (int variant : experimental ? std::vector<int>{0, 2} : std::vector<int>{0, 1}) {
           engine::cuda::SetCudaMatVecPersistent(**backend, variant != 1);
           engine::cuda::SetCudaMatVecAsync(**backend, variant == 2);
           const double sec = TimeOp(b, *y, [&] { b.MatMul(*w, *x, 1, *y); });
@@ -648,7 +662,7 @@ int Main(int argc, char** argv) {
         auto x = b.Alloc(cols), g = b.Alloc(ffn), u = b.Alloc(ffn);
         std::vector<float> half(cols, 0.5f);
         b.CopyFromHost(half.data(), cols, *x);
-        for (int variant = 0; variant < 4; ++variant) {
+        for (int variant = 0; variant < (experimental ? 4 : 1); ++variant) {
           engine::cuda::SetCudaFusedSwiGlu(**backend, variant & 1);
           engine::cuda::SetCudaMatVecAsync(**backend, variant & 2);
           const double sec = TimeOp(b, *g, [&] { b.MatMulSwiGlu(*wg, *wu, *x, 1, *g, *u); });
@@ -663,7 +677,7 @@ int Main(int argc, char** argv) {
       }
     }
     // Batch 1 op by op, then with CUDA graphs (the default), which the rest runs with.
-    for (bool graphs : {false, true}) {
+    for (bool graphs : experimental ? std::vector<bool>{true} : std::vector<bool>{false, true}) {
       engine::cuda::SetCudaGraphs(**backend, graphs);
       const int n_steps = quick ? 8 : 48;
       const double sec = Decode(m, *cache, st, 1, ctx, n_steps);
@@ -677,9 +691,9 @@ int Main(int argc, char** argv) {
       row(graphs ? "decode batch 1, context 256, CUDA graphs" : "decode batch 1, context 256, no graphs",
           buf);
     }
-    {
+    if (experimental) {
       // The paths that are off by default until measured, one at a time and all together at
-      // batch 1, all together at 128 streams.
+      // batch 1; at 128 streams and after the longest prompt the default, then all together.
       const int n_steps = quick ? 8 : 48;
       const double bytes = m.WeightBytesPerStep() + m.KvBytesPerToken(ctx);
       const std::vector<Experimental> configs = {
@@ -691,7 +705,7 @@ int Main(int argc, char** argv) {
           {" + PDL + fused RoPE/KV write", true, true, false, false, false},
           {" + all five", true, true, true, true, true}};
       for (const Experimental& e : configs) {
-        e.Apply(**backend);
+        e.Apply(**backend);  // (each of these sets every switch)
         const double sec = Decode(m, *cache, st, 1, ctx, n_steps);
         std::snprintf(buf, sizeof(buf), "%.1f tokens/s (%.2f ms), %.0f%% of the ceiling",
                       n_steps / sec, sec / n_steps * 1e3,
@@ -700,28 +714,39 @@ int Main(int argc, char** argv) {
             buf);
       }
       const int streams = std::min(128, max_streams);
-      configs.back().Apply(**backend);
-      const double sec128 = Decode(m, *cache, st, streams, ctx, steps, /*top_k=*/true);
-      std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms per step)", streams * steps / sec128,
-                    sec128 / steps * 1e3);
-      row("decode aggregate, " + std::to_string(streams) + " streams + all five (experimental)",
-          buf);
+      Prefill(m, *pcache, pst, max_prompt);  // the long context's keys and values
+      for (const Experimental& e : {Experimental{}, kAllExperimental}) {
+        e.Apply(**backend);
+        const double sec128 = Decode(m, *cache, st, streams, ctx, steps, /*top_k=*/true);
+        std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms per step)",
+                      streams * steps / sec128, sec128 / steps * 1e3);
+        row("decode aggregate, " + std::to_string(streams) + " streams" + e.name +
+                (*e.name ? " (experimental)" : ""),
+            buf);
+        const int n_long = quick ? 8 : 32;
+        const double sec_long = Decode(m, *pcache, pst, 1, max_prompt, n_long);
+        std::snprintf(buf, sizeof(buf), "%.1f tokens/s (%.2f ms)", n_long / sec_long,
+                      sec_long / n_long * 1e3);
+        row("decode batch 1, context " + std::to_string(max_prompt) + ", CUDA graphs" + e.name +
+                (*e.name ? " (experimental)" : ""),
+            buf);
+      }
       Experimental{}.Apply(**backend);
     }
-    {
+    if (!experimental) {
       // Batch 1 after the longest prompt: attention over max_prompt keys (split over blocks).
       const int n_steps = quick ? 8 : 32;
       const double sec = Decode(m, *pcache, pst, 1, max_prompt, n_steps);
       std::snprintf(buf, sizeof(buf), "%.1f tokens/s (%.2f ms)", n_steps / sec, sec / n_steps * 1e3);
       row("decode batch 1, context " + std::to_string(max_prompt) + ", CUDA graphs", buf);
     }
-    for (int streams : stream_counts) {
+    for (int streams : experimental ? std::vector<int>{} : stream_counts) {
       const double sec = Decode(m, *cache, st, streams, ctx, steps, /*top_k=*/true);
       std::snprintf(buf, sizeof(buf), "%.0f tokens/s (%.1f ms per step)", streams * steps / sec,
                     sec / steps * 1e3);
       row("decode aggregate, " + std::to_string(streams) + " streams at context 256", buf);
     }
-    {
+    if (!experimental) {
       // The same 128 streams with the older attention kernels (for comparison).
       const int streams = std::min(128, max_streams);
       engine::cuda::SetCudaGroupedDecode(**backend, false);
@@ -732,7 +757,7 @@ int Main(int argc, char** argv) {
       row("decode aggregate, " + std::to_string(streams) + " streams, no grouped decode attention",
           buf);
     }
-    {
+    if (!experimental) {
       // The same 128 streams with every row of logits copied to the host (no device sampling).
       const int streams = std::min(128, max_streams);
       const double sec = Decode(m, *cache, st, streams, ctx, steps, /*top_k=*/false);
@@ -756,8 +781,8 @@ int Main(int argc, char** argv) {
     RandomPool pool(DType::kF16, size_t{30522} * 768);
     for (const BertShape& s : {BertShape{"bge-small", 384, 12, 12, 1536},
                                BertShape{"bge-base", 768, 12, 12, 3072}}) {
-      // The default attention kernel, then the tiled one (off by default until measured).
-      for (bool tiled : {false, true}) {
+      // The default attention kernel; with --experimental also the tiled one.
+      for (bool tiled : experimental ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
         engine::cuda::SetCudaTiledDenseAttention(**backend, tiled);
         const double eps = BertEmbedPerSecond(b, s, pool, 64, 128, quick ? 2 : 5);
         std::snprintf(buf, sizeof(buf), "%.0f embeddings/s", eps);

@@ -10,14 +10,17 @@ then anywhere with Python 3:
 
     bench/gpu/ncu_summary.py DIR/ncu.csv
 
-`gpu_bench --kernels` profiles two op-by-op decode steps each at batch 1, 128 and 16 streams, and
-at batch 1 with the experimental paths on (PDL, fused RoPE/KV write, fused SwiGLU, pipelined
-matvec, split merge in the attention kernel), then two passes of a bge-small embedding batch; every decode step starts with one embedding lookup
+`gpu_bench --kernels` profiles two op-by-op decode steps each at batch 1, 128 and 16 streams, then
+two passes of a bge-small embedding batch; every decode step starts with one embedding lookup
 (GetRowsKernel), which is how the steps are told apart, and what follows the last decode step is
 the embedding. For each part the kernels are grouped by name (template arguments kept) and listed
 by time per step (or pass), with their launch count, mean duration and grid sizes. Nsight Compute runs each kernel alone with
 cold caches at base clocks: the times are larger than in the benchmark and the gaps between
 kernels are not counted, but the proportions show where a step goes.
+
+`gpu_bench --kernels --experimental` profiles two batch-1 steps with every path that is off by
+default on (PDL, fused RoPE/KV write, fused SwiGLU, pipelined matvec, split merge in the attention
+kernel): `ncu_summary.py --experimental CSV` reads that one.
 
     bench/gpu/ncu_summary.py --self-test   checks the parser on a small built-in CSV
 """
@@ -27,7 +30,9 @@ import csv
 import io
 import sys
 
-BATCHES = ("batch 1", "128 streams", "16 streams", "batch 1, all experimental paths on")
+BATCHES = ("batch 1", "128 streams", "16 streams")
+# gpu_bench --kernels --experimental: one part, no embedding.
+EXPERIMENTAL_BATCHES = ("batch 1, all experimental paths on",)
 EMBED = "bge-small embedding, 64 x 128 tokens"
 STEPS_PER_BATCH = 2
 
@@ -75,19 +80,19 @@ def group(name, part):
     return (name, STEPS_PER_BATCH, sum(e[1] for e in listed), listed)
 
 
-def summarize(rows):
+def summarize(rows, batches=BATCHES, embed=True):
     """group() of each decode batch whose steps are all present, then of the embedding passes."""
     starts = [i for i, r in enumerate(rows) if "GetRowsKernel" in r["Kernel Name"]]
     out = []
-    for b, name in enumerate(BATCHES):
+    for b, name in enumerate(batches):
         first = b * STEPS_PER_BATCH
         if first + STEPS_PER_BATCH > len(starts):
             break
         lo = starts[first]
         hi = starts[first + STEPS_PER_BATCH] if first + STEPS_PER_BATCH < len(starts) else len(rows)
         out.append(group(name, rows[lo:hi]))
-    last = len(BATCHES) * STEPS_PER_BATCH
-    if len(starts) > last:  # the embedding passes
+    last = len(batches) * STEPS_PER_BATCH
+    if embed and len(starts) > last:  # the embedding passes
         out.append(group(EMBED, rows[starts[last]:]))
     return out
 
@@ -148,6 +153,9 @@ def self_test():
     assert embed["tessera::LayerNormKernel"] == ((first + 2) + (first + 5)) / 2, embed
     lookups = first + (first + 1) + (first + 3) + (first + 4)
     assert embed["tessera::GetRowsKernel"] == lookups / 2, embed
+    # The experimental file: one part of two steps, nothing after it read as an embedding.
+    exp = summarize(read_rows(SAMPLE), EXPERIMENTAL_BATCHES, embed=False)
+    assert [part[0] for part in exp] == list(EXPERIMENTAL_BATCHES), exp
     print(render(summary))
     print("ncu_summary self-test passed")
 
@@ -156,11 +164,16 @@ def main(argv):
     if len(argv) == 2 and argv[1] == "--self-test":
         self_test()
         return 0
+    experimental = len(argv) == 3 and argv[1] == "--experimental"
+    if experimental:
+        argv = [argv[0], argv[2]]
     if len(argv) != 2 or argv[1].startswith("-"):
-        sys.stderr.write("usage: ncu_summary.py NCU_CSV | --self-test\n")
+        sys.stderr.write("usage: ncu_summary.py [--experimental] NCU_CSV | --self-test\n")
         return 64
     with open(argv[1], encoding="utf-8", errors="replace") as f:
-        summary = summarize(read_rows(f.read()))
+        rows = read_rows(f.read())
+    summary = (summarize(rows, EXPERIMENTAL_BATCHES, embed=False) if experimental
+               else summarize(rows))
     if not summary:
         sys.stderr.write("ncu_summary.py: no complete decode steps in %s (was it made with "
                          "gpu_bench --kernels?)\n" % argv[1])

@@ -11,9 +11,10 @@
 #                                 libraries they need in DIR/lib), from the repository root.
 #   bench/gpu/run.sh --experimental ...
 #                                 also every GPU test with the paths that are off by default
-#                                 until measured turned on (EXPERIMENTAL below, each =1; a
-#                                 failure there is run again with each of them =0);
-#                                 gpu_bench always times them in rows marked experimental
+#                                 until measured turned on (EXPERIMENTAL_PATHS below, each =1;
+#                                 a failure there is run again with each of them =0), then
+#                                 `gpu_bench --experimental` (their rows, in a second process)
+#                                 and with --ncu `gpu_bench --kernels --experimental` too
 #   bench/gpu/run.sh --ncu DIR ...
 #                                 after the benchmark, Nsight Compute over `gpu_bench --kernels`
 #                                 (per-kernel device times of decode steps) into DIR/ncu.csv,
@@ -152,30 +153,52 @@ run_tests() {
   fi
 }
 
-# run_bench BINARY: the benchmark (and Nsight Compute for --ncu); exit status 1 afterwards when
-# a test failed (--keep-going).
+# run_ncu BINARY CSV [--experimental]: Nsight Compute over `gpu_bench --kernels` (per-kernel device
+# times of decode steps) into $NCU_DIR/CSV, summarised by bench/gpu/ncu_summary.py.
+run_ncu() {
+  local bin="$1" csv="$2" mode="${3:-}" ncu rc=0
+  ncu="$(command -v ncu || true)"
+  [[ -z "$ncu" && -x /usr/local/cuda/bin/ncu ]] && ncu=/usr/local/cuda/bin/ncu
+  if [[ -z "$ncu" ]]; then
+    echo "bench/gpu/run.sh: --ncu: no Nsight Compute (ncu) on this machine" >&2
+    return 0
+  fi
+  echo "== Nsight Compute over gpu_bench --kernels $mode -> $NCU_DIR/$csv"
+  mkdir -p "$NCU_DIR"
+  # shellcheck disable=SC2086  # $mode: empty or one flag
+  timeout 300 "$ncu" --profile-from-start off --metrics gpu__time_duration.sum --csv \
+    "$bin" --kernels $mode > "$NCU_DIR/$csv" 2> "$NCU_DIR/${csv%.csv}.err" || rc=$?
+  if [[ $rc -ne 0 ]]; then
+    echo "bench/gpu/run.sh: ncu failed (status $rc; see $NCU_DIR/${csv%.csv}.err)" >&2
+  elif command -v python3 >/dev/null 2>&1; then
+    # shellcheck disable=SC2086
+    python3 bench/gpu/ncu_summary.py $mode "$NCU_DIR/$csv" || true
+  fi
+}
+
+# run_bench BINARY: the benchmark, then (--experimental) the experimental paths' rows in a
+# separate run (a fault there costs none of the default rows), and Nsight Compute for --ncu;
+# exit status 1 afterwards when a test or a benchmark failed (--keep-going).
 run_bench() {
   local rc=0
   "$1" "${BENCH_ARGS[@]}" || rc=$?
-  [[ $rc -ne 0 ]] && exit "$rc"
-  if [[ -n "$NCU_DIR" ]]; then
-    local ncu
-    ncu="$(command -v ncu || true)"
-    [[ -z "$ncu" && -x /usr/local/cuda/bin/ncu ]] && ncu=/usr/local/cuda/bin/ncu
-    if [[ -z "$ncu" ]]; then
-      echo "bench/gpu/run.sh: --ncu: no Nsight Compute (ncu) on this machine" >&2
-    else
-      echo "== Nsight Compute over gpu_bench --kernels -> $NCU_DIR/ncu.csv"
-      mkdir -p "$NCU_DIR"
-      timeout 300 "$ncu" --profile-from-start off --metrics gpu__time_duration.sum --csv \
-        "$1" --kernels > "$NCU_DIR/ncu.csv" 2> "$NCU_DIR/ncu.err" || rc=$?
-      if [[ $rc -ne 0 ]]; then
-        echo "bench/gpu/run.sh: ncu failed (status $rc; see $NCU_DIR/ncu.err)" >&2
-        rc=0
-      elif command -v python3 >/dev/null 2>&1; then
-        python3 bench/gpu/ncu_summary.py "$NCU_DIR/ncu.csv" || true
-      fi
+  if [[ $rc -ne 0 ]]; then
+    echo "bench/gpu/run.sh: gpu_bench failed (status $rc)" >&2
+    [[ $KEEP_GOING -eq 1 && $rc -ne 2 ]] || exit "$rc"
+    FAILED=1
+  fi
+  if [[ $EXPERIMENTAL -eq 1 ]]; then
+    echo "== benchmark of the paths that are off by default (gpu_bench --experimental)"
+    rc=0
+    "$1" --experimental "${BENCH_ARGS[@]}" || rc=$?
+    if [[ $rc -ne 0 ]]; then
+      echo "bench/gpu/run.sh: gpu_bench --experimental failed (status $rc)" >&2
+      FAILED=1
     fi
+  fi
+  if [[ -n "$NCU_DIR" ]]; then
+    run_ncu "$1" ncu.csv
+    [[ $EXPERIMENTAL -eq 1 ]] && run_ncu "$1" ncu_experimental.csv --experimental
   fi
   exit "$FAILED"
 }
