@@ -61,6 +61,10 @@ class TimingBackend final : public Backend {
   explicit TimingBackend(Backend& inner) : b_(inner), sync_(inner.Alloc(1)) {}
   bool enabled = false;
   std::vector<std::pair<std::string, double>> totals;
+  // Host seconds from BeginStep to EndStep's return (recording a step's ops and launching them:
+  // on the critical path at batch 1, where the next step waits for this one's token), and steps.
+  double step_host = 0;
+  int64_t step_count = 0;
 
   std::string name() const override { return b_.name(); }
   std::unique_ptr<Buffer> Alloc(int64_t n) override { return b_.Alloc(n); }
@@ -89,10 +93,13 @@ class TimingBackend final : public Backend {
   }
   // Steps pass through (CUDA graphs) unless ops are being timed one by one.
   void BeginStep() override {
+    step_begin_ = Now();
     if (!enabled) b_.BeginStep();
   }
   void EndStep() override {
     if (!enabled) b_.EndStep();
+    step_host += Now() - step_begin_;
+    ++step_count;
   }
   void MatMul(const Weight& w, const Buffer& x, int64_t n, Buffer& y, const Weight* bias) override {
     Time("MatMul", [&] { b_.MatMul(w, x, n, y, bias); });
@@ -172,6 +179,7 @@ class TimingBackend final : public Backend {
 
   Backend& b_;
   std::unique_ptr<Buffer> sync_;
+  double step_begin_ = 0;
 };
 
 // Random bf16 / f16 values (std 0.02-ish) shared by every weight: the content does not change
@@ -680,7 +688,10 @@ int Main(int argc, char** argv) {
     for (bool graphs : experimental ? std::vector<bool>{true} : std::vector<bool>{false, true}) {
       engine::cuda::SetCudaGraphs(**backend, graphs);
       const int n_steps = quick ? 8 : 48;
+      timing.step_host = 0;
+      timing.step_count = 0;
       const double sec = Decode(m, *cache, st, 1, ctx, n_steps);
+      const double host_per_step = timing.step_host / std::max<int64_t>(1, timing.step_count);
       const double per_token = sec / n_steps;
       const double bytes = m.WeightBytesPerStep() + m.KvBytesPerToken(ctx);
       // The ceiling: the step's bytes (all reads) moved at the copy's measured traffic rate
@@ -690,6 +701,12 @@ int Main(int argc, char** argv) {
                     1.0 / per_token, per_token * 1e3, 100.0 / per_token / ceiling_tps, ceiling_tps);
       row(graphs ? "decode batch 1, context 256, CUDA graphs" : "decode batch 1, context 256, no graphs",
           buf);
+      if (graphs && profile) {
+        // The host's share: the next step cannot start recording before this one's token.
+        std::snprintf(buf, sizeof(buf), "%.3f ms a step (%.0f%% of the token's time)",
+                      host_per_step * 1e3, 100.0 * host_per_step / per_token);
+        row("profile decode batch 1: host recording + launch", buf);
+      }
     }
     if (experimental) {
       // The paths that are off by default until measured, one at a time and all together at
