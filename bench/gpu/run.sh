@@ -125,29 +125,29 @@ run_test() {
   return 1
 }
 
-# run_tests DIR: every test binary in DIR (again with the experimental paths on for
-# --experimental); stops at the first failure unless --keep-going.
-run_tests() {
+# run_all_tests DIR WHAT: every test binary in DIR; a failure is reported ("failed WHAT") and
+# stops the script unless --keep-going.
+run_all_tests() {
   local t
   for t in "${TESTS[@]}"; do
     if ! run_test "$1/$t"; then
-      echo "bench/gpu/run.sh: $t failed" >&2
+      echo "bench/gpu/run.sh: $t failed$2" >&2
       FAILED=1
       [[ $KEEP_GOING -eq 1 ]] || exit 1
     fi
   done
+}
+
+# run_tests DIR: every test binary in DIR, again with the experimental paths on for
+# --experimental.
+run_tests() {
+  run_all_tests "$1" ""
   if [[ $EXPERIMENTAL -eq 1 ]]; then
     local v
     for v in "${EXPERIMENTAL_PATHS[@]}"; do export "$v=1"; done
     IN_EXPERIMENTAL=1
     echo "== GPU tests with ${EXPERIMENTAL_PATHS[*]/%/=1}"
-    for t in "${TESTS[@]}"; do
-      if ! run_test "$1/$t"; then
-        echo "bench/gpu/run.sh: $t failed with the experimental paths on" >&2
-        FAILED=1
-        [[ $KEEP_GOING -eq 1 ]] || exit 1
-      fi
-    done
+    run_all_tests "$1" " with the experimental paths on"
     for v in "${EXPERIMENTAL_PATHS[@]}"; do unset "$v"; done
     IN_EXPERIMENTAL=0
   fi
