@@ -278,9 +278,7 @@ class CpuBackend final : public Backend {
   void Gelu(Buffer& x, int64_t n) override {
     CPU_CHECK(n >= 0 && x.size() >= n);
     float* p = x.data();
-    Elementwise(n, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) p[i] = 0.5f * p[i] * (1.0f + std::erf(p[i] * 0.70710678f));
-    });
+    Elementwise(n, [&](int64_t b, int64_t e) { kt_.gelu(p + b, e - b); });
   }
 
   void Rope(Buffer& x, absl::Span<const int32_t> positions, int num_heads, int head_dim,
@@ -413,39 +411,33 @@ class CpuBackend final : public Backend {
     const int64_t width = int64_t{num_heads} * head_dim;
     CPU_CHECK(q.size() >= tokens * width && k.size() >= tokens * width &&
               v.size() >= tokens * width && out.size() >= tokens * width);
-    std::vector<int32_t> seq_of(tokens);
+    // Tasks: (sequence, head, block of kQueries queries); each transposes its sequence's keys of
+    // the head once for its block.
+    constexpr int64_t kQueries = 32;
+    struct Task {
+      int32_t begin, len, q0, q1, head;
+    };
+    std::vector<Task> tasks;
+    int64_t span = 0, max_len = 0;
     for (size_t sidx = 0; sidx + 1 < seq_starts.size(); ++sidx) {
       CPU_CHECK(seq_starts[sidx] <= seq_starts[sidx + 1]);
-      for (int32_t t = seq_starts[sidx]; t < seq_starts[sidx + 1]; ++t) seq_of[t] = sidx;
+      const int32_t b = seq_starts[sidx], len = seq_starts[sidx + 1] - b;
+      span += int64_t{len} * len;
+      max_len = std::max<int64_t>(max_len, len);
+      for (int h = 0; h < num_heads; ++h) {
+        for (int32_t q0 = 0; q0 < len; q0 += kQueries) {
+          tasks.push_back({b, len, q0, static_cast<int32_t>(std::min<int64_t>(len, q0 + kQueries)), h});
+        }
+      }
     }
-    int64_t span = 0;
-    for (size_t sidx = 0; sidx + 1 < seq_starts.size(); ++sidx) {
-      const int64_t len = seq_starts[sidx + 1] - seq_starts[sidx];
-      span += len * len;
-    }
-    RunTasks(tokens * num_heads, span * num_heads * head_dim * 4, [&](int64_t task) {
-      const int64_t t = task / num_heads;
-      const int64_t off = (task % num_heads) * head_dim;
-      const int32_t b = seq_starts[seq_of[t]], e = seq_starts[seq_of[t] + 1];
-      const float* qh = q.data() + t * width + off;
-      float* o = out.data() + t * width + off;
-      thread_local std::vector<float> scores;
-      scores.resize(e - b);
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int32_t j = b; j < e; ++j) {
-        scores[j - b] = kt_.dot_f32(k.data() + j * width + off, qh, head_dim) * scale;
-        mx = std::max(mx, scores[j - b]);
-      }
-      float sum = 0;
-      for (float& sc : scores) {
-        sc = std::exp(sc - mx);
-        sum += sc;
-      }
-      const float inv = 1.0f / sum;
-      std::fill(o, o + head_dim, 0.0f);
-      for (int32_t j = b; j < e; ++j) {
-        kt_.axpy_f32(scores[j - b] * inv, v.data() + j * width + off, o, head_dim);
-      }
+    const int64_t scratch_floats = DenseAttentionScratch(max_len, head_dim);
+    RunTasks(static_cast<int64_t>(tasks.size()), span * num_heads * head_dim * 4, [&](int64_t i) {
+      const Task& t = tasks[i];
+      thread_local std::vector<float> scratch;
+      if (static_cast<int64_t>(scratch.size()) < scratch_floats) scratch.resize(scratch_floats);
+      const int64_t off = int64_t{t.begin} * width + int64_t{t.head} * head_dim;
+      kt_.dense_attention(q.data() + off, k.data() + off, v.data() + off, width, t.len, t.q0, t.q1,
+                          head_dim, scale, out.data() + off, scratch.data());
     });
   }
 

@@ -11,8 +11,10 @@
 #include <ostream>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/base/casts.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "engine/backend/backend.h"
@@ -510,39 +512,80 @@ TEST_P(CpuBackendTest, PagedAttentionGqaWindowsAndBlockTables) {
 }
 
 TEST_P(CpuBackendTest, DenseAttention) {
-  const int heads = 3, hd = 19, width = heads * hd;
-  const std::vector<int32_t> starts = {0, 3, 3, 10, 11};  // lengths 3, 0, 7, 1
-  const int tokens = starts.back();
-  const std::vector<float> q = Random(rng_, tokens * width), k = Random(rng_, tokens * width),
-                           v = Random(rng_, tokens * width);
-  auto qb = Upload(*backend_, q);
-  auto kb = Upload(*backend_, k);
-  auto vb = Upload(*backend_, v);
-  auto out = Poisoned(*backend_, tokens * width);
-  backend_->DenseAttention(*qb, *kb, *vb, starts, heads, hd, 0.3f, *out);
-  const std::vector<float> y = Download(*backend_, *out, tokens * width);
-  for (size_t s = 0; s + 1 < starts.size(); ++s) {
-    for (int t = starts[s]; t < starts[s + 1]; ++t) {
-      for (int h = 0; h < heads; ++h) {
-        std::vector<double> sc;
-        double mx = -1e300, sum = 0;
-        for (int j = starts[s]; j < starts[s + 1]; ++j) {
-          double d = 0;
-          for (int c = 0; c < hd; ++c)
-            d += double{q[t * width + h * hd + c]} * k[j * width + h * hd + c];
-          sc.push_back(d * 0.3);
-          mx = std::max(mx, sc.back());
-        }
-        for (double& e : sc) sum += (e = std::exp(e - mx));
-        for (int c = 0; c < hd; ++c) {
-          double ref = 0;
+  struct Case {
+    int heads, hd;
+    std::vector<int32_t> starts;
+  };
+  // Lengths 3, 0, 7, 1 (head size 19: no whole vector); BERT's head sizes over sequences longer
+  // than a query block and not a multiple of the key vectors; head size 40 (vector tails).
+  const std::vector<Case> cases = {
+      {3, 19, {0, 3, 3, 10, 11}}, {2, 32, {0, 64, 141}}, {2, 64, {0, 37, 167}}, {1, 40, {0, 33}}};
+  for (const Case& cs : cases) {
+    SCOPED_TRACE(absl::StrCat("head size ", cs.hd));
+    const int heads = cs.heads, hd = cs.hd, width = heads * hd;
+    const std::vector<int32_t>& starts = cs.starts;
+    const int tokens = starts.back();
+    const std::vector<float> q = Random(rng_, tokens * width, -2, 2),
+                             k = Random(rng_, tokens * width, -2, 2),
+                             v = Random(rng_, tokens * width);
+    auto qb = Upload(*backend_, q);
+    auto kb = Upload(*backend_, k);
+    auto vb = Upload(*backend_, v);
+    auto out = Poisoned(*backend_, tokens * width);
+    backend_->DenseAttention(*qb, *kb, *vb, starts, heads, hd, 0.3f, *out);
+    const std::vector<float> y = Download(*backend_, *out, tokens * width);
+    for (size_t s = 0; s + 1 < starts.size(); ++s) {
+      for (int t = starts[s]; t < starts[s + 1]; ++t) {
+        for (int h = 0; h < heads; ++h) {
+          std::vector<double> sc;
+          double mx = -1e300, sum = 0;
           for (int j = starts[s]; j < starts[s + 1]; ++j) {
-            ref += sc[j - starts[s]] / sum * v[j * width + h * hd + c];
+            double d = 0;
+            for (int c = 0; c < hd; ++c)
+              d += double{q[t * width + h * hd + c]} * k[j * width + h * hd + c];
+            sc.push_back(d * 0.3);
+            mx = std::max(mx, sc.back());
           }
-          ASSERT_NEAR(y[t * width + h * hd + c], ref, 2e-5) << t << " " << h << " " << c;
+          for (double& e : sc) sum += (e = std::exp(e - mx));
+          for (int c = 0; c < hd; ++c) {
+            double ref = 0;
+            for (int j = starts[s]; j < starts[s + 1]; ++j) {
+              ref += sc[j - starts[s]] / sum * v[j * width + h * hd + c];
+            }
+            ASSERT_NEAR(y[t * width + h * hd + c], ref, 2e-5) << t << " " << h << " " << c;
+          }
         }
       }
     }
+  }
+}
+
+// GELU over its whole range, against erf in double: within 2e-7 * |x| + 1e-7 * |gelu(x)| (the
+// erfc approximation's 1.5e-7 plus float rounding), the infinities and NaN carried through.
+TEST_P(CpuBackendTest, GeluIsAccurateEverywhere) {
+  std::vector<float> x;
+  for (float f = -12.0f; f <= 12.0f; f += 1.0f / 512) x.push_back(f);
+  for (float f : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-4f, -1e-4f, 30.0f, -30.0f, 1e4f, -1e4f}) {
+    x.push_back(f);
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  x.push_back(inf);
+  x.push_back(-inf);
+  x.push_back(kNaN);
+  auto b = Upload(*backend_, x);
+  backend_->Gelu(*b, static_cast<int64_t>(x.size()));
+  const std::vector<float> y = Download(*backend_, *b, static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (std::isnan(x[i])) {
+      EXPECT_TRUE(std::isnan(y[i]));
+      continue;
+    }
+    if (std::isinf(x[i])) {
+      if (x[i] > 0) EXPECT_EQ(y[i], inf);
+      continue;  // gelu(-inf) = -inf * 0: NaN, as the erf form gives
+    }
+    const double ref = 0.5 * x[i] * (1 + std::erf(double{x[i]} / std::sqrt(2.0)));
+    ASSERT_NEAR(y[i], ref, 2e-7 * std::fabs(x[i]) + 1e-7 * std::fabs(ref) + 1e-37) << "x=" << x[i];
   }
 }
 
@@ -581,6 +624,36 @@ TEST_P(CpuBackendTest, ResultsDoNotDependOnThreadCount) {
   for (size_t i = 0; i < results[0].size(); ++i) {
     ASSERT_EQ(results[0][i], results[1][i]) << i;
     ASSERT_EQ(results[0][i], results[2][i]) << i;
+  }
+}
+
+// Float weights: a row's outputs are the same bits whether it is multiplied alone (the decode
+// tile) or in a batch large enough for the panel path, so an embedding or a prompt's logits do not
+// depend on what was batched with it. Shapes: one column chunk, several with a tail, BERT's.
+TEST_P(CpuBackendTest, FloatMatMulDoesNotDependOnBatchSize) {
+  for (DType type : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
+             {29, 1031}, {53, 384}, {40, 1536}, {17, 16}, {30, 200}}) {
+      SCOPED_TRACE(absl::StrCat(std::string(DTypeName(type)), " ", rows, "x", cols));
+      auto w = MakeWeight(*backend_, type, rows, cols, rng_);
+      const int64_t n = 131;  // two panel chunks of activation rows and a tail
+      const std::vector<float> x = Random(rng_, n * cols, -2, 2);
+      auto xb = Upload(*backend_, x);
+      auto yb = Poisoned(*backend_, n * rows);
+      backend_->MatMul(*w->weight, *xb, n, *yb);
+      const std::vector<float> batch = Download(*backend_, *yb, n * rows);
+      for (int64_t i : {int64_t{0}, int64_t{1}, int64_t{66}, n - 1}) {
+        auto x1 = Upload(*backend_, std::vector<float>(x.begin() + i * cols,
+                                                       x.begin() + (i + 1) * cols));
+        auto y1 = Poisoned(*backend_, rows);
+        backend_->MatMul(*w->weight, *x1, 1, *y1);
+        const std::vector<float> one = Download(*backend_, *y1, rows);
+        for (int64_t r = 0; r < rows; ++r) {
+          ASSERT_EQ(absl::bit_cast<uint32_t>(batch[i * rows + r]), absl::bit_cast<uint32_t>(one[r]))
+              << "row " << i << " output " << r << ": " << batch[i * rows + r] << " vs " << one[r];
+        }
+      }
+    }
   }
 }
 

@@ -56,6 +56,14 @@ XFormat MatMulXFormat(DType type);
 // of the block).
 size_t XRowBytes(XFormat format, int64_t k);
 
+// dense_attention: queries per block, and keys padded to whole vectors of every level.
+constexpr int kDenseAttentionQueries = 4;
+constexpr int64_t DenseAttentionKeys(int64_t len) { return (len + 15) / 16 * 16; }
+// Floats of scratch dense_attention needs for a sequence of len tokens.
+constexpr int64_t DenseAttentionScratch(int64_t len, int head_dim) {
+  return DenseAttentionKeys(len) * (head_dim + kDenseAttentionQueries);
+}
+
 struct KernelTable {
   Isa isa;
   // Quantizes k floats (a multiple of 32, resp. 256) to blocks. Symmetric, d =
@@ -76,6 +84,15 @@ struct KernelTable {
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n);
+  // x[i] = gelu(x[i]) (the erf form) for i < n; within about 2e-7 * |x| of the exact value.
+  void (*gelu)(float* x, int64_t n);
+  // Bidirectional softmax attention of one head over one sequence of len tokens, for its queries
+  // [q0, q1): q, k, v and out point at the head's first column in the sequence's first token,
+  // rows `stride` floats apart. `scratch`: DenseAttentionScratch(len, head_dim) floats. The
+  // results of a query do not depend on q0 and q1.
+  void (*dense_attention)(const float* q, const float* k, const float* v, int64_t stride,
+                          int64_t len, int64_t q0, int64_t q1, int head_dim, float scale,
+                          float* out, float* scratch);
 };
 
 // The table for `isa`; CHECK-fails (aborts) if !IsaSupported(isa).

@@ -639,8 +639,8 @@ template <DType T>
 void FloatPanelMatMul(const uint8_t* wb, size_t wrb, const uint8_t* xb, size_t xrb, int64_t n,
                       int64_t k, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   alignas(64) static thread_local float wp[kFloatRows * kFloatCols];
-  alignas(64) static thread_local VF acc[kPanelChunk * kFloatRows];
   const int64_t kv = k / kW * kW;  // columns done in vectors
+  alignas(64) static thread_local VF acc[kPanelChunk * kFloatRows];
   for (int64_t i0 = 0; i0 < n; i0 += kPanelChunk) {
     const int64_t i1 = Min<int64_t>(n, i0 + kPanelChunk);
     for (int64_t p0 = r0; p0 < r1; p0 += kFloatRows) {
@@ -947,6 +947,192 @@ void AxpyF32(float alpha, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
+// ---------------------------------------------------------------------------------------------
+// Vector math: exp of non-positive arguments, GELU, dense attention.
+
+#if defined(__AVX512F__)
+inline VF VMax(VF a, VF b) { return _mm512_max_ps(a, b); }
+inline float VHMax(VF v) { return _mm512_reduce_max_ps(v); }
+inline VF VRound(VF a) {
+  return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+inline VF VExp2Int(VF n) {  // 2^n for integral n in [-126, 127]
+  return _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+}
+inline VF VAbs(VF a) { return _mm512_abs_ps(a); }
+// z >= 0 ? a : b, lane by lane (NaN z: b).
+inline VF VSelectNonNeg(VF z, VF a, VF b) {
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, VZero(), _CMP_GE_OQ), b, a);
+}
+#elif defined(TESSERA_SIMD)
+inline VF VMax(VF a, VF b) { return _mm256_max_ps(a, b); }
+inline float VHMax(VF v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+inline VF VRound(VF a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+inline VF VExp2Int(VF n) {
+  return _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+}
+inline VF VAbs(VF a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+inline VF VSelectNonNeg(VF z, VF a, VF b) {
+  return _mm256_blendv_ps(b, a, _mm256_cmp_ps(z, VZero(), _CMP_GE_OQ));
+}
+#else
+inline VF VMax(VF a, VF b) { return a > b ? a : b; }
+inline float VHMax(VF v) { return v; }
+inline VF VRound(VF a) { return std::nearbyint(a); }
+inline VF VExp2Int(VF n) { return std::ldexp(1.0f, static_cast<int>(n)); }
+inline VF VAbs(VF a) { return std::fabs(a); }
+inline VF VSelectNonNeg(VF z, VF a, VF b) { return z >= 0 ? a : b; }
+#endif
+
+// exp(y) for y <= 0, within a few ulp: y = n ln2 + r (ln2 in two parts, the first exact in a few
+// bits), |r| <= ln2 / 2, exp(r) by its Taylor series to r^7 / 7! (truncation under 1e-8).
+// Arguments below -87 give exp(-87), about 1.6e-38, instead of a denormal or 0.
+inline VF VExpNonPos(VF y) {
+  y = VMax(y, VSet1(-87.0f));
+  const VF n = VRound(y * VSet1(1.44269504f));
+  VF r = VFma(n, VSet1(-0.693359375f), y);
+  r = VFma(n, VSet1(2.12194440e-4f), r);
+  VF p = VSet1(1.0f / 5040);
+  p = VFma(p, r, VSet1(1.0f / 720));
+  p = VFma(p, r, VSet1(1.0f / 120));
+  p = VFma(p, r, VSet1(1.0f / 24));
+  p = VFma(p, r, VSet1(1.0f / 6));
+  p = VFma(p, r, VSet1(0.5f));
+  p = VFma(p, r, VSet1(1.0f));
+  p = VFma(p, r, VSet1(1.0f));
+  return p * VExp2Int(n);
+}
+
+// gelu(x) = x / 2 * (1 + erf(x / sqrt 2)), with erfc(|z|) from Abramowitz and Stegun 7.1.26
+// (absolute error under 1.5e-7): 1 + erf(z) is 2 - erfc(z) for z >= 0 and erfc(-z) below, so
+// the negative side loses nothing to cancellation.
+inline VF VGelu(VF x) {
+  const VF z = x * VSet1(0.70710678f);
+  const VF a = VAbs(z);
+  const VF t = VSet1(1.0f) / VFma(VSet1(0.3275911f), a, VSet1(1.0f));
+  VF p = VSet1(1.061405429f);
+  p = VFma(p, t, VSet1(-1.453152027f));
+  p = VFma(p, t, VSet1(1.421413741f));
+  p = VFma(p, t, VSet1(-0.284496736f));
+  p = VFma(p, t, VSet1(0.254829592f));
+  const VF c = p * t * VExpNonPos(VZero() - a * a);
+  return VSet1(0.5f) * x * VSelectNonNeg(z, VSet1(2.0f) - c, c);
+}
+
+void GeluF32(float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) VStore(x + i, VGelu(VLoad(x + i)));
+  if (i < n) {
+    float tail[kW] = {};
+    for (int64_t j = i; j < n; ++j) tail[j - i] = x[j];
+    VStore(tail, VGelu(VLoad(tail)));
+    for (int64_t j = i; j < n; ++j) x[j] = tail[j - i];
+  }
+}
+
+// Dense attention, blocks: kAttnQ queries at a time against kAttnV vectors of keys (scores) or of
+// head columns (values), each block's accumulators in registers.
+constexpr int kAttnQ = kDenseAttentionQueries;
+#if defined(__AVX512F__)
+constexpr int kAttnV = 4;  // 16 accumulators of 32 registers
+#else
+constexpr int kAttnV = 2;  // 8 of 16
+#endif
+
+// s[i * lp + j] += sum over d of q_i[d] * kt[d * lp + j] for the NV key vectors at j0.
+template <int NV>
+inline void AttnScores(const float* const* qr, const float* kt, int64_t lp, int head_dim,
+                       int64_t j0, float scale, float* s) {
+  VF acc[kAttnQ][NV];
+  for (int i = 0; i < kAttnQ; ++i)
+    for (int u = 0; u < NV; ++u) acc[i][u] = VZero();
+  for (int d = 0; d < head_dim; ++d) {
+    VF kv[NV];
+    for (int u = 0; u < NV; ++u) kv[u] = VLoad(kt + d * lp + j0 + u * kW);
+    for (int i = 0; i < kAttnQ; ++i) {
+      const VF qv = VSet1(qr[i][d]);
+      for (int u = 0; u < NV; ++u) acc[i][u] = VFma(qv, kv[u], acc[i][u]);
+    }
+  }
+  for (int i = 0; i < kAttnQ; ++i)
+    for (int u = 0; u < NV; ++u) VStore(s + i * lp + j0 + u * kW, acc[i][u] * VSet1(scale));
+}
+
+// o_i[d0 + ...] = sum over keys j in order of w[i * lp + j] * v_j[d0 + ...], NV vectors of columns.
+template <int NV>
+inline void AttnValues(const float* w, int64_t lp, const float* v, int64_t stride, int64_t len,
+                       int64_t d0, float* const* orow, int nq) {
+  VF acc[kAttnQ][NV];
+  for (int i = 0; i < kAttnQ; ++i)
+    for (int u = 0; u < NV; ++u) acc[i][u] = VZero();
+  for (int64_t j = 0; j < len; ++j) {
+    VF vv[NV];
+    for (int u = 0; u < NV; ++u) vv[u] = VLoad(v + j * stride + d0 + u * kW);
+    for (int i = 0; i < kAttnQ; ++i) {
+      const VF wv = VSet1(w[i * lp + j]);
+      for (int u = 0; u < NV; ++u) acc[i][u] = VFma(wv, vv[u], acc[i][u]);
+    }
+  }
+  for (int i = 0; i < nq; ++i)
+    for (int u = 0; u < NV; ++u) VStore(orow[i] + d0 + u * kW, acc[i][u]);
+}
+
+void DenseAttentionHead(const float* q, const float* k, const float* v, int64_t stride,
+                        int64_t len, int64_t q0, int64_t q1, int head_dim, float scale, float* out,
+                        float* scratch) {
+  if (len <= 0 || q1 <= q0) return;
+  const int64_t lp = DenseAttentionKeys(len);
+  float* kt = scratch;                // head_dim x lp: the keys transposed, 0 past len
+  float* s = scratch + head_dim * lp;  // kAttnQ x lp: scores, then weights
+  for (int64_t j = 0; j < lp; ++j) {
+    for (int d = 0; d < head_dim; ++d) kt[d * lp + j] = j < len ? k[j * stride + d] : 0.0f;
+  }
+  for (int64_t i0 = q0; i0 < q1; i0 += kAttnQ) {
+    const int nq = static_cast<int>(Min<int64_t>(kAttnQ, q1 - i0));
+    const float* qr[kAttnQ];
+    float* orow[kAttnQ];
+    for (int i = 0; i < kAttnQ; ++i) {
+      const int64_t row = i0 + Min(i, nq - 1);  // missing queries repeat the last (not stored)
+      qr[i] = q + row * stride;
+      orow[i] = out + row * stride;
+    }
+    int64_t j0 = 0;
+    for (; j0 + kAttnV * kW <= lp; j0 += kAttnV * kW) AttnScores<kAttnV>(qr, kt, lp, head_dim, j0, scale, s);
+    for (; j0 < lp; j0 += kW) AttnScores<1>(qr, kt, lp, head_dim, j0, scale, s);
+    // Softmax of each row over its len keys; the padding gets weight 0.
+    for (int i = 0; i < nq; ++i) {
+      float* si = s + i * lp;
+      for (int64_t j = len; j < lp; ++j) si[j] = -__builtin_inff();
+      VF m = VSet1(-__builtin_inff());
+      for (int64_t j = 0; j < lp; j += kW) m = VMax(m, VLoad(si + j));
+      const VF mx = VSet1(VHMax(m));
+      for (int64_t j = 0; j < lp; j += kW) VStore(si + j, VExpNonPos(VLoad(si + j) - mx));
+      for (int64_t j = len; j < lp; ++j) si[j] = 0.0f;
+      VF sum = VZero();
+      for (int64_t j = 0; j < lp; j += kW) sum = sum + VLoad(si + j);
+      const VF inv = VSet1(1.0f / VSum(sum));
+      for (int64_t j = 0; j < lp; j += kW) VStore(si + j, VLoad(si + j) * inv);
+    }
+    int64_t d0 = 0;
+    for (; d0 + kAttnV * kW <= head_dim; d0 += kAttnV * kW) AttnValues<kAttnV>(s, lp, v, stride, len, d0, orow, nq);
+    for (; d0 + kW <= head_dim; d0 += kW) AttnValues<1>(s, lp, v, stride, len, d0, orow, nq);
+    for (; d0 < head_dim; ++d0) {
+      for (int i = 0; i < nq; ++i) {
+        float acc = 0.0f;
+        for (int64_t j = 0; j < len; ++j) acc += s[i * lp + j] * v[j * stride + d0];
+        orow[i][d0] = acc;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 const KernelTable& Table() {
@@ -960,6 +1146,8 @@ const KernelTable& Table() {
       &F32ToF16Row,
       &DotF32,
       &AxpyF32,
+      &GeluF32,
+      &DenseAttentionHead,
   };
   return table;
 }
