@@ -250,7 +250,40 @@ absl::StatusOr<std::unique_ptr<Buffer>> BertModel::Encode(
   return x;
 }
 
+std::vector<std::pair<size_t, size_t>> BertModel::Passes(
+    const std::vector<std::vector<int32_t>>& sequences) const {
+  const int64_t limit = backend_->PreferredPassTokens();
+  std::vector<std::pair<size_t, size_t>> passes;
+  size_t begin = 0;
+  int64_t tokens = 0;
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    const auto len = static_cast<int64_t>(sequences[s].size());
+    if (limit > 0 && s > begin && tokens + len > limit) {
+      passes.emplace_back(begin, s);
+      begin = s;
+      tokens = 0;
+    }
+    tokens += len;
+  }
+  if (begin < sequences.size() || sequences.empty()) passes.emplace_back(begin, sequences.size());
+  return passes;
+}
+
 absl::StatusOr<std::vector<std::vector<float>>> BertModel::Embed(
+    const std::vector<std::vector<int32_t>>& sequences) {
+  const auto passes = Passes(sequences);
+  if (passes.size() == 1) return EmbedPass(sequences);
+  std::vector<std::vector<float>> out;
+  out.reserve(sequences.size());
+  for (const auto& [begin, end] : passes) {
+    ASSIGN_OR_RETURN(std::vector<std::vector<float>> part,
+                     EmbedPass({sequences.begin() + begin, sequences.begin() + end}));
+    for (auto& e : part) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::vector<float>>> BertModel::EmbedPass(
     const std::vector<std::vector<int32_t>>& sequences) {
   std::vector<int32_t> starts;
   ASSIGN_OR_RETURN(std::unique_ptr<Buffer> x, Encode(sequences, nullptr, &starts));
@@ -289,6 +322,22 @@ absl::StatusOr<std::vector<float>> BertModel::Score(
   if (type_ids.size() != sequences.size()) {
     return absl::InvalidArgumentError("type ids and sequences differ in count");
   }
+  const auto passes = Passes(sequences);
+  if (passes.size() == 1) return ScorePass(sequences, type_ids);
+  std::vector<float> out;
+  out.reserve(sequences.size());
+  for (const auto& [begin, end] : passes) {
+    ASSIGN_OR_RETURN(std::vector<float> part,
+                     ScorePass({sequences.begin() + begin, sequences.begin() + end},
+                               {type_ids.begin() + begin, type_ids.begin() + end}));
+    out.insert(out.end(), part.begin(), part.end());
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<float>> BertModel::ScorePass(
+    const std::vector<std::vector<int32_t>>& sequences,
+    const std::vector<std::vector<int32_t>>& type_ids) {
   std::vector<int32_t> starts;
   ASSIGN_OR_RETURN(std::unique_ptr<Buffer> x, Encode(sequences, &type_ids, &starts));
   const int64_t d = config_.dim, m = static_cast<int64_t>(sequences.size());

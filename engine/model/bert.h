@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -45,7 +46,9 @@ class BertModel {
   const BertConfig& config() const { return config_; }
 
   // Pooled (not normalised) embeddings of each sequence: one row of dim floats per sequence.
-  // Each sequence is the full token list ([CLS] ... [SEP]), at most max_positions long.
+  // Each sequence is the full token list ([CLS] ... [SEP]), at most max_positions long. Runs in
+  // passes of about the backend's PreferredPassTokens (whole sequences; the results do not depend
+  // on the grouping with float weights).
   absl::StatusOr<std::vector<std::vector<float>>> Embed(
       const std::vector<std::vector<int32_t>>& sequences);
 
@@ -61,6 +64,14 @@ class BertModel {
   };
 
   BertModel(BertConfig config, Backend* backend) : config_(config), backend_(backend) {}
+  // The passes for `sequences`: [begin, end) index ranges of consecutive sequences, each of at most
+  // the backend's PreferredPassTokens tokens (or one sequence, if that alone is longer).
+  std::vector<std::pair<size_t, size_t>> Passes(
+      const std::vector<std::vector<int32_t>>& sequences) const;
+  absl::StatusOr<std::vector<std::vector<float>>> EmbedPass(
+      const std::vector<std::vector<int32_t>>& sequences);
+  absl::StatusOr<std::vector<float>> ScorePass(const std::vector<std::vector<int32_t>>& sequences,
+                                               const std::vector<std::vector<int32_t>>& type_ids);
   absl::Status Validate() const;
   // Runs the encoder; returns the final hidden states of every token ([tokens, dim], on the
   // backend: poolings that need a few rows gather them there instead of copying all).

@@ -128,7 +128,7 @@ absl::StatusOr<std::string> MakeBertGguf(const GgufFile& vocab, const BertTestMo
   w.AddUint32("bert.attention.head_count", o.num_heads);
   w.AddFloat32("bert.attention.layer_norm_epsilon", o.norm_eps);
   w.AddBool("bert.attention.causal", false);
-  w.AddUint32("bert.pooling_type", o.pooling_type);
+  w.AddUint32("bert.pooling_type", o.reranker ? 4 : o.pooling_type);
   for (const GgufFile::Entry& e : vocab.entries()) {
     if (!e.key.starts_with("tokenizer.ggml.")) continue;
     auto v = CopyValue(vocab, e);
@@ -176,6 +176,12 @@ absl::StatusOr<std::string> MakeBertGguf(const GgufFile& vocab, const BertTestMo
     vec(p + "ffn_down.bias", d, 0.0, o.bias_std);
     vec(p + "layer_output_norm.weight", d, 1.0, o.norm_std);
     vec(p + "layer_output_norm.bias", d, 0.0, o.bias_std);
+  }
+  if (o.reranker) {
+    matrix("cls.weight", d, d, o.matrix_std);
+    vec("cls.bias", d, 0.0, o.bias_std);
+    matrix("cls.output.weight", 1, d, o.matrix_std);
+    vec("cls.output.bias", 1, 0.0, o.bias_std);
   }
   if (!status.ok()) return status;
   return w.Serialize();

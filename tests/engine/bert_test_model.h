@@ -24,7 +24,11 @@ namespace tessera::engine::testing {
 struct BertTestModelOptions {
   uint64_t seed = 20240501;
   DType dtype = DType::kF32;  // of the 2-D tensors: kF32 or kF16
-  int pooling_type = 2;       // bert.pooling_type: 1 mean, 2 CLS
+  int pooling_type = 2;       // bert.pooling_type: 1 mean, 2 CLS (4 with `reranker`)
+  // A cross-encoder: pooling type 4 (rank) and the classification head (cls.weight and .bias,
+  // cls.output.weight and .bias), drawn after every other weight (the other tensors keep their
+  // bytes).
+  bool reranker = false;
   // bge-small-en-v1.5 shapes.
   int dim = 384;
   int num_layers = 12;

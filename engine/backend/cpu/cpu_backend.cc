@@ -154,6 +154,8 @@ class CpuBackend final : public Backend {
     }
   }
 
+  int64_t PreferredPassTokens() const override { return 512; }
+
   void MatMul(const Weight& weight, const Buffer& x, int64_t n, Buffer& y,
               const Weight* bias) override {
     const CpuWeight& w = AsCpu(weight);
