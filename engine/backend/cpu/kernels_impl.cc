@@ -145,6 +145,12 @@ inline float HSum8(__m256 v) {
 // MatMul tiles.
 
 constexpr int kNX = 4;  // activation rows per tile
+// One activation row against float weights (decode): rows per tile and the prefetch distance.
+// Measured on Zen 5 (2 threads, 14336 x 4096 F16): 4 rows and the hardware prefetcher alone
+// stream 38 GB/s, 8 rows with 512-byte software prefetch 46-52 GB/s, at the read probe's level;
+// 12 or 16 rows are slower again.
+constexpr int kGemvRows = 8;
+constexpr int64_t kGemvPrefetch = 512;
 #if defined(__AVX512F__)
 constexpr int kNW = 4;  // weight rows per tile (32 vector registers)
 #else
@@ -183,10 +189,17 @@ void FloatTile(const TileArgs& a) {
   VF acc[NX][NW];
   for (int i = 0; i < NX; ++i)
     for (int j = 0; j < NW; ++j) acc[i][j] = VZero();
+  constexpr int64_t kBytes = T == DType::kF32 ? 4 : 2;  // per weight
   int64_t c = 0;
   for (; c + kW <= a.k; c += kW) {
     VF xv[NX];
     for (int i = 0; i < NX; ++i) xv[i] = VLoad(x[i] + c);
+    if constexpr (NX == 1) {
+      // Decode: the rows stream from memory; ask for each one's line kGemvPrefetch bytes ahead.
+      if ((c * kBytes) % 64 == 0) {
+        for (int j = 0; j < NW; ++j) __builtin_prefetch(w[j] + c * kBytes + kGemvPrefetch);
+      }
+    }
     for (int j = 0; j < NW; ++j) {
       const VF wv = LoadWVec<T>(w[j], c);
       for (int i = 0; i < NX; ++i) acc[i][j] = VFma(xv[i], wv, acc[i][j]);
@@ -824,6 +837,16 @@ void MatMulT(const void* w, size_t wrb, const void* x, size_t xrb, int64_t n, in
     if (n >= kPanelMinRows) return Q8PanelMatMul<T>(wb, wrb, xb, xrb, n, k, r0, r1, y, ldy);
   }
 #endif
+  if constexpr (T == DType::kF32 || T == DType::kF16 || T == DType::kBF16) {
+    if (n == 1) {  // (the same products, in the same order, as the tiles below)
+      int64_t r = r0;
+      for (; r + kGemvRows <= r1; r += kGemvRows) {
+        Tile<T, 1, kGemvRows>(TileArgs{wb + r * wrb, wrb, xb, xrb, k, y + r, ldy});
+      }
+      for (; r < r1; ++r) Tile<T, 1, 1>(TileArgs{wb + r * wrb, wrb, xb, xrb, k, y + r, ldy});
+      return;
+    }
+  }
   for (int64_t i0 = 0; i0 < n; i0 += kXChunk) {
     const int64_t i1 = Min<int64_t>(n, i0 + kXChunk);
     for (int64_t r = r0; r < r1;) {
