@@ -206,5 +206,90 @@ TEST(LlamaParityTest, RopeLayoutsAreNotInterchangeable) {
   EXPECT_GT(worst, 1e-3);
 }
 
+// Two prompts in one batch (sequences 0 and 1, their own cache blocks) then one decode step of
+// each; logits_for picks the rows whose logits come back.
+struct TwoPrompts {
+  std::vector<int32_t> tokens, seq, pos, slots;
+  std::vector<int32_t> table0 = {0, 1}, table1 = {2, 3};
+};
+
+TwoPrompts MakeTwoPrompts() {
+  TwoPrompts p;
+  for (int i = 0; i < 40; ++i) {
+    const int s = i < 25 ? 0 : 1, at = s == 0 ? i : i - 25;
+    p.tokens.push_back((i * 37 + 5) % kVocab);
+    p.seq.push_back(s);
+    p.pos.push_back(at);
+    p.slots.push_back(s * 32 + at);
+  }
+  return p;
+}
+
+std::vector<float> RunPass(LlamaModel& model, KvCache& cache, const TwoPrompts& p,
+                       const std::vector<int32_t>& tokens, const std::vector<int32_t>& seq,
+                       const std::vector<int32_t>& pos, const std::vector<int32_t>& slots,
+                       const std::vector<int32_t>& logits_for) {
+  ForwardBatch b;
+  b.tokens = tokens;
+  b.token_seq = seq;
+  b.token_pos = pos;
+  b.slots = slots;
+  b.block_tables = {p.table0, p.table1};
+  b.logits_for = logits_for;
+  std::vector<float> logits;
+  const absl::Status s = model.Forward(b, cache, &logits);
+  EXPECT_TRUE(s.ok()) << s;
+  return logits;
+}
+
+// A prompt's last layer runs its attention, output projection and FFN only for the rows whose
+// logits are wanted (the last token of each prompt, or none for a chunk without logits). The
+// logits are the bits of the full pass, in the asked order, and the cache the next step reads is
+// the same: with F32 weights no op depends on how many rows it gets.
+TEST(LlamaParityTest, OnlyTheWantedRowsRunTheLastLayer) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/pruned";
+  std::filesystem::create_directories(dir);
+  auto backend = CreateBackend("cpu", 2);
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  const std::string path = WriteGguf(RandomWeights(), dir);
+  auto gguf = GgufFile::Open(path);
+  ASSERT_TRUE(gguf.ok()) << gguf.status();
+  auto model = LlamaModel::FromGguf(**gguf, backend->get());
+  ASSERT_TRUE(model.ok()) << model.status();
+  const TwoPrompts p = MakeTwoPrompts();
+  std::vector<int32_t> all(40);
+  for (int i = 0; i < 40; ++i) all[i] = i;
+
+  auto full_cache = (*model)->NewCache(4, 32);
+  auto some_cache = (*model)->NewCache(4, 32);
+  auto none_cache = (*model)->NewCache(4, 32);
+  ASSERT_TRUE(full_cache.ok() && some_cache.ok() && none_cache.ok());
+  const std::vector<float> full = RunPass(**model, **full_cache, p, p.tokens, p.seq, p.pos, p.slots, all);
+  const std::vector<int32_t> wanted = {39, 24, 39, 3};  // any order, repeats allowed
+  const std::vector<float> some =
+      RunPass(**model, **some_cache, p, p.tokens, p.seq, p.pos, p.slots, wanted);
+  const std::vector<float> none = RunPass(**model, **none_cache, p, p.tokens, p.seq, p.pos, p.slots, {});
+  ASSERT_EQ(full.size(), 40u * kVocab);
+  ASSERT_EQ(some.size(), wanted.size() * kVocab);
+  EXPECT_TRUE(none.empty());
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    for (int v = 0; v < kVocab; ++v) {
+      ASSERT_EQ(some[i * kVocab + v], full[wanted[i] * kVocab + v]) << "row " << wanted[i];
+    }
+  }
+  // The next token of each prompt reads the cache each pass left.
+  const std::vector<int32_t> next = {11, 12}, nseq = {0, 1}, npos = {25, 15}, nslots = {25, 47},
+                             both = {0, 1};
+  const std::vector<float> after_full =
+      RunPass(**model, **full_cache, p, next, nseq, npos, nslots, both);
+  const std::vector<float> after_some =
+      RunPass(**model, **some_cache, p, next, nseq, npos, nslots, both);
+  const std::vector<float> after_none =
+      RunPass(**model, **none_cache, p, next, nseq, npos, nslots, both);
+  ASSERT_EQ(after_full.size(), 2u * kVocab);
+  EXPECT_EQ(after_some, after_full);
+  EXPECT_EQ(after_none, after_full);
+}
+
 }  // namespace
 }  // namespace tessera::engine

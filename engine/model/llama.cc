@@ -372,10 +372,10 @@ absl::Status LlamaModel::Run(const ForwardBatch& batch, KvCache& cache) {
 
   StepScope step(b);  // on a GPU: one CUDA graph per recurring step shape
   b.GetRows(*token_embd_, batch.tokens, *ws.x);
+  // ForwardLayers leaves the final states of the logits rows (in logits_for order) in ws.last.
   ForwardLayers(batch, attn, n, cache, ws);
   if (num_logits > 0) {
     // The rows whose logits are wanted (a few per step), normed and projected alone.
-    b.GatherRows(*ws.x, batch.logits_for, c.dim, *ws.last);
     b.RmsNorm(*ws.last, num_logits, c.dim, *output_norm_, c.norm_eps, *ws.last);
     b.MatMul(*output_, *ws.last, num_logits, *ws.logits);
   }
@@ -388,6 +388,9 @@ void LlamaModel::ForwardLayers(const ForwardBatch& batch, const PagedAttentionBa
   Backend& b = *backend_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   b.RmsNorm(*ws.x, n, c.dim, *layers_[0].attn_norm, c.norm_eps, *ws.h);
+  const int64_t qdim = int64_t{c.num_heads} * c.head_dim;
+  const auto& out_rows = batch.logits_for;
+  const auto m = static_cast<int64_t>(out_rows.size());
   for (int l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[l];
     const Weight* qkv[] = {L.wq.get(), L.wk.get(), L.wv.get()};
@@ -395,6 +398,29 @@ void LlamaModel::ForwardLayers(const ForwardBatch& batch, const PagedAttentionBa
     b.MatMuls(qkv, *ws.h, n, qkv_out);
     b.RopeWriteKv(*ws.q, *ws.k, *ws.v, batch.token_pos, c.num_heads, c.num_kv_heads, c.head_dim,
                   c.rope, cache, l, batch.slots);
+    if (l + 1 == c.num_layers && m < n) {
+      // The last layer, past its keys and values (which later steps read), matters only for the
+      // rows whose logits are wanted: a prompt's last token, not its hundreds of others. Their
+      // attention, output projection and FFN run alone (m rows); the rest stops here.
+      if (m == 0) return;
+      std::vector<int32_t> seq(m), pos(m);
+      for (int64_t i = 0; i < m; ++i) {
+        seq[i] = batch.token_seq[out_rows[i]];
+        pos[i] = batch.token_pos[out_rows[i]];
+      }
+      PagedAttentionBatch rows = attn;
+      rows.token_seq = seq;
+      rows.token_pos = pos;
+      b.GatherRows(*ws.q, out_rows, qdim, *ws.attn);       // their queries
+      b.PagedAttention(cache, l, *ws.attn, rows, c.num_heads, scale, *ws.q);
+      b.GatherRows(*ws.x, out_rows, c.dim, *ws.last);      // their residual stream
+      b.MatMul(*L.wo, *ws.q, m, *ws.o);
+      b.AddRmsNorm(*ws.o, m, c.dim, *ws.last, *L.ffn_norm, c.norm_eps, *ws.h);
+      b.MatMulSwiGlu(*L.w_gate, *L.w_up, *ws.h, m, *ws.gate, *ws.up);
+      b.MatMul(*L.w_down, *ws.gate, m, *ws.o);
+      b.Add(*ws.o, m * c.dim, *ws.last);
+      return;
+    }
     b.PagedAttention(cache, l, *ws.q, attn, c.num_heads, scale, *ws.attn);
     b.MatMul(*L.wo, *ws.attn, n, *ws.o);
     b.AddRmsNorm(*ws.o, n, c.dim, *ws.x, *L.ffn_norm, c.norm_eps, *ws.h);
@@ -407,6 +433,7 @@ void LlamaModel::ForwardLayers(const ForwardBatch& batch, const PagedAttentionBa
       b.Add(*ws.o, n * c.dim, *ws.x);
     }
   }
+  if (m > 0) b.GatherRows(*ws.x, out_rows, c.dim, *ws.last);
 }
 
 }  // namespace tessera::engine
