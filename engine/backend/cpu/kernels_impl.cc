@@ -620,10 +620,10 @@ constexpr int64_t kFloatCols = 256;
 // acc[i * kFloatRows + j]: the accumulator of x row i, panel row j.
 template <int NX, int NW>
 inline void FloatPanelKernel(const float* const* x, const float* wp, int64_t c0, int64_t nc,
-                             VF* acc) {
+                             const VF* in, VF* acc) {
   VF a[NX][NW];
   for (int i = 0; i < NX; ++i)
-    for (int j = 0; j < NW; ++j) a[i][j] = acc[i * kFloatRows + j];
+    for (int j = 0; j < NW; ++j) a[i][j] = in[i * kFloatRows + j];
   for (int64_t c = 0; c < nc; c += kW) {
     VF xv[NX];
     for (int i = 0; i < NX; ++i) xv[i] = VLoad(x[i] + c0 + c);
@@ -636,29 +636,62 @@ inline void FloatPanelKernel(const float* const* x, const float* wp, int64_t c0,
     for (int j = 0; j < NW; ++j) acc[i * kFloatRows + j] = a[i][j];
 }
 
+// `in`: acc, or (the first column chunk) zeros laid out like it.
 template <int NX>
 inline void FloatPanelTile(const float* const* x, const float* wp, int64_t np, int64_t c0,
-                           int64_t nc, VF* acc) {
+                           int64_t nc, const VF* in, VF* acc) {
   int64_t j = 0;
   for (; j + kFNW <= np; j += kFNW)
-    FloatPanelKernel<NX, kFNW>(x, wp + j * kFloatCols, c0, nc, acc + j);
+    FloatPanelKernel<NX, kFNW>(x, wp + j * kFloatCols, c0, nc, in + j, acc + j);
   if constexpr (kFNW > 4) {
-    for (; j + 4 <= np; j += 4) FloatPanelKernel<NX, 4>(x, wp + j * kFloatCols, c0, nc, acc + j);
+    for (; j + 4 <= np; j += 4)
+      FloatPanelKernel<NX, 4>(x, wp + j * kFloatCols, c0, nc, in + j, acc + j);
   }
-  for (; j < np; ++j) FloatPanelKernel<NX, 1>(x, wp + j * kFloatCols, c0, nc, acc + j);
+  for (; j < np; ++j) FloatPanelKernel<NX, 1>(x, wp + j * kFloatCols, c0, nc, in + j, acc + j);
 }
+
+#if defined(__AVX512F__)
+// out[m] = VSum(v[m]) for m < count (count <= 16), bit for bit: the sums are reduced together,
+// pairing the same lanes as _mm512_reduce_add_ps (lane i with i + 8, then i + 4, i + 2, i + 1;
+// float addition is commutative, so only the pairs matter), in about a third of the instructions.
+inline void VSumStore16(const VF* v, int count, float* out) {
+  VF in[16];
+  for (int m = 0; m < 16; ++m) in[m] = m < count ? v[m] : VZero();
+  VF a[8];  // a[p]: lanes 0-7 vector 2p's halves added, lanes 8-15 vector 2p + 1's
+  for (int p = 0; p < 8; ++p) {
+    a[p] = _mm512_add_ps(_mm512_shuffle_f32x4(in[2 * p], in[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_f32x4(in[2 * p], in[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  VF b[4];  // b[q]: 128-bit block m holds vector 4q + m's four partial sums
+  for (int q = 0; q < 4; ++q) {
+    b[q] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * q], a[2 * q + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(a[2 * q], a[2 * q + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  VF c[2];  // c[r], block m: two partial sums of vector 8r + m, then two of vector 8r + 4 + m
+  for (int r = 0; r < 2; ++r) {
+    c[r] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * r], b[2 * r + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(b[2 * r], b[2 * r + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  // Lane 4m + t: the sum of vector m + 4t; permuted to lane m + 4t.
+  const VF d = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  _mm512_mask_storeu_ps(out, static_cast<__mmask16>((1u << count) - 1),
+                        _mm512_permutexvar_ps(idx, d));
+}
+#endif
 
 template <DType T>
 void FloatPanelMatMul(const uint8_t* wb, size_t wrb, const uint8_t* xb, size_t xrb, int64_t n,
                       int64_t k, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   alignas(64) static thread_local float wp[kFloatRows * kFloatCols];
-  const int64_t kv = k / kW * kW;  // columns done in vectors
   alignas(64) static thread_local VF acc[kPanelChunk * kFloatRows];
+  alignas(64) static const VF zeros[kPNX * kFloatRows] = {};
+  const int64_t kv = k / kW * kW;  // columns done in vectors
   for (int64_t i0 = 0; i0 < n; i0 += kPanelChunk) {
     const int64_t i1 = Min<int64_t>(n, i0 + kPanelChunk);
     for (int64_t p0 = r0; p0 < r1; p0 += kFloatRows) {
       const int64_t np = Min<int64_t>(kFloatRows, r1 - p0);
-      for (int64_t u = 0; u < (i1 - i0) * kFloatRows; ++u) acc[u] = VZero();
       for (int64_t c0 = 0; c0 < kv; c0 += kFloatCols) {
         const int64_t nc = Min<int64_t>(kFloatCols, kv - c0);
         for (int64_t j = 0; j < np; ++j) {
@@ -670,15 +703,25 @@ void FloatPanelMatMul(const uint8_t* wb, size_t wrb, const uint8_t* xb, size_t x
           const float* x[kPNX];
           for (int u = 0; u < nx; ++u) x[u] = reinterpret_cast<const float*>(xb + (i + u) * xrb);
           VF* a = acc + (i - i0) * kFloatRows;
+          const VF* in = c0 == 0 ? zeros : a;  // (the first chunk starts from 0)
           switch (nx) {
-            case 1: FloatPanelTile<1>(x, wp, np, c0, nc, a); break;
-            case 2: FloatPanelTile<2>(x, wp, np, c0, nc, a); break;
-            case 3: FloatPanelTile<3>(x, wp, np, c0, nc, a); break;
-            default: FloatPanelTile<kPNX>(x, wp, np, c0, nc, a); break;
+            case 1: FloatPanelTile<1>(x, wp, np, c0, nc, in, a); break;
+            case 2: FloatPanelTile<2>(x, wp, np, c0, nc, in, a); break;
+            case 3: FloatPanelTile<3>(x, wp, np, c0, nc, in, a); break;
+            default: FloatPanelTile<kPNX>(x, wp, np, c0, nc, in, a); break;
           }
         }
       }
       for (int64_t i = i0; i < i1; ++i) {
+#if defined(__AVX512F__)
+        if (kv == k && kv > 0) {  // no scalar tail: 16 sums at a time
+          for (int64_t j = 0; j < np; j += 16) {
+            VSumStore16(acc + (i - i0) * kFloatRows + j, static_cast<int>(Min<int64_t>(16, np - j)),
+                        y + i * ldy + p0 + j);
+          }
+          continue;
+        }
+#endif
         const float* x = reinterpret_cast<const float*>(xb + i * xrb);
         for (int64_t j = 0; j < np; ++j) {
           float s = kv > 0 ? VSum(acc[(i - i0) * kFloatRows + j]) : 0.0f;
