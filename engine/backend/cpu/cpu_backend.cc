@@ -255,16 +255,7 @@ class CpuBackend final : public Backend {
     const float* gp = g.row_f32();
     const float* bp = bt.row_f32();
     Rows(n, dim, [&](int64_t i) {
-      const float* xr = x.data() + i * dim;
-      float* o = out.data() + i * dim;
-      double sum = 0;
-      for (int64_t c = 0; c < dim; ++c) sum += xr[c];
-      const double mean = sum / dim;
-      double var = 0;
-      for (int64_t c = 0; c < dim; ++c) var += (xr[c] - mean) * (xr[c] - mean);
-      const float inv = static_cast<float>(1.0 / std::sqrt(var / dim + eps));
-      const float m = static_cast<float>(mean);
-      for (int64_t c = 0; c < dim; ++c) o[c] = (xr[c] - m) * inv * gp[c] + bp[c];
+      kt_.layer_norm(x.data() + i * dim, dim, gp, bp, eps, out.data() + i * dim);
     });
   }
 

@@ -341,6 +341,27 @@ TEST_P(CpuBackendTest, ElementwiseOps) {
   }
 }
 
+// LayerNorm of rows far from zero (mean 1e4, spread 1): the variance is not lost to cancellation.
+TEST_P(CpuBackendTest, LayerNormOfLargeOffsets) {
+  const int64_t dim = 777;
+  auto gamma = MakeWeight(*backend_, DType::kF32, 1, dim, rng_);
+  auto beta = MakeWeight(*backend_, DType::kF32, 1, dim, rng_);
+  std::vector<float> x = Random(rng_, dim, -1, 1);
+  for (float& v : x) v += 1e4f;
+  auto xb = Upload(*backend_, x);
+  backend_->LayerNorm(*xb, 1, dim, *gamma->weight, *beta->weight, 1e-5f, *xb);  // in place
+  const std::vector<float> y = Download(*backend_, *xb, dim);
+  double mean = 0, var = 0;
+  for (float v : x) mean += v;
+  mean /= dim;
+  for (float v : x) var += (v - mean) * (v - mean);
+  var /= dim;
+  for (int64_t c = 0; c < dim; ++c) {
+    const double ref = (x[c] - mean) / std::sqrt(var + 1e-5) * gamma->values[c] + beta->values[c];
+    ASSERT_NEAR(y[c], ref, 2e-3 * (1 + std::fabs(ref))) << c;  // x itself is rounded at 1e-3
+  }
+}
+
 TEST_P(CpuBackendTest, AddRowAndNorms) {
   for (DType wtype : {DType::kF32, DType::kF16}) {
     for (int64_t n : {1, 3, 64}) {

@@ -90,6 +90,10 @@ struct KernelTable {
   // [q0, q1): q, k, v and out point at the head's first column in the sequence's first token,
   // rows `stride` floats apart. `scratch`: DenseAttentionScratch(len, head_dim) floats. The
   // results of a query do not depend on q0 and q1.
+  // out = (x - mean) / sqrt(variance + eps) * g + b over one row of dim values (mean and variance
+  // summed in double); out may be x.
+  void (*layer_norm)(const float* x, int64_t dim, const float* g, const float* b, float eps,
+                     float* out);
   void (*dense_attention)(const float* q, const float* k, const float* v, int64_t stride,
                           int64_t len, int64_t q0, int64_t q1, int head_dim, float scale,
                           float* out, float* scratch);

@@ -1103,6 +1103,70 @@ void GeluF32(float* x, int64_t n) {
   }
 }
 
+// Double vectors of half a float vector's width, for sums that must not lose bits: VDLoad widens
+// the floats at p.
+#if defined(__AVX512F__)
+constexpr int kWD = 8;
+using VD = __m512d;
+inline VD VDZero() { return _mm512_setzero_pd(); }
+inline VD VDSet1(double a) { return _mm512_set1_pd(a); }
+inline VD VDLoad(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+inline VD VDFma(VD a, VD b, VD c) { return _mm512_fmadd_pd(a, b, c); }
+inline double VDSum(VD v) { return _mm512_reduce_add_pd(v); }
+#elif defined(TESSERA_SIMD)
+constexpr int kWD = 4;
+using VD = __m256d;
+inline VD VDZero() { return _mm256_setzero_pd(); }
+inline VD VDSet1(double a) { return _mm256_set1_pd(a); }
+inline VD VDLoad(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+inline VD VDFma(VD a, VD b, VD c) { return _mm256_fmadd_pd(a, b, c); }
+inline double VDSum(VD v) {
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, v);
+  return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+#else
+constexpr int kWD = 1;
+using VD = double;
+inline VD VDZero() { return 0.0; }
+inline VD VDSet1(double a) { return a; }
+inline VD VDLoad(const float* p) { return *p; }
+inline VD VDFma(VD a, VD b, VD c) { return a * b + c; }
+inline double VDSum(VD v) { return v; }
+#endif
+
+// out = (x - mean) / sqrt(var + eps) * g + b over one row of dim values, the mean and the variance
+// summed in double vectors (two accumulators each).
+void LayerNormRow(const float* x, int64_t dim, const float* g, const float* b, float eps,
+                  float* out) {
+  const int64_t dv = dim / (2 * kWD) * (2 * kWD);  // columns summed in vectors
+  VD s0 = VDZero(), s1 = VDZero();
+  for (int64_t c = 0; c < dv; c += 2 * kWD) {
+    s0 = s0 + VDLoad(x + c);
+    s1 = s1 + VDLoad(x + c + kWD);
+  }
+  double sum = VDSum(s0 + s1);
+  for (int64_t c = dv; c < dim; ++c) sum += x[c];
+  const double mean = sum / static_cast<double>(dim);
+  const VD vm = VDSet1(mean);
+  VD v0 = VDZero(), v1 = VDZero();
+  for (int64_t c = 0; c < dv; c += 2 * kWD) {
+    const VD d0 = VDLoad(x + c) - vm, d1 = VDLoad(x + c + kWD) - vm;
+    v0 = VDFma(d0, d0, v0);
+    v1 = VDFma(d1, d1, v1);
+  }
+  double var = VDSum(v0 + v1);
+  for (int64_t c = dv; c < dim; ++c) var += (x[c] - mean) * (x[c] - mean);
+  const float inv = static_cast<float>(1.0 / std::sqrt(var / static_cast<double>(dim) + eps));
+  const float m = static_cast<float>(mean);
+  const VF vmf = VSet1(m), vinv = VSet1(inv);
+  int64_t i = 0;
+  for (; i + kW <= dim; i += kW) {
+    VStore(out + i, VFma((VLoad(x + i) - vmf) * vinv, VLoad(g + i), VLoad(b + i)));
+  }
+  for (; i < dim; ++i) out[i] = (x[i] - m) * inv * g[i] + b[i];
+}
+
 // Dense attention, blocks: kAttnQ queries at a time against kAttnV vectors of keys (scores) or of
 // head columns (values), each block's accumulators in registers.
 constexpr int kAttnQ = kDenseAttentionQueries;
@@ -1213,6 +1277,7 @@ const KernelTable& Table() {
       &DotF32,
       &AxpyF32,
       &GeluF32,
+      &LayerNormRow,
       &DenseAttentionHead,
   };
   return table;
