@@ -205,9 +205,8 @@ class CpuBackend final : public Backend {
       const int64_t r0 = t * chunk, r1 = std::min(rows, r0 + chunk);
       kt_.matmul(w.type(), w.data(), w.row_bytes(), xp, xrb, n, k, r0, r1, yp, rows);
       if (b != nullptr) {
-        for (int64_t i = 0; i < n; ++i) {
-          for (int64_t r = r0; r < r1; ++r) yp[i * rows + r] += b[r];
-        }
+        // y += 1 * b: the same bits as y + b, in the SIMD level's vectors.
+        for (int64_t i = 0; i < n; ++i) kt_.axpy_f32(1.0f, b + r0, yp + i * rows + r0, r1 - r0);
       }
     });
   }
