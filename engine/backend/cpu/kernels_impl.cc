@@ -616,11 +616,12 @@ constexpr int kFNW = 2;
 constexpr int64_t kFloatRows = 16;
 #endif
 constexpr int64_t kFloatCols = 256;
+constexpr int64_t kFloatWhole = 512;  // widths whose panels are converted whole (see below)
 
 // acc[i * kFloatRows + j]: the accumulator of x row i, panel row j.
 template <int NX, int NW>
-inline void FloatPanelKernel(const float* const* x, const float* wp, int64_t c0, int64_t nc,
-                             const VF* in, VF* acc) {
+inline void FloatPanelKernel(const float* const* x, const float* wp, int64_t ws, int64_t c0,
+                             int64_t nc, const VF* in, VF* acc) {
   VF a[NX][NW];
   for (int i = 0; i < NX; ++i)
     for (int j = 0; j < NW; ++j) a[i][j] = in[i * kFloatRows + j];
@@ -628,7 +629,7 @@ inline void FloatPanelKernel(const float* const* x, const float* wp, int64_t c0,
     VF xv[NX];
     for (int i = 0; i < NX; ++i) xv[i] = VLoad(x[i] + c0 + c);
     for (int j = 0; j < NW; ++j) {
-      const VF wv = VLoad(wp + j * kFloatCols + c);
+      const VF wv = VLoad(wp + j * ws + c);
       for (int i = 0; i < NX; ++i) a[i][j] = VFma(xv[i], wv, a[i][j]);
     }
   }
@@ -638,16 +639,15 @@ inline void FloatPanelKernel(const float* const* x, const float* wp, int64_t c0,
 
 // `in`: acc, or (the first column chunk) zeros laid out like it.
 template <int NX>
-inline void FloatPanelTile(const float* const* x, const float* wp, int64_t np, int64_t c0,
-                           int64_t nc, const VF* in, VF* acc) {
+inline void FloatPanelTile(const float* const* x, const float* wp, int64_t ws, int64_t np,
+                           int64_t c0, int64_t nc, const VF* in, VF* acc) {
   int64_t j = 0;
   for (; j + kFNW <= np; j += kFNW)
-    FloatPanelKernel<NX, kFNW>(x, wp + j * kFloatCols, c0, nc, in + j, acc + j);
+    FloatPanelKernel<NX, kFNW>(x, wp + j * ws, ws, c0, nc, in + j, acc + j);
   if constexpr (kFNW > 4) {
-    for (; j + 4 <= np; j += 4)
-      FloatPanelKernel<NX, 4>(x, wp + j * kFloatCols, c0, nc, in + j, acc + j);
+    for (; j + 4 <= np; j += 4) FloatPanelKernel<NX, 4>(x, wp + j * ws, ws, c0, nc, in + j, acc + j);
   }
-  for (; j < np; ++j) FloatPanelKernel<NX, 1>(x, wp + j * kFloatCols, c0, nc, in + j, acc + j);
+  for (; j < np; ++j) FloatPanelKernel<NX, 1>(x, wp + j * ws, ws, c0, nc, in + j, acc + j);
 }
 
 #if defined(__AVX512F__)
@@ -684,52 +684,81 @@ inline void VSumStore16(const VF* v, int count, float* out) {
 template <DType T>
 void FloatPanelMatMul(const uint8_t* wb, size_t wrb, const uint8_t* xb, size_t xrb, int64_t n,
                       int64_t k, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-  alignas(64) static thread_local float wp[kFloatRows * kFloatCols];
+  alignas(64) static thread_local float wp[kFloatRows * kFloatWhole];
   alignas(64) static thread_local VF acc[kPanelChunk * kFloatRows];
   alignas(64) static const VF zeros[kPNX * kFloatRows] = {};
   const int64_t kv = k / kW * kW;  // columns done in vectors
+  // Up to kFloatWhole columns (encoders), a panel is converted whole, once per call, and serves
+  // every chunk of activation rows; wider ones a column chunk at a time, per chunk of rows.
+  const bool whole = kv <= kFloatWhole;
+  const int64_t ws = whole ? kv : kFloatCols;  // floats between panel rows
+  auto convert = [&](int64_t p0, int64_t np, int64_t c0, int64_t nc, float* to) {
+    for (int64_t j = 0; j < np; ++j) {
+      const uint8_t* wrow = wb + (p0 + j) * wrb;
+      for (int64_t c = 0; c < nc; c += kW) VStore(to + j * ws + c, LoadWVec<T>(wrow, c0 + c));
+    }
+  };
+  // Rows [i0, i1) against columns [c0, c0 + nc) of the panel (`panel`: its column c0).
+  auto multiply = [&](int64_t i0, int64_t i1, int64_t np, int64_t c0, int64_t nc,
+                      const float* panel) {
+    for (int64_t i = i0; i < i1; i += kPNX) {
+      const int nx = static_cast<int>(Min<int64_t>(kPNX, i1 - i));
+      const float* x[kPNX];
+      for (int u = 0; u < nx; ++u) x[u] = reinterpret_cast<const float*>(xb + (i + u) * xrb);
+      VF* a = acc + (i - i0) * kFloatRows;
+      const VF* in = c0 == 0 ? zeros : a;  // (the first chunk starts from 0)
+      switch (nx) {
+        case 1: FloatPanelTile<1>(x, panel, ws, np, c0, nc, in, a); break;
+        case 2: FloatPanelTile<2>(x, panel, ws, np, c0, nc, in, a); break;
+        case 3: FloatPanelTile<3>(x, panel, ws, np, c0, nc, in, a); break;
+        default: FloatPanelTile<kPNX>(x, panel, ws, np, c0, nc, in, a); break;
+      }
+    }
+  };
+  auto finish = [&](int64_t i0, int64_t i1, int64_t p0, int64_t np) {
+    for (int64_t i = i0; i < i1; ++i) {
+#if defined(__AVX512F__)
+      if (kv == k && kv > 0) {  // no scalar tail: 16 sums at a time
+        for (int64_t j = 0; j < np; j += 16) {
+          VSumStore16(acc + (i - i0) * kFloatRows + j, static_cast<int>(Min<int64_t>(16, np - j)),
+                      y + i * ldy + p0 + j);
+        }
+        continue;
+      }
+#endif
+      const float* x = reinterpret_cast<const float*>(xb + i * xrb);
+      for (int64_t j = 0; j < np; ++j) {
+        float s = kv > 0 ? VSum(acc[(i - i0) * kFloatRows + j]) : 0.0f;
+        const uint8_t* wrow = wb + (p0 + j) * wrb;
+        for (int64_t c = kv; c < k; ++c) s += x[c] * LoadWScalar<T>(wrow, c);
+        y[i * ldy + p0 + j] = s;
+      }
+    }
+  };
+  if (whole) {
+    for (int64_t p0 = r0; p0 < r1; p0 += kFloatRows) {
+      const int64_t np = Min<int64_t>(kFloatRows, r1 - p0);
+      convert(p0, np, 0, kv, wp);
+      for (int64_t i0 = 0; i0 < n; i0 += kPanelChunk) {
+        const int64_t i1 = Min<int64_t>(n, i0 + kPanelChunk);
+        for (int64_t c0 = 0; c0 < kv; c0 += kFloatCols) {
+          multiply(i0, i1, np, c0, Min<int64_t>(kFloatCols, kv - c0), wp + c0);
+        }
+        finish(i0, i1, p0, np);
+      }
+    }
+    return;
+  }
   for (int64_t i0 = 0; i0 < n; i0 += kPanelChunk) {
     const int64_t i1 = Min<int64_t>(n, i0 + kPanelChunk);
     for (int64_t p0 = r0; p0 < r1; p0 += kFloatRows) {
       const int64_t np = Min<int64_t>(kFloatRows, r1 - p0);
       for (int64_t c0 = 0; c0 < kv; c0 += kFloatCols) {
         const int64_t nc = Min<int64_t>(kFloatCols, kv - c0);
-        for (int64_t j = 0; j < np; ++j) {
-          const uint8_t* wrow = wb + (p0 + j) * wrb;
-          for (int64_t c = 0; c < nc; c += kW) VStore(wp + j * kFloatCols + c, LoadWVec<T>(wrow, c0 + c));
-        }
-        for (int64_t i = i0; i < i1; i += kPNX) {
-          const int nx = static_cast<int>(Min<int64_t>(kPNX, i1 - i));
-          const float* x[kPNX];
-          for (int u = 0; u < nx; ++u) x[u] = reinterpret_cast<const float*>(xb + (i + u) * xrb);
-          VF* a = acc + (i - i0) * kFloatRows;
-          const VF* in = c0 == 0 ? zeros : a;  // (the first chunk starts from 0)
-          switch (nx) {
-            case 1: FloatPanelTile<1>(x, wp, np, c0, nc, in, a); break;
-            case 2: FloatPanelTile<2>(x, wp, np, c0, nc, in, a); break;
-            case 3: FloatPanelTile<3>(x, wp, np, c0, nc, in, a); break;
-            default: FloatPanelTile<kPNX>(x, wp, np, c0, nc, in, a); break;
-          }
-        }
+        convert(p0, np, c0, nc, wp);
+        multiply(i0, i1, np, c0, nc, wp);
       }
-      for (int64_t i = i0; i < i1; ++i) {
-#if defined(__AVX512F__)
-        if (kv == k && kv > 0) {  // no scalar tail: 16 sums at a time
-          for (int64_t j = 0; j < np; j += 16) {
-            VSumStore16(acc + (i - i0) * kFloatRows + j, static_cast<int>(Min<int64_t>(16, np - j)),
-                        y + i * ldy + p0 + j);
-          }
-          continue;
-        }
-#endif
-        const float* x = reinterpret_cast<const float*>(xb + i * xrb);
-        for (int64_t j = 0; j < np; ++j) {
-          float s = kv > 0 ? VSum(acc[(i - i0) * kFloatRows + j]) : 0.0f;
-          const uint8_t* wrow = wb + (p0 + j) * wrb;
-          for (int64_t c = kv; c < k; ++c) s += x[c] * LoadWScalar<T>(wrow, c);
-          y[i * ldy + p0 + j] = s;
-        }
-      }
+      finish(i0, i1, p0, np);
     }
   }
 }
